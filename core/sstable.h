@@ -1,0 +1,324 @@
+/* sstable.h — the sstfs table library: write, sort and read SSTable files.
+ *
+ * A table is an immutable file of unique keys in bytewise (memcmp) order,
+ * each with a value or a deletion marker (tombstone). docs/FORMAT.md draws
+ * the file byte by byte.
+ *
+ * Conventions
+ * - Handles are opaque. Functions are named sst_<object>_<verb>.
+ * - Every function that can fail returns an int: 0 on success, a positive
+ *   errno value for a failed system call, or one of the negative SST_E*
+ *   codes below. sst_strerror() turns any of them into text.
+ * - Where a function takes an `sst_error *err`, it may be NULL; when it is
+ *   not, a failure also leaves a one-line message there naming the file and
+ *   what is wrong ("data.sstable: key block 3 at offset 8192: checksum
+ *   mismatch").
+ * - Results come back through out-pointers. Memory the library returns
+ *   belongs to the library unless a function says otherwise.
+ */
+#ifndef SSTABLE_H
+#define SSTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SST_VERSION_STRING "0.1.0"
+#define SST_FORMAT_VERSION 1
+
+/* Limits of the format. */
+#define SST_KEY_MAX 65536u /* a key is 1 to 64 KiB bytes */
+
+/* Library error codes (a reserved negative range; errno values are > 0). */
+enum {
+  SST_ENOTFOUND = -30800, /* no such key (or the key is a tombstone) */
+  SST_ENOTTABLE,          /* the file is not an sstable (bad magic) */
+  SST_EVERSION,           /* format version not supported */
+  SST_ETRUNCATED,         /* the file is shorter than its footer says */
+  SST_ECORRUPT,           /* a structure fails a bounds or sanity check */
+  SST_ECHECKSUM,          /* a checksum does not match */
+  SST_EORDER,             /* writer: key not greater than the previous one */
+  SST_EKEYSIZE,           /* key empty or longer than SST_KEY_MAX */
+  SST_ESTATE,             /* call not allowed in the object's state */
+  SST_EPARSE,             /* record input: malformed line */
+  SST_EINVAL,             /* bad argument */
+};
+
+/* Text for any code returned by this library (errno values included).
+ * The string is static. */
+const char *sst_strerror(int code);
+
+typedef struct sst_error {
+  int code;      /* same value the failing function returned */
+  char msg[512]; /* one line, no trailing newline */
+} sst_error;
+
+/* Entry flags. */
+#define SST_FLAG_TOMBSTONE 0x01u
+
+/* ------------------------------------------------------------------ */
+/* Writer: keys in strictly increasing order, streamed to disk.        */
+
+typedef struct sst_writer sst_writer;
+
+typedef struct sst_writer_options {
+  /* The sparse-index interval: a key block is closed after this many keys
+   * (default 64), or earlier once it holds block_bytes of encoded entries
+   * (default 4096). The index holds the first key of every block. */
+  uint32_t block_keys;
+  uint32_t block_bytes;
+  /* Keys between restart points inside a key block (default 16). */
+  uint32_t restart_interval;
+  /* Bloom filter bits per key (default 10, about 1% false positives);
+   * 0 disables the filter. */
+  uint32_t filter_bits_per_key;
+  /* Skip fsync of the file and its directory (tests only). */
+  int no_sync;
+} sst_writer_options;
+
+/* Fills *opts with the defaults above. */
+void sst_writer_options_init(sst_writer_options *opts);
+
+/* Creates a writer for `path`. The table is written to a temporary file in
+ * the same directory (path + ".tmp.XXXXXX") and renamed onto `path` by
+ * sst_writer_finish(), so `path` never holds a partial table. opts may be
+ * NULL for defaults. On success *out owns the writer; free it with
+ * sst_writer_free(). Errors: errno values from creating the file. */
+int sst_writer_open(const char *path, const sst_writer_options *opts,
+                    sst_writer **out, sst_error *err);
+
+/* Adds a key and its whole value.
+ * REQUIRES: key is greater (memcmp order, shorter prefix first) than every
+ * key added before; 1 <= key_len <= SST_KEY_MAX.
+ * Errors: SST_EORDER, SST_EKEYSIZE, errno from writing. Errors are sticky:
+ * after one, every later call returns it and finish fails. */
+int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
+                   const void *value, uint64_t value_len);
+
+/* Adds a deletion marker for key. Same requirements as sst_writer_add. */
+int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len);
+
+/* Streams a value too large to hold in memory: begin, append any number of
+ * times, end. Between begin and end no other add is allowed (SST_ESTATE). */
+int sst_writer_begin_value(sst_writer *w, const void *key, size_t key_len);
+int sst_writer_append_value(sst_writer *w, const void *data, size_t len);
+int sst_writer_end_value(sst_writer *w);
+
+/* Completes the table: writes the last key block, the filter, the index and
+ * the footer, fsyncs the file, renames it onto the path given at open and
+ * fsyncs the directory. Returns the writer's first error if there was one
+ * (the temporary file is then removed and `path` is left as it was). */
+int sst_writer_finish(sst_writer *w, sst_error *err);
+
+/* Keys and bytes added so far. */
+uint64_t sst_writer_key_count(const sst_writer *w);
+uint64_t sst_writer_value_bytes(const sst_writer *w);
+
+/* Frees the writer. If it was not finished, the temporary file is removed
+ * and the path given at open is untouched. NULL is allowed. */
+void sst_writer_free(sst_writer *w);
+
+/* ------------------------------------------------------------------ */
+/* Sorter: records in any order, bounded memory, last duplicate wins.  */
+
+typedef struct sst_sorter sst_sorter;
+
+typedef struct sst_sorter_options {
+  /* Bytes of records held in memory before a sorted run is spilled to a
+   * temporary file (default 256 MiB). */
+  uint64_t memory_budget;
+  /* Directory for spilled runs (default: $TMPDIR, else /tmp). */
+  const char *temp_dir;
+} sst_sorter_options;
+
+void sst_sorter_options_init(sst_sorter_options *opts);
+
+int sst_sorter_new(const sst_sorter_options *opts, sst_sorter **out,
+                   sst_error *err);
+
+/* Adds a record. When the same key is added more than once, the record
+ * added last wins (a later tombstone deletes; a later value revives).
+ * Errors: SST_EKEYSIZE, errno from spilling. Sticky. */
+int sst_sorter_add(sst_sorter *s, const void *key, size_t key_len,
+                   const void *value, uint64_t value_len);
+int sst_sorter_add_tombstone(sst_sorter *s, const void *key, size_t key_len);
+
+/* Merges everything added, in key order with duplicates resolved, into w
+ * (which must be empty), and removes the spilled runs. It does not finish
+ * the writer. */
+int sst_sorter_finish(sst_sorter *s, sst_writer *w, sst_error *err);
+
+/* Records added, and sorted runs spilled to disk so far. */
+uint64_t sst_sorter_record_count(const sst_sorter *s);
+uint64_t sst_sorter_spill_count(const sst_sorter *s);
+
+void sst_sorter_free(sst_sorter *s);
+
+/* ------------------------------------------------------------------ */
+/* Reader: an open, memory-mapped table. Thread safe: any number of     */
+/* threads may call reader functions and use their own iterators at    */
+/* once. Nothing is allocated per key at open.                         */
+
+typedef struct sst_reader sst_reader;
+
+typedef struct sst_reader_options {
+  /* Check each value's checksum before returning it (default 1). */
+  int verify_values;
+} sst_reader_options;
+
+void sst_reader_options_init(sst_reader_options *opts);
+
+/* Opens and maps `path`, checks the header, footer, index and their
+ * checksums. Errors: errno from open/mmap, SST_ENOTTABLE, SST_EVERSION,
+ * SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM. */
+int sst_reader_open(const char *path, const sst_reader_options *opts,
+                    sst_reader **out, sst_error *err);
+
+/* Unmaps and frees. Every pointer obtained from the reader or its
+ * iterators becomes invalid. NULL is allowed. */
+void sst_reader_close(sst_reader *r);
+
+/* One entry of a table. `key` points into memory owned by the reader (for
+ * sst_reader_find) or the iterator (valid until it moves). */
+typedef struct sst_entry {
+  const uint8_t *key;
+  size_t key_len;
+  unsigned flags;         /* SST_FLAG_TOMBSTONE */
+  uint64_t value_len;     /* 0 for a tombstone */
+  uint64_t value_offset;  /* position of the value's first byte in the file */
+  uint32_t value_checksum;
+  uint64_t position;      /* file offset of the entry: unique and stable */
+} sst_entry;
+
+/* Finds key. Returns 0 and fills *e (tombstones included: check flags), or
+ * SST_ENOTFOUND. e->key is set to the caller's key. Errors: SST_ECORRUPT,
+ * SST_ECHECKSUM for a damaged key block. */
+int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
+                    sst_entry *e);
+
+/* Looks key up and returns its value as a pointer into the mapping, valid
+ * until sst_reader_close(). A tombstone gives SST_ENOTFOUND. With
+ * verify_values, a value whose checksum does not match gives
+ * SST_ECHECKSUM and no pointer. */
+int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
+                   const uint8_t **value, uint64_t *value_len);
+
+/* Returns the value of an entry from find or an iterator, checked as in
+ * sst_reader_get. */
+int sst_reader_value(const sst_reader *r, const sst_entry *e,
+                     const uint8_t **value);
+
+/* Checks a value's checksum, whatever verify_values says. */
+int sst_reader_value_check(const sst_reader *r, const sst_entry *e);
+
+/* The whole mapping, for callers that serve byte ranges of a value after
+ * checking it once (value bytes are data + value_offset). */
+const uint8_t *sst_reader_data(const sst_reader *r);
+
+typedef struct sst_info {
+  uint32_t format_version;
+  uint64_t file_size;
+  uint64_t key_count;       /* entries, tombstones included */
+  uint64_t tombstone_count;
+  uint64_t key_bytes;       /* sum of key lengths */
+  uint64_t value_bytes;     /* sum of value lengths */
+  uint64_t block_count;     /* key blocks */
+  uint64_t index_bytes;
+  uint64_t filter_bytes;
+  uint32_t block_keys;      /* writer's index interval */
+  uint32_t block_bytes;
+  uint32_t restart_interval;
+  uint32_t filter_bits_per_key;
+} sst_info;
+
+void sst_reader_info(const sst_reader *r, sst_info *out);
+const char *sst_reader_path(const sst_reader *r);
+
+/* Reads every byte of the table and checks every checksum, the order of
+ * keys and the layout. Returns 0, or the first problem's code with a
+ * message in *err naming the block or key and its offset. */
+int sst_reader_verify(const sst_reader *r, sst_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Iterator: ordered traversal with seek, ranges and prefixes.         */
+
+typedef struct sst_iter sst_iter;
+
+int sst_iter_new(const sst_reader *r, sst_iter **out);
+void sst_iter_free(sst_iter *it);
+
+/* Positions at the first entry (seek_first), or the first entry whose key
+ * is >= key (seek). Clears any bound set before. */
+int sst_iter_seek_first(sst_iter *it);
+int sst_iter_seek(sst_iter *it, const void *key, size_t key_len);
+
+/* Positions at the first entry of [from, to): from NULL means the start,
+ * to NULL means no upper bound. The iterator stops at `to`. */
+int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
+                   const void *to, size_t to_len);
+
+/* Positions at the first key starting with prefix; stops after the last. */
+int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len);
+
+/* 1 when positioned on an entry, 0 at the end or after an error. */
+int sst_iter_valid(const sst_iter *it);
+int sst_iter_next(sst_iter *it);
+
+/* The current entry. REQUIRES: sst_iter_valid(it). */
+const sst_entry *sst_iter_entry(const sst_iter *it);
+
+/* The first error the iterator met (a damaged block), or 0. An iterator
+ * that stops early because of damage is not valid and returns it here. */
+int sst_iter_status(const sst_iter *it);
+
+/* ------------------------------------------------------------------ */
+/* Records: `key DELIM value` lines, as read by `sst build` and written */
+/* by `sst dump`.                                                       */
+
+typedef struct sst_records sst_records;
+
+typedef struct sst_records_options {
+  unsigned char delimiter; /* default ',' */
+  /* Keys and values carry backslash escapes (\\ \n \r \t \0 \xHH). */
+  int escaped;
+  /* Lines without a delimiter are counted and skipped, not an error. */
+  int skip_bad;
+} sst_records_options;
+
+void sst_records_options_init(sst_records_options *opts);
+
+/* Parses records from fd; `name` is used in messages. */
+int sst_records_open(int fd, const char *name, const sst_records_options *o,
+                     sst_records **out);
+
+/* Reads the next record. Returns 0 with key/value set (pointers valid until
+ * the next call), or 0 with *key set to NULL at the end of input, or an
+ * error code with a message in *err ("input.csv:17: no ',' delimiter").
+ * An empty line is skipped. A final line without a newline is a record. */
+int sst_records_next(sst_records *p, const uint8_t **key, size_t *key_len,
+                     const uint8_t **value, size_t *value_len,
+                     sst_error *err);
+
+/* Lines read, and lines skipped for having no delimiter. */
+uint64_t sst_records_line_count(const sst_records *p);
+uint64_t sst_records_skipped(const sst_records *p);
+void sst_records_free(sst_records *p);
+
+/* Decodes one escaped field (\\ \n \r \t \0 \xHH) in place semantics:
+ * writes at most len bytes to out. Returns 0 or SST_EPARSE. */
+int sst_unescape(const uint8_t *in, size_t len, uint8_t *out,
+                 size_t *out_len);
+
+/* Writes `len` bytes to `out` with every byte that the record format cannot
+ * carry raw escaped (backslash, bytes below 0x20, 0x7f, and `delimiter`).
+ * out must hold 4 * len bytes. Returns the bytes written. */
+size_t sst_escape(const uint8_t *in, size_t len, unsigned char delimiter,
+                  uint8_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
