@@ -93,8 +93,9 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
 /* Adds a key and its whole value.
  * REQUIRES: key is greater (memcmp order, shorter prefix first) than every
  * key added before; 1 <= key_len <= SST_KEY_MAX.
- * Errors: SST_EORDER, SST_EKEYSIZE, errno from writing. Errors are sticky:
- * after one, every later call returns it and finish fails. */
+ * Errors: SST_EORDER and SST_EKEYSIZE reject this key only (the writer
+ * stays usable); an errno from writing is sticky: every later call returns
+ * it and finish fails. */
 int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
                    const void *value, uint64_t value_len);
 

@@ -1,0 +1,162 @@
+/* iter.c — ordered traversal of a table, with seek, ranges and prefixes. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "table.h"
+
+enum bound { BOUND_NONE, BOUND_UPPER, BOUND_PREFIX };
+
+struct sst_iter {
+  const sst_reader *r;
+  uint64_t block; /* index of the block being read */
+  sst_handle h;
+  sst_block b;
+  sst_block_entry be;
+  uint8_t *keybuf; /* SST_KEY_MAX bytes: the current key */
+  sst_entry e;
+  int valid, status;
+  enum bound bound;
+  uint8_t *bound_key;
+  size_t bound_len;
+};
+
+int sst_iter_new(const sst_reader *r, sst_iter **out) {
+  sst_iter *it = calloc(1, sizeof *it);
+  if (it == NULL || (it->keybuf = malloc(SST_KEY_MAX)) == NULL ||
+      (it->bound_key = malloc(SST_KEY_MAX)) == NULL) {
+    sst_iter_free(it);
+    return ENOMEM;
+  }
+  it->r = r;
+  *out = it;
+  return 0;
+}
+
+void sst_iter_free(sst_iter *it) {
+  if (it == NULL)
+    return;
+  free(it->keybuf);
+  free(it->bound_key);
+  free(it);
+}
+
+static int stop(sst_iter *it, int rc) {
+  it->valid = 0;
+  it->status = rc;
+  return rc;
+}
+
+/* Makes the decoded entry current, unless it lies past the bound. */
+static int settle(sst_iter *it) {
+  int rc = sst_table_entry(&it->h, &it->be, &it->e);
+  if (rc)
+    return stop(it, rc);
+  it->e.key = it->keybuf;
+  it->e.key_len = it->be.key_len;
+  it->valid = 1;
+  if (it->bound == BOUND_UPPER &&
+      sst_key_cmp(it->keybuf, it->be.key_len, it->bound_key, it->bound_len) >=
+          0)
+    it->valid = 0;
+  if (it->bound == BOUND_PREFIX &&
+      (it->be.key_len < it->bound_len ||
+       memcmp(it->keybuf, it->bound_key, it->bound_len) != 0))
+    it->valid = 0;
+  return 0;
+}
+
+/* Loads block i and makes its first entry current. */
+static int enter_block(sst_iter *it, uint64_t i) {
+  it->valid = 0;
+  if (i >= it->r->f.block_count)
+    return 0;
+  it->block = i;
+  int rc = sst_table_block(it->r, i, &it->h, &it->b);
+  if (rc)
+    return stop(it, rc);
+  if (it->b.entries_len == 0)
+    return stop(it, SST_ECORRUPT);
+  it->be.off = 0;
+  if ((rc = sst_block_decode(&it->b, it->keybuf, 0, &it->be)))
+    return stop(it, rc);
+  return settle(it);
+}
+
+int sst_iter_seek_first(sst_iter *it) {
+  it->status = 0;
+  it->bound = BOUND_NONE;
+  return enter_block(it, 0);
+}
+
+/* Positions at the first key >= key, keeping the bound. */
+static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
+  it->status = 0;
+  it->valid = 0;
+  int64_t bi;
+  int rc = sst_table_find_block(it->r, key, key_len, &bi);
+  if (rc)
+    return stop(it, rc);
+  if (bi < 0)
+    return enter_block(it, 0);
+  it->block = (uint64_t)bi;
+  if ((rc = sst_table_block(it->r, it->block, &it->h, &it->b)))
+    return stop(it, rc);
+  int found;
+  if ((rc = sst_block_seek(&it->b, key, key_len, it->keybuf, &it->be,
+                           &found)))
+    return stop(it, rc);
+  return found ? settle(it) : enter_block(it, it->block + 1);
+}
+
+int sst_iter_seek(sst_iter *it, const void *key, size_t key_len) {
+  it->bound = BOUND_NONE;
+  return seek(it, key, key_len);
+}
+
+static void set_bound(sst_iter *it, enum bound b, const void *key,
+                      size_t len) {
+  it->bound = b;
+  if (len > SST_KEY_MAX)
+    len = SST_KEY_MAX;
+  if (len)
+    memcpy(it->bound_key, key, len);
+  it->bound_len = len;
+}
+
+int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
+                   const void *to, size_t to_len) {
+  if (to != NULL)
+    set_bound(it, BOUND_UPPER, to, to_len);
+  else
+    it->bound = BOUND_NONE;
+  if (from == NULL || from_len == 0) {
+    it->status = 0;
+    return enter_block(it, 0);
+  }
+  return seek(it, from, from_len);
+}
+
+int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len) {
+  if (prefix_len == 0)
+    return sst_iter_seek_first(it);
+  set_bound(it, BOUND_PREFIX, prefix, prefix_len);
+  return seek(it, it->bound_key, it->bound_len);
+}
+
+int sst_iter_valid(const sst_iter *it) { return it->valid; }
+int sst_iter_status(const sst_iter *it) { return it->status; }
+const sst_entry *sst_iter_entry(const sst_iter *it) { return &it->e; }
+
+int sst_iter_next(sst_iter *it) {
+  if (!it->valid)
+    return it->status;
+  size_t prev_len = it->be.key_len;
+  it->be.off = it->be.next;
+  if (it->be.off >= it->b.entries_len)
+    return enter_block(it, it->block + 1);
+  int rc = sst_block_decode(&it->b, it->keybuf, prev_len, &it->be);
+  if (rc)
+    return stop(it, rc);
+  return settle(it);
+}

@@ -1,0 +1,306 @@
+/* reader.c — opening a table and point lookups. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filter.h"
+#include "table.h"
+
+void sst_reader_options_init(sst_reader_options *o) {
+  memset(o, 0, sizeof *o);
+  o->verify_values = 1;
+}
+
+/* Checks the footer's positions against the file size: every region lies
+ * inside the file, in order, with nothing between them. */
+static int check_layout(sst_reader *r, sst_error *err) {
+  const sst_footer *f = &r->f;
+  uint64_t footer_off = r->size - SST_FOOTER_SIZE;
+  if (f->index_off > footer_off || f->index_len < 4 ||
+      f->index_len > footer_off - f->index_off ||
+      f->index_off + f->index_len + SST_TRAILER_SIZE != footer_off)
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: footer: index position out of range", r->path);
+  if (f->filter_off < SST_HEADER_SIZE || f->filter_off > f->index_off ||
+      f->filter_len != f->index_off - f->filter_off)
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: footer: filter position out of range", r->path);
+  if ((f->filter_bits_per_key == 0) != (f->filter_probes == 0) ||
+      f->filter_probes > 30 || f->restart_interval == 0)
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: footer: bad filter or block parameters",
+                         r->path);
+  return 0;
+}
+
+static int open_index(sst_reader *r, sst_error *err) {
+  const uint8_t *p = r->data + r->f.index_off;
+  size_t len = (size_t)r->f.index_len;
+  if (sst_get_u32(p + len) != sst_checksum(p, len))
+    return sst_error_set(err, SST_ECHECKSUM,
+                         "%s: index block at offset %llu: checksum mismatch",
+                         r->path, (unsigned long long)r->f.index_off);
+  if (sst_block_open(&r->index, p, len) ||
+      r->index.restart_count != r->f.block_count)
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: index block at offset %llu: malformed", r->path,
+                         (unsigned long long)r->f.index_off);
+  return 0;
+}
+
+int sst_reader_open(const char *path, const sst_reader_options *opts,
+                    sst_reader **out, sst_error *err) {
+  *out = NULL;
+  sst_reader *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->path = strdup(path)) == NULL) {
+    free(r);
+    return sst_error_set(err, ENOMEM, "%s: out of memory", path);
+  }
+  if (opts)
+    r->o = *opts;
+  else
+    sst_reader_options_init(&r->o);
+  int rc = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    rc = sst_error_set(err, errno, "%s: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = sst_error_set(err, S_ISDIR(st.st_mode) ? EISDIR : SST_ENOTTABLE,
+                       "%s: not a regular file", path);
+    goto fail;
+  }
+  r->size = (uint64_t)st.st_size;
+  if (r->size < SST_HEADER_SIZE) {
+    rc = sst_error_set(err, r->size ? SST_ENOTTABLE : SST_ETRUNCATED,
+                       "%s: file of %llu bytes is too small for a table",
+                       path, (unsigned long long)r->size);
+    goto fail;
+  }
+  void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, fd, 0);
+  if (m == MAP_FAILED) {
+    rc = sst_error_set(err, errno, "%s: mmap: %s", path, strerror(errno));
+    goto fail;
+  }
+  close(fd);
+  fd = -1;
+  r->data = m;
+  if ((rc = sst_header_check(r->data)) != 0) {
+    rc = sst_error_set(err, rc, "%s: header: %s", path,
+                       rc == SST_ECHECKSUM ? "checksum mismatch"
+                       : rc == SST_EVERSION
+                           ? "unsupported format version"
+                           : "not an sstable file (bad magic number)");
+    goto fail;
+  }
+  if (r->size < SST_HEADER_SIZE + SST_FOOTER_SIZE) {
+    rc = sst_error_set(err, SST_ETRUNCATED,
+                       "%s: truncated: %llu bytes, no room for a footer", path,
+                       (unsigned long long)r->size);
+    goto fail;
+  }
+  if ((rc = sst_footer_decode(r->data + r->size - SST_FOOTER_SIZE, &r->f))) {
+    if (rc == SST_ENOTTABLE)
+      rc = sst_error_set(err, SST_ETRUNCATED,
+                         "%s: no footer at the end of the file (truncated?)",
+                         path);
+    else
+      rc = sst_error_set(err, rc, "%s: footer: %s", path, sst_strerror(rc));
+    goto fail;
+  }
+  if ((rc = check_layout(r, err)) || (rc = open_index(r, err)))
+    goto fail;
+  *out = r;
+  return 0;
+fail:
+  if (fd >= 0)
+    close(fd);
+  sst_reader_close(r);
+  return rc;
+}
+
+void sst_reader_close(sst_reader *r) {
+  if (r == NULL)
+    return;
+  if (r->data)
+    munmap((void *)r->data, (size_t)r->size);
+  free(r->path);
+  free(r);
+}
+
+const char *sst_reader_path(const sst_reader *r) { return r->path; }
+const uint8_t *sst_reader_data(const sst_reader *r) { return r->data; }
+
+void sst_reader_info(const sst_reader *r, sst_info *out) {
+  memset(out, 0, sizeof *out);
+  out->format_version = r->f.version;
+  out->file_size = r->size;
+  out->key_count = r->f.key_count;
+  out->tombstone_count = r->f.tombstone_count;
+  out->key_bytes = r->f.key_bytes;
+  out->value_bytes = r->f.value_bytes;
+  out->block_count = r->f.block_count;
+  out->index_bytes = r->f.index_len + SST_TRAILER_SIZE;
+  out->filter_bytes = r->f.filter_len;
+  out->block_keys = r->f.block_keys;
+  out->block_bytes = r->f.block_bytes;
+  out->restart_interval = r->f.restart_interval;
+  out->filter_bits_per_key = r->f.filter_bits_per_key;
+}
+
+int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
+                     const uint8_t **first_key, size_t *first_len) {
+  const uint8_t *key, *payload;
+  size_t key_len, payload_len;
+  if (i >= r->index.restart_count ||
+      sst_block_restart_entry(&r->index, (uint32_t)i, &key, &key_len,
+                              &payload, &payload_len) ||
+      sst_handle_decode(payload, payload + payload_len, h, r->f.filter_off))
+    return SST_ECORRUPT;
+  uint64_t data_end = r->f.filter_off;
+  if (h->values_off < SST_HEADER_SIZE || h->block_off > data_end ||
+      h->block_len > data_end - h->block_off ||
+      SST_TRAILER_SIZE > data_end - h->block_off - h->block_len ||
+      h->block_len < 4)
+    return SST_ECORRUPT;
+  if (r->f.filter_probes &&
+      (h->filter_off > r->f.index_off ||
+       h->filter_len > r->f.index_off - h->filter_off || h->filter_len < 5))
+    return SST_ECORRUPT;
+  *first_key = key;
+  *first_len = key_len;
+  return 0;
+}
+
+int sst_table_find_block(const sst_reader *r, const uint8_t *key,
+                         size_t key_len, int64_t *block) {
+  const sst_block *ix = &r->index;
+  int64_t lo = 0, hi = (int64_t)ix->restart_count - 1, found = -1;
+  while (lo <= hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    const uint8_t *k;
+    size_t kl;
+    if (sst_block_restart_key(ix, (uint32_t)mid, &k, &kl))
+      return SST_ECORRUPT;
+    if (sst_key_cmp(k, kl, key, key_len) <= 0) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  *block = found;
+  return 0;
+}
+
+int sst_table_block(const sst_reader *r, uint64_t i, sst_handle *h,
+                    sst_block *b) {
+  const uint8_t *fk;
+  size_t fl;
+  if (sst_table_handle(r, i, h, &fk, &fl))
+    return SST_ECORRUPT;
+  const uint8_t *p = r->data + h->block_off;
+  if (sst_get_u32(p + h->block_len) != sst_checksum(p, (size_t)h->block_len))
+    return SST_ECHECKSUM;
+  return sst_block_open(b, p, (size_t)h->block_len);
+}
+
+int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
+                    sst_entry *e) {
+  sst_value_ref v;
+  if (sst_value_ref_decode(be->payload, be->payload + be->payload_len, &v))
+    return SST_ECORRUPT;
+  uint64_t room = h->block_off - h->values_off;
+  if (v.rel > room || v.len > room - v.rel)
+    return SST_ECORRUPT;
+  e->flags = v.flags;
+  e->value_len = v.len;
+  e->value_offset = h->values_off + v.rel;
+  e->value_checksum = v.checksum;
+  e->position = h->block_off + be->off;
+  return 0;
+}
+
+int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
+                    sst_entry *e) {
+  int64_t bi;
+  int rc;
+  if (key_len == 0 || key_len > SST_KEY_MAX)
+    return SST_ENOTFOUND;
+  if ((rc = sst_table_find_block(r, key, key_len, &bi)))
+    return rc;
+  if (bi < 0)
+    return SST_ENOTFOUND;
+  sst_handle h;
+  const uint8_t *fk;
+  size_t fl;
+  if (sst_table_handle(r, (uint64_t)bi, &h, &fk, &fl))
+    return SST_ECORRUPT;
+  if (r->f.filter_probes) {
+    const uint8_t *part = r->data + h.filter_off;
+    if ((rc = sst_filter_check(part, (size_t)h.filter_len)))
+      return rc;
+    if (!sst_filter_may_contain(part, (size_t)h.filter_len, r->f.filter_probes,
+                                sst_filter_hash(key, key_len)))
+      return SST_ENOTFOUND;
+  }
+  sst_block b;
+  if ((rc = sst_table_block(r, (uint64_t)bi, &h, &b)))
+    return rc;
+  /* The key buffer must hold SST_KEY_MAX bytes; keep it off the stack for
+   * small-stack threads (FUSE workers). */
+  uint8_t *keybuf = malloc(SST_KEY_MAX);
+  if (keybuf == NULL)
+    return ENOMEM;
+  sst_block_entry be;
+  int found;
+  rc = sst_block_seek(&b, key, key_len, keybuf, &be, &found);
+  if (rc == 0 && (!found || be.key_len != key_len ||
+                  memcmp(keybuf, key, key_len) != 0))
+    rc = SST_ENOTFOUND;
+  free(keybuf);
+  if (rc)
+    return rc;
+  if ((rc = sst_table_entry(&h, &be, e)))
+    return rc;
+  e->key = key;
+  e->key_len = key_len;
+  return 0;
+}
+
+int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
+  return sst_checksum(r->data + e->value_offset, (size_t)e->value_len) ==
+                 e->value_checksum
+             ? 0
+             : SST_ECHECKSUM;
+}
+
+int sst_reader_value(const sst_reader *r, const sst_entry *e,
+                     const uint8_t **value) {
+  if (e->flags & SST_FLAG_TOMBSTONE)
+    return SST_ENOTFOUND;
+  if (r->o.verify_values) {
+    int rc = sst_reader_value_check(r, e);
+    if (rc)
+      return rc;
+  }
+  *value = r->data + e->value_offset;
+  return 0;
+}
+
+int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
+                   const uint8_t **value, uint64_t *value_len) {
+  sst_entry e;
+  int rc = sst_reader_find(r, key, key_len, &e);
+  if (rc == 0)
+    rc = sst_reader_value(r, &e, value);
+  if (rc == 0)
+    *value_len = e.value_len;
+  return rc;
+}

@@ -1,0 +1,36 @@
+/* spill.h — an append-only byte buffer that stays in memory up to a limit
+ * and moves to an anonymous temporary file beyond it. The writer keeps its
+ * index and filter here, so its memory does not grow with the table. */
+#ifndef SST_SPILL_H
+#define SST_SPILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sst_spill {
+  uint8_t *mem;
+  size_t len, cap, limit;
+  int fd; /* -1 until the buffer spills */
+  uint64_t size;
+  char *dir;
+} sst_spill;
+
+/* Temporary files go in dir (NULL: $TMPDIR, else /tmp). 0 or ENOMEM. */
+int sst_spill_init(sst_spill *s, const char *dir, size_t mem_limit);
+/* 0 or an errno value. */
+int sst_spill_write(sst_spill *s, const void *data, size_t len);
+/* Hands every byte written so far, in order, to sink; stops at the first
+ * non-zero return of sink and returns it. */
+int sst_spill_drain(sst_spill *s,
+                    int (*sink)(void *ctx, const void *data, size_t len),
+                    void *ctx);
+void sst_spill_free(sst_spill *s);
+
+/* An unlinked temporary file in dir (NULL: $TMPDIR, else /tmp).
+ * Returns the fd or -errno. */
+int sst_temp_fd(const char *dir);
+
+/* write(2) until done; 0 or an errno value. */
+int sst_write_all(int fd, const void *data, size_t len);
+
+#endif

@@ -1,0 +1,38 @@
+/* table.h — the reader's internals, shared by reader.c, iter.c, verify.c. */
+#ifndef SST_TABLE_H
+#define SST_TABLE_H
+
+#include "block.h"
+#include "format.h"
+#include "internal.h"
+
+struct sst_reader {
+  char *path;
+  const uint8_t *data; /* the whole file, mapped read-only */
+  uint64_t size;
+  sst_footer f;
+  sst_block index; /* one entry per key block: its first key and handle */
+  sst_reader_options o;
+};
+
+/* The handle of key block i, checked against the file's layout: values
+ * and block lie in the data region, the filter partition in the filter
+ * region. Also returns the block's first key (in place). */
+int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
+                     const uint8_t **first_key, size_t *first_len);
+
+/* Index of the last block whose first key is <= key, or -1 if key is
+ * before the first block. Returns 0 or SST_ECORRUPT. */
+int sst_table_find_block(const sst_reader *r, const uint8_t *key,
+                         size_t key_len, int64_t *block);
+
+/* Frames key block i after checking its checksum. */
+int sst_table_block(const sst_reader *r, uint64_t i, sst_handle *h,
+                    sst_block *b);
+
+/* Decodes an entry's value reference into e (flags, length, offset,
+ * checksum, position), checking it against the block's handle. */
+int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
+                    sst_entry *e);
+
+#endif

@@ -1,0 +1,454 @@
+/* writer.c — streams keys in order into a table file.
+ *
+ * Values go to the file as they arrive; a key block is written after the
+ * values it refers to once it is full. Index entries and filter partitions
+ * collect in spill buffers and are copied after the last block, so memory
+ * stays at one block plus the spill buffers' limits however large the
+ * table grows.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "block.h"
+#include "filter.h"
+#include "format.h"
+#include "internal.h"
+#include "spill.h"
+
+#define OUT_BUF_SIZE (1u << 20)
+#define SPILL_MEM_LIMIT (4u << 20)
+
+struct sst_writer {
+  sst_writer_options o;
+  char *path, *tmp_path;
+  int fd;
+  int err;          /* sticky first error */
+  sst_error errmsg; /* its message */
+  int finished;
+
+  uint8_t *obuf; /* output buffer: bytes at file offset pos - olen.. */
+  size_t olen;
+  uint64_t pos; /* file offset of the next byte written */
+
+  sst_block_builder block;
+  uint64_t values_off; /* where the current block's values begin */
+  uint64_t *hashes;    /* filter hashes of the current block's keys */
+  size_t hash_count, hash_cap;
+  uint8_t *first_key, *last_key;
+  size_t first_len, last_len;
+  uint32_t probes;
+
+  sst_spill filter, index_entries, index_restarts;
+  uint64_t block_count;
+  uint64_t key_count, tombstone_count, key_bytes, value_bytes;
+
+  /* A value being streamed by begin/append/end. */
+  int in_value;
+  uint64_t stream_off, stream_len;
+  XXH3_state_t *stream_hash;
+};
+
+void sst_writer_options_init(sst_writer_options *o) {
+  memset(o, 0, sizeof *o);
+  o->block_keys = 64;
+  o->block_bytes = 4096;
+  o->restart_interval = 16;
+  o->filter_bits_per_key = 10;
+}
+
+static int fail(sst_writer *w, int code, const char *what) {
+  if (w->err == 0) {
+    w->err = code;
+    sst_error_set(&w->errmsg, code, "%s: %s: %s", w->path, what,
+                  sst_strerror(code));
+  }
+  return w->err;
+}
+
+static int out_flush(sst_writer *w) {
+  int rc = sst_write_all(w->fd, w->obuf, w->olen);
+  w->olen = 0;
+  return rc ? fail(w, rc, "write error") : 0;
+}
+
+static int out_write(sst_writer *w, const void *data, size_t len) {
+  if (w->err)
+    return w->err;
+  if (w->olen + len > OUT_BUF_SIZE) {
+    if (out_flush(w))
+      return w->err;
+    if (len >= OUT_BUF_SIZE) {
+      int rc = sst_write_all(w->fd, data, len);
+      if (rc)
+        return fail(w, rc, "write error");
+      w->pos += len;
+      return 0;
+    }
+  }
+  memcpy(w->obuf + w->olen, data, len);
+  w->olen += len;
+  w->pos += len;
+  return 0;
+}
+
+static int out_sink(void *ctx, const void *data, size_t len) {
+  return out_write(ctx, data, len);
+}
+
+/* Creates `path.tmp.NNNN` exclusively, so the process umask applies. */
+static int create_temp(sst_writer *w) {
+  size_t n = strlen(w->path) + 40;
+  if ((w->tmp_path = malloc(n)) == NULL)
+    return ENOMEM;
+  unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^
+                  (unsigned)(uintptr_t)w;
+  for (int attempt = 0; attempt < 100; attempt++) {
+    seed = seed * 1103515245u + 12345u;
+    snprintf(w->tmp_path, n, "%s.tmp.%08x", w->path, seed);
+    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (w->fd >= 0 || errno != EEXIST)
+      return w->fd >= 0 ? 0 : errno;
+  }
+  return EEXIST;
+}
+
+int sst_writer_open(const char *path, const sst_writer_options *opts,
+                    sst_writer **out, sst_error *err) {
+  *out = NULL;
+  sst_writer *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", path);
+  w->fd = -1;
+  if (opts)
+    w->o = *opts;
+  else
+    sst_writer_options_init(&w->o);
+  if (w->o.block_bytes == 0)
+    w->o.block_bytes = 4096;
+  if (w->o.restart_interval == 0)
+    w->o.restart_interval = 16;
+  w->probes = w->o.filter_bits_per_key ? sst_filter_probes(w->o.filter_bits_per_key) : 0;
+  int rc = 0;
+  if ((w->path = strdup(path)) == NULL ||
+      (w->obuf = malloc(OUT_BUF_SIZE)) == NULL ||
+      (w->first_key = malloc(SST_KEY_MAX)) == NULL ||
+      (w->last_key = malloc(SST_KEY_MAX)) == NULL ||
+      (w->stream_hash = XXH3_createState()) == NULL) {
+    rc = ENOMEM;
+    goto fail;
+  }
+  /* Spill files go beside the output, on the same filesystem. */
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  const char *d = dirname(dir);
+  sst_block_builder_init(&w->block, w->o.restart_interval);
+  if ((rc = sst_spill_init(&w->filter, d, SPILL_MEM_LIMIT)) ||
+      (rc = sst_spill_init(&w->index_entries, d, SPILL_MEM_LIMIT)) ||
+      (rc = sst_spill_init(&w->index_restarts, d, SPILL_MEM_LIMIT)))
+    goto fail;
+  if ((rc = create_temp(w)) != 0) {
+    sst_error_set(err, rc, "%s: cannot create temporary file: %s", path,
+                  sst_strerror(rc));
+    sst_writer_free(w);
+    return rc;
+  }
+  uint8_t header[SST_HEADER_SIZE];
+  sst_header_encode(header);
+  out_write(w, header, sizeof header);
+  w->values_off = w->pos;
+  *out = w;
+  return 0;
+fail:
+  sst_error_set(err, rc, "%s: %s", path, sst_strerror(rc));
+  sst_writer_free(w);
+  return rc;
+}
+
+/* Checks the key against the previous one and records it as the last. */
+static int accept_key(sst_writer *w, const uint8_t *key, size_t len) {
+  if (w->err)
+    return w->err;
+  if (w->in_value || w->finished)
+    return SST_ESTATE;
+  if (len == 0 || len > SST_KEY_MAX)
+    return SST_EKEYSIZE;
+  if (w->key_count > 0 && sst_key_cmp(key, len, w->last_key, w->last_len) <= 0)
+    return SST_EORDER;
+  memcpy(w->last_key, key, len);
+  w->last_len = len;
+  return 0;
+}
+
+static int flush_block(sst_writer *w) {
+  const uint8_t *data;
+  size_t len;
+  if (sst_block_builder_finish(&w->block, &data, &len))
+    return fail(w, ENOMEM, "out of memory");
+  sst_handle h = {.values_off = w->values_off, .block_off = w->pos,
+                  .block_len = len};
+  uint8_t trailer[SST_TRAILER_SIZE];
+  sst_put_u32(trailer, sst_checksum(data, len));
+  if (out_write(w, data, len) || out_write(w, trailer, sizeof trailer))
+    return w->err;
+
+  h.filter_off = w->filter.size;
+  if (w->probes) {
+    uint8_t part[4096];
+    size_t plen = sst_filter_size((uint32_t)w->hash_count, w->o.filter_bits_per_key);
+    uint8_t *buf = plen <= sizeof part ? part : malloc(plen);
+    if (buf == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    sst_filter_build(w->hashes, (uint32_t)w->hash_count,
+                     w->o.filter_bits_per_key, w->probes, buf);
+    int rc = sst_spill_write(&w->filter, buf, plen);
+    if (buf != part)
+      free(buf);
+    if (rc)
+      return fail(w, rc, "filter spill");
+    h.filter_len = plen;
+  }
+
+  /* Index entry: a whole key (restart interval 1), payload a handle. */
+  uint8_t head[80], rst[4];
+  uint8_t payload[60];
+  size_t plen = (size_t)(sst_handle_encode(payload, &h, 0) - payload);
+  uint8_t *p = sst_put_varint(head, 0);
+  p = sst_put_varint(p, w->first_len);
+  p = sst_put_varint(p, plen);
+  if (w->index_entries.size > UINT32_MAX - 100 - w->first_len)
+    return fail(w, EFBIG, "index larger than 4 GiB");
+  sst_put_u32(rst, (uint32_t)w->index_entries.size);
+  int rc;
+  if ((rc = sst_spill_write(&w->index_entries, head, (size_t)(p - head))) ||
+      (rc = sst_spill_write(&w->index_entries, w->first_key, w->first_len)) ||
+      (rc = sst_spill_write(&w->index_entries, payload, plen)) ||
+      (rc = sst_spill_write(&w->index_restarts, rst, sizeof rst)))
+    return fail(w, rc, "index spill");
+  w->block_count++;
+  sst_block_builder_reset(&w->block);
+  w->hash_count = 0;
+  w->values_off = w->pos;
+  return 0;
+}
+
+static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
+                     uint64_t value_len, uint32_t checksum) {
+  const uint8_t *key = w->last_key;
+  size_t key_len = w->last_len;
+  if (w->block.count == 0) {
+    memcpy(w->first_key, key, key_len);
+    w->first_len = key_len;
+  }
+  sst_value_ref v = {.flags = flags, .len = value_len,
+                     .rel = value_off - w->values_off, .checksum = checksum};
+  uint8_t payload[32];
+  size_t plen = (size_t)(sst_value_ref_encode(payload, &v) - payload);
+  if (sst_block_builder_add(&w->block, key, key_len, payload, plen))
+    return fail(w, ENOMEM, "out of memory");
+  if (w->probes) {
+    if (w->hash_count == w->hash_cap) {
+      size_t cap = w->hash_cap ? 2 * w->hash_cap : 64;
+      uint64_t *h = realloc(w->hashes, cap * sizeof *h);
+      if (h == NULL)
+        return fail(w, ENOMEM, "out of memory");
+      w->hashes = h;
+      w->hash_cap = cap;
+    }
+    w->hashes[w->hash_count++] = sst_filter_hash(key, key_len);
+  }
+  w->key_count++;
+  w->key_bytes += key_len;
+  w->value_bytes += value_len;
+  if (flags & SST_FLAG_TOMBSTONE)
+    w->tombstone_count++;
+  if ((w->o.block_keys && w->block.count >= w->o.block_keys) ||
+      sst_block_builder_size(&w->block) >= w->o.block_bytes)
+    return flush_block(w);
+  return 0;
+}
+
+int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
+                   const void *value, uint64_t value_len) {
+  int rc = accept_key(w, key, key_len);
+  if (rc)
+    return rc;
+  uint64_t off = w->pos;
+  if (value_len > SIZE_MAX)
+    return fail(w, EFBIG, "value too large");
+  if (out_write(w, value, (size_t)value_len))
+    return w->err;
+  return add_entry(w, 0, off, value_len,
+                   sst_checksum(value, (size_t)value_len));
+}
+
+int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
+  int rc = accept_key(w, key, key_len);
+  if (rc)
+    return rc;
+  return add_entry(w, SST_FLAG_TOMBSTONE, w->pos, 0, sst_checksum("", 0));
+}
+
+int sst_writer_begin_value(sst_writer *w, const void *key, size_t key_len) {
+  int rc = accept_key(w, key, key_len);
+  if (rc)
+    return rc;
+  XXH3_64bits_reset(w->stream_hash);
+  w->stream_off = w->pos;
+  w->stream_len = 0;
+  w->in_value = 1;
+  return 0;
+}
+
+int sst_writer_append_value(sst_writer *w, const void *data, size_t len) {
+  if (w->err)
+    return w->err;
+  if (!w->in_value)
+    return SST_ESTATE;
+  XXH3_64bits_update(w->stream_hash, data, len);
+  w->stream_len += len;
+  return out_write(w, data, len);
+}
+
+int sst_writer_end_value(sst_writer *w) {
+  if (w->err)
+    return w->err;
+  if (!w->in_value)
+    return SST_ESTATE;
+  w->in_value = 0;
+  return add_entry(w, 0, w->stream_off, w->stream_len,
+                   (uint32_t)XXH3_64bits_digest(w->stream_hash));
+}
+
+uint64_t sst_writer_key_count(const sst_writer *w) { return w->key_count; }
+uint64_t sst_writer_value_bytes(const sst_writer *w) { return w->value_bytes; }
+
+/* Hashes what passes through on its way to the output. */
+struct hashing_sink {
+  sst_writer *w;
+  XXH3_state_t *h;
+};
+
+static int hashing_sink(void *ctx, const void *data, size_t len) {
+  struct hashing_sink *s = ctx;
+  XXH3_64bits_update(s->h, data, len);
+  return out_write(s->w, data, len);
+}
+
+static int write_tail(sst_writer *w) {
+  sst_footer f = {0};
+  f.filter_off = w->pos;
+  if (sst_spill_drain(&w->filter, out_sink, w))
+    return fail(w, w->err ? w->err : EIO, "filter copy");
+  f.filter_len = w->pos - f.filter_off;
+
+  f.index_off = w->pos;
+  struct hashing_sink hs = {w, w->stream_hash};
+  XXH3_64bits_reset(hs.h);
+  uint8_t count[4], trailer[4];
+  sst_put_u32(count, (uint32_t)w->block_count);
+  int rc;
+  if ((rc = sst_spill_drain(&w->index_entries, hashing_sink, &hs)) ||
+      (rc = sst_spill_drain(&w->index_restarts, hashing_sink, &hs)) ||
+      (rc = hashing_sink(&hs, count, sizeof count)))
+    return fail(w, rc, "index copy");
+  f.index_len = w->pos - f.index_off;
+  sst_put_u32(trailer, (uint32_t)XXH3_64bits_digest(hs.h));
+  if (out_write(w, trailer, sizeof trailer))
+    return w->err;
+
+  f.key_count = w->key_count;
+  f.tombstone_count = w->tombstone_count;
+  f.key_bytes = w->key_bytes;
+  f.value_bytes = w->value_bytes;
+  f.block_count = w->block_count;
+  f.block_keys = w->o.block_keys;
+  f.block_bytes = w->o.block_bytes;
+  f.restart_interval = w->o.restart_interval;
+  f.filter_bits_per_key = w->o.filter_bits_per_key;
+  f.filter_probes = w->probes;
+  uint8_t footer[SST_FOOTER_SIZE];
+  sst_footer_encode(&f, footer);
+  if (out_write(w, footer, sizeof footer) || out_flush(w))
+    return w->err;
+  return 0;
+}
+
+static int sync_dir(const char *path) {
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", path);
+  int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return errno;
+  int rc = fsync(fd) ? errno : 0;
+  close(fd);
+  return rc;
+}
+
+int sst_writer_finish(sst_writer *w, sst_error *err) {
+  if (w->finished)
+    return sst_error_set(err, SST_ESTATE, "%s: writer already finished",
+                         w->path);
+  if (w->in_value)
+    fail(w, SST_ESTATE, "a streamed value was not ended");
+  if (w->err == 0 && w->block.count > 0)
+    flush_block(w);
+  if (w->block_count > UINT32_MAX)
+    fail(w, EFBIG, "more than 2^32 key blocks");
+  if (w->err == 0)
+    write_tail(w);
+  if (w->err == 0 && !w->o.no_sync && fsync(w->fd) != 0)
+    fail(w, errno, "fsync");
+  if (w->err == 0 && close(w->fd) != 0)
+    fail(w, errno, "close");
+  else if (w->err == 0)
+    w->fd = -1;
+  if (w->err == 0 && rename(w->tmp_path, w->path) != 0)
+    fail(w, errno, "rename into place");
+  if (w->err == 0) {
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    if (!w->o.no_sync) {
+      int rc = sync_dir(w->path);
+      if (rc)
+        fail(w, rc, "fsync of directory");
+    }
+  }
+  w->finished = 1;
+  if (w->err) {
+    if (err)
+      *err = w->errmsg;
+    return w->err;
+  }
+  return 0;
+}
+
+void sst_writer_free(sst_writer *w) {
+  if (w == NULL)
+    return;
+  if (w->fd >= 0)
+    close(w->fd);
+  if (w->tmp_path != NULL)
+    unlink(w->tmp_path);
+  free(w->tmp_path);
+  free(w->path);
+  free(w->obuf);
+  free(w->first_key);
+  free(w->last_key);
+  free(w->hashes);
+  if (w->stream_hash)
+    XXH3_freeState(w->stream_hash);
+  sst_block_builder_free(&w->block);
+  sst_spill_free(&w->filter);
+  sst_spill_free(&w->index_entries);
+  sst_spill_free(&w->index_restarts);
+  free(w);
+}

@@ -1,0 +1,477 @@
+/* test_table.c — the writer and reader together: round trips of random
+ * tables, lookups, iteration, ranges, prefixes, tombstones, options. */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sstable.h"
+#include "testutil.h"
+
+typedef struct kv {
+  uint8_t *key, *value;
+  size_t key_len;
+  uint64_t value_len;
+  int tombstone;
+} kv;
+
+static int kv_cmp(const void *a, const void *b) {
+  const kv *x = a, *y = b;
+  size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+  int c = memcmp(x->key, y->key, n);
+  return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* n random unique records, sorted. Keys of 1..max_key bytes over an
+ * alphabet of `alpha` byte values (small alphabets share prefixes). */
+static kv *make_kvs(tu_rng *rng, size_t n, size_t max_key, size_t max_value,
+                    unsigned alpha) {
+  kv *a = calloc(n ? n : 1, sizeof *a);
+  for (size_t i = 0; i < n; i++) {
+    a[i].key_len = 1 + tu_rng_below(rng, max_key);
+    a[i].key = malloc(a[i].key_len);
+    for (size_t j = 0; j < a[i].key_len; j++)
+      a[i].key[j] = (uint8_t)tu_rng_below(rng, alpha);
+    a[i].value_len = max_value ? tu_rng_below(rng, max_value + 1) : 0;
+    a[i].value = malloc(a[i].value_len + 1);
+    tu_rng_fill(rng, a[i].value, a[i].value_len);
+  }
+  qsort(a, n, sizeof *a, kv_cmp);
+  size_t out = 0; /* drop duplicate keys */
+  for (size_t i = 0; i < n; i++) {
+    if (out > 0 && kv_cmp(&a[out - 1], &a[i]) == 0) {
+      free(a[i].key);
+      free(a[i].value);
+      continue;
+    }
+    a[out++] = a[i];
+  }
+  for (size_t i = out; i < n; i++)
+    a[i].key = a[i].value = NULL;
+  return a;
+}
+
+static size_t kvs_unique(const kv *a, size_t n) {
+  size_t u = 0;
+  while (u < n && a[u].key != NULL)
+    u++;
+  return u;
+}
+
+static void free_kvs(kv *a, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(a[i].key);
+    free(a[i].value);
+  }
+  free(a);
+}
+
+static void write_table(const char *path, const kv *a, size_t n,
+                        const sst_writer_options *o) {
+  sst_writer *w;
+  sst_error err;
+  ck_assert_int_eq(sst_writer_open(path, o, &w, &err), 0);
+  for (size_t i = 0; i < n; i++) {
+    int rc = a[i].tombstone
+                 ? sst_writer_add_tombstone(w, a[i].key, a[i].key_len)
+                 : sst_writer_add(w, a[i].key, a[i].key_len, a[i].value,
+                                  a[i].value_len);
+    ck_assert_int_eq(rc, 0);
+  }
+  ck_assert_msg(sst_writer_finish(w, &err) == 0, "%s", err.msg);
+  sst_writer_free(w);
+}
+
+/* Everything a reader can say about the table matches a. */
+static void check_table(const char *path, const kv *a, size_t n) {
+  sst_reader *r;
+  sst_error err;
+  ck_assert_msg(sst_reader_open(path, NULL, &r, &err) == 0, "%s", err.msg);
+  ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.key_count, n);
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *v;
+    uint64_t vl;
+    int rc = sst_reader_get(r, a[i].key, a[i].key_len, &v, &vl);
+    if (a[i].tombstone) {
+      ck_assert_int_eq(rc, SST_ENOTFOUND);
+      sst_entry e;
+      ck_assert_int_eq(sst_reader_find(r, a[i].key, a[i].key_len, &e), 0);
+      ck_assert(e.flags & SST_FLAG_TOMBSTONE);
+      continue;
+    }
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(vl, a[i].value_len);
+    ck_assert(vl == 0 || memcmp(v, a[i].value, (size_t)vl) == 0);
+  }
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  size_t i = 0;
+  for (sst_iter_seek_first(it); sst_iter_valid(it); sst_iter_next(it), i++) {
+    const sst_entry *e = sst_iter_entry(it);
+    ck_assert_uint_lt(i, n);
+    ck_assert_uint_eq(e->key_len, a[i].key_len);
+    ck_assert(memcmp(e->key, a[i].key, e->key_len) == 0);
+    ck_assert_uint_eq(e->value_len, a[i].tombstone ? 0 : a[i].value_len);
+  }
+  ck_assert_int_eq(sst_iter_status(it), 0);
+  ck_assert_uint_eq(i, n);
+  sst_iter_free(it);
+  sst_reader_close(r);
+}
+
+START_TEST(empty_table) {
+  const char *p = tu_path("empty");
+  write_table(p, NULL, 0, NULL);
+  check_table(p, NULL, 0);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  const uint8_t *v;
+  uint64_t vl;
+  ck_assert_int_eq(sst_reader_get(r, "a", 1, &v, &vl), SST_ENOTFOUND);
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  sst_iter_seek(it, "a", 1);
+  ck_assert(!sst_iter_valid(it));
+  sst_iter_free(it);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
+START_TEST(single_key) {
+  const char *p = tu_path("single");
+  kv one = {.key = (uint8_t *)"k", .key_len = 1, .value = (uint8_t *)"v",
+            .value_len = 1};
+  write_table(p, &one, 1, NULL);
+  check_table(p, &one, 1);
+  unlink(p);
+}
+END_TEST
+
+/* Random tables over several shapes: many small, binary keys sharing
+ * prefixes, few large values, tiny blocks, no filter. */
+START_TEST(random_round_trip) {
+  static const struct {
+    size_t n, max_key, max_value;
+    unsigned alpha;
+    uint32_t block_keys, block_bytes, restart, bits;
+  } shapes[] = {
+      {5000, 24, 100, 256, 64, 4096, 16, 10},
+      {3000, 40, 30, 3, 64, 4096, 16, 10},
+      {2000, 12, 20, 256, 1, 64, 1, 10},
+      {2000, 12, 20, 26, 7, 200, 3, 0},
+      {50, 100, 200000, 256, 64, 4096, 16, 10},
+      {20000, 8, 4, 256, 0, 16384, 32, 4},
+  };
+  int s = _i;
+  tu_rng rng;
+  tu_rng_seed(&rng, 1000 + (uint64_t)s);
+  size_t n = shapes[s].n;
+  kv *a = make_kvs(&rng, n, shapes[s].max_key, shapes[s].max_value,
+                   shapes[s].alpha);
+  size_t u = kvs_unique(a, n);
+  for (size_t i = 0; i < u; i++)
+    a[i].tombstone = tu_rng_below(&rng, 10) == 0;
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.block_keys = shapes[s].block_keys;
+  o.block_bytes = shapes[s].block_bytes;
+  o.restart_interval = shapes[s].restart;
+  o.filter_bits_per_key = shapes[s].bits;
+  o.no_sync = 1;
+  const char *p = tu_path("random");
+  write_table(p, a, u, &o);
+  check_table(p, a, u);
+
+  /* Absent keys: never found, and the filter keeps most out. */
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  for (int i = 0; i < 2000; i++) {
+    uint8_t k[64];
+    size_t kl = 1 + tu_rng_below(&rng, 30);
+    tu_rng_fill(&rng, k, kl);
+    kv probe = {.key = k, .key_len = kl};
+    if (bsearch(&probe, a, u, sizeof *a, kv_cmp) != NULL)
+      continue;
+    const uint8_t *v;
+    uint64_t vl;
+    ck_assert_int_eq(sst_reader_get(r, k, kl, &v, &vl), SST_ENOTFOUND);
+  }
+  sst_reader_close(r);
+  unlink(p);
+  free_kvs(a, n);
+}
+END_TEST
+
+START_TEST(key_size_limits) {
+  const char *p = tu_path("keysize");
+  uint8_t *big = malloc(SST_KEY_MAX + 1);
+  memset(big, 'k', SST_KEY_MAX + 1);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "", 0, "x", 1), SST_EKEYSIZE);
+  ck_assert_int_eq(sst_writer_add(w, "\x00", 1, "one", 3), 0);
+  ck_assert_int_eq(sst_writer_add(w, big, SST_KEY_MAX + 1, "x", 1),
+                   SST_EKEYSIZE);
+  ck_assert_int_eq(sst_writer_add(w, big, SST_KEY_MAX, "max", 3), 0);
+  ck_assert_int_eq(sst_writer_add(w, "\xff", 1, "", 0), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  kv expect[3] = {
+      {.key = (uint8_t *)"\x00", .key_len = 1, .value = (uint8_t *)"one",
+       .value_len = 3},
+      {.key = big, .key_len = SST_KEY_MAX, .value = (uint8_t *)"max",
+       .value_len = 3},
+      {.key = (uint8_t *)"\xff", .key_len = 1, .value = (uint8_t *)"",
+       .value_len = 0},
+  };
+  check_table(p, expect, 3);
+  free(big);
+  unlink(p);
+}
+END_TEST
+
+START_TEST(order_enforced) {
+  const char *p = tu_path("order");
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, "", 0), 0);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, "", 0), SST_EORDER);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "", 0), SST_EORDER);
+  ck_assert_int_eq(sst_writer_add(w, "ba", 2, "", 0), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), SST_ESTATE);
+  sst_writer_free(w);
+  unlink(p);
+}
+END_TEST
+
+/* 1 MiB and 40 MiB values, one streamed in pieces. */
+START_TEST(large_values) {
+  const char *p = tu_path("large");
+  size_t mib = 1 << 20, big = 40 * mib;
+  uint8_t *v1 = malloc(mib), *v2 = malloc(big);
+  tu_rng rng;
+  tu_rng_seed(&rng, 7);
+  tu_rng_fill(&rng, v1, mib);
+  tu_rng_fill(&rng, v2, big);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, v1, mib), 0);
+  ck_assert_int_eq(sst_writer_begin_value(w, "b", 1), 0);
+  ck_assert_int_eq(sst_writer_add(w, "c", 1, "", 0), SST_ESTATE);
+  for (size_t off = 0; off < big; off += 999999)
+    ck_assert_int_eq(sst_writer_append_value(
+                         w, v2 + off, big - off < 999999 ? big - off : 999999),
+                     0);
+  ck_assert_int_eq(sst_writer_end_value(w), 0);
+  ck_assert_int_eq(sst_writer_add(w, "c", 1, "small", 5), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  kv expect[3] = {{.key = (uint8_t *)"a", .key_len = 1, .value = v1,
+                   .value_len = mib},
+                  {.key = (uint8_t *)"b", .key_len = 1, .value = v2,
+                   .value_len = big},
+                  {.key = (uint8_t *)"c", .key_len = 1,
+                   .value = (uint8_t *)"small", .value_len = 5}};
+  check_table(p, expect, 3);
+  free(v1);
+  free(v2);
+  unlink(p);
+}
+END_TEST
+
+static void collect(sst_iter *it, char *out, size_t cap) {
+  out[0] = '\0';
+  for (; sst_iter_valid(it); sst_iter_next(it)) {
+    const sst_entry *e = sst_iter_entry(it);
+    strncat(out, (const char *)e->key, e->key_len);
+    strncat(out, " ", cap - strlen(out) - 1);
+  }
+}
+
+START_TEST(seek_range_prefix) {
+  const char *keys[] = {"a", "a-b", "a/x", "a/y", "ab", "b", "b/c", "c"};
+  size_t n = sizeof keys / sizeof *keys;
+  const char *p = tu_path("ranges");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.block_keys = 2; /* make blocks boundaries matter */
+  o.restart_interval = 1;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  for (size_t i = 0; i < n; i++)
+    ck_assert_int_eq(sst_writer_add(w, keys[i], strlen(keys[i]), "v", 1), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  char got[256];
+  sst_iter_prefix(it, "a/", 2);
+  collect(it, got, sizeof got);
+  ck_assert_str_eq(got, "a/x a/y ");
+  sst_iter_prefix(it, "b", 1);
+  collect(it, got, sizeof got);
+  ck_assert_str_eq(got, "b b/c ");
+  sst_iter_range(it, "a-", 2, "ab", 2);
+  collect(it, got, sizeof got);
+  ck_assert_str_eq(got, "a-b a/x a/y ");
+  sst_iter_range(it, NULL, 0, "a/", 2);
+  collect(it, got, sizeof got);
+  ck_assert_str_eq(got, "a a-b ");
+  sst_iter_seek(it, "a0", 2); /* between a/y and ab */
+  collect(it, got, sizeof got);
+  ck_assert_str_eq(got, "ab b b/c c ");
+  sst_iter_seek(it, "0", 1);
+  ck_assert(sst_iter_valid(it));
+  ck_assert(memcmp(sst_iter_entry(it)->key, "a", 1) == 0);
+  sst_iter_seek(it, "d", 1);
+  ck_assert(!sst_iter_valid(it));
+  ck_assert_int_eq(sst_iter_status(it), 0);
+  sst_iter_prefix(it, "zz", 2);
+  ck_assert(!sst_iter_valid(it));
+  sst_iter_free(it);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
+/* An aborted writer leaves the old file in place and no temporary. */
+START_TEST(abort_keeps_old_file) {
+  const char *p = tu_path("abort");
+  tu_write_file(p, "old", 3);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "k", 1, "v", 1), 0);
+  sst_writer_free(w);
+  size_t len;
+  uint8_t *data = tu_read_file(p, &len);
+  ck_assert_uint_eq(len, 3);
+  ck_assert(memcmp(data, "old", 3) == 0);
+  free(data);
+  unlink(p);
+}
+END_TEST
+
+START_TEST(writer_open_errors) {
+  sst_writer *w;
+  sst_error err;
+  ck_assert_int_eq(
+      sst_writer_open("/nonexistent-dir/x.sstable", NULL, &w, &err), ENOENT);
+  ck_assert_ptr_null(w);
+  ck_assert(strstr(err.msg, "/nonexistent-dir/x.sstable") != NULL);
+}
+END_TEST
+
+struct reader_job {
+  const sst_reader *r;
+  const kv *a;
+  size_t n;
+  int seed, failures;
+};
+
+static void *reader_thread(void *arg) {
+  struct reader_job *j = arg;
+  tu_rng rng;
+  tu_rng_seed(&rng, (uint64_t)j->seed);
+  for (int i = 0; i < 20000; i++) {
+    const kv *k = &j->a[tu_rng_below(&rng, j->n)];
+    const uint8_t *v;
+    uint64_t vl;
+    if (sst_reader_get(j->r, k->key, k->key_len, &v, &vl) != 0 ||
+        vl != k->value_len || memcmp(v, k->value, (size_t)vl) != 0)
+      j->failures++;
+  }
+  return NULL;
+}
+
+START_TEST(concurrent_readers) {
+  tu_rng rng;
+  tu_rng_seed(&rng, 99);
+  size_t n = 10000;
+  kv *a = make_kvs(&rng, n, 20, 50, 256);
+  size_t u = kvs_unique(a, n);
+  const char *p = tu_path("threads");
+  write_table(p, a, u, NULL);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  pthread_t t[8];
+  struct reader_job jobs[8];
+  for (int i = 0; i < 8; i++) {
+    jobs[i] = (struct reader_job){r, a, u, i + 1, 0};
+    pthread_create(&t[i], NULL, reader_thread, &jobs[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(t[i], NULL);
+    ck_assert_int_eq(jobs[i].failures, 0);
+  }
+  sst_reader_close(r);
+  unlink(p);
+  free_kvs(a, n);
+}
+END_TEST
+
+/* sst_reader_info reports what was written. */
+START_TEST(info_fields) {
+  tu_rng rng;
+  tu_rng_seed(&rng, 5);
+  size_t n = 1000;
+  kv *a = make_kvs(&rng, n, 16, 10, 256);
+  size_t u = kvs_unique(a, n);
+  const char *p = tu_path("info");
+  write_table(p, a, u, NULL);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  uint64_t kb = 0, vb = 0;
+  for (size_t i = 0; i < u; i++) {
+    kb += a[i].key_len;
+    vb += a[i].value_len;
+  }
+  struct stat st;
+  stat(p, &st);
+  ck_assert_uint_eq(info.format_version, SST_FORMAT_VERSION);
+  ck_assert_uint_eq(info.key_bytes, kb);
+  ck_assert_uint_eq(info.value_bytes, vb);
+  ck_assert_uint_eq(info.file_size, (uint64_t)st.st_size);
+  ck_assert_uint_eq(info.block_keys, 64);
+  ck_assert_uint_eq(info.block_count, (u + 63) / 64);
+  ck_assert_uint_eq(info.filter_bits_per_key, 10);
+  ck_assert_str_eq(sst_reader_path(r), p);
+  sst_reader_close(r);
+  unlink(p);
+  free_kvs(a, n);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("table");
+  TCase *tc = tcase_create("table");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, empty_table);
+  tcase_add_test(tc, single_key);
+  tcase_add_loop_test(tc, random_round_trip, 0, 6);
+  tcase_add_test(tc, key_size_limits);
+  tcase_add_test(tc, order_enforced);
+  tcase_add_test(tc, large_values);
+  tcase_add_test(tc, seek_range_prefix);
+  tcase_add_test(tc, abort_keeps_old_file);
+  tcase_add_test(tc, writer_open_errors);
+  tcase_add_test(tc, concurrent_readers);
+  tcase_add_test(tc, info_fields);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
