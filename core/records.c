@@ -124,8 +124,7 @@ static int unescape_field(const uint8_t *in, size_t len, uint8_t *out,
   return 0;
 }
 
-int sst_unescape(const uint8_t *in, size_t len, uint8_t *out,
-                 size_t *out_len) {
+int sst_unescape(const uint8_t *in, size_t len, uint8_t *out, size_t *out_len) {
   size_t bad;
   return unescape_field(in, len, out, out_len, &bad);
 }
@@ -368,8 +367,7 @@ int sst_records_open(int fd, const char *name, const sst_records_options *o,
 }
 
 int sst_records_next(sst_records *p, const uint8_t **key, size_t *key_len,
-                     const uint8_t **value, size_t *value_len,
-                     sst_error *err) {
+                     const uint8_t **value, size_t *value_len, sst_error *err) {
   *key = *value = NULL;
   *key_len = *value_len = 0;
   if (p->first.code != 0) {

@@ -21,6 +21,9 @@
 
 #define CHUNK_SIZE (1u << 20)
 #define RUN_BUF_SIZE (1u << 20)
+#define RUN_READ_SIZE (64u << 10) /* per run while merging */
+/* Runs open at once; beyond this they are merged into one first. */
+#define MAX_RUNS 64
 
 typedef struct record {
   const uint8_t *key, *value;
@@ -75,8 +78,11 @@ int sst_sorter_new(const sst_sorter_options *opts, sst_sorter **out,
 
 static uint8_t *arena_alloc(sst_sorter *s, size_t n) {
   chunk *c = s->chunks;
+  size_t chunk_size = CHUNK_SIZE;
+  while (chunk_size > 4096 && chunk_size > s->o.memory_budget / 8)
+    chunk_size /= 2;
   if (c == NULL || c->cap - c->used < n) {
-    size_t cap = n > CHUNK_SIZE / 4 ? n : CHUNK_SIZE;
+    size_t cap = n > chunk_size / 4 ? n : chunk_size;
     chunk *nc = malloc(sizeof *nc + cap);
     if (nc == NULL)
       return NULL;
@@ -84,7 +90,7 @@ static uint8_t *arena_alloc(sst_sorter *s, size_t n) {
     nc->cap = cap;
     /* A big record gets its own chunk behind the current one, so the
      * current chunk's free space is not wasted. */
-    if (c != NULL && cap != CHUNK_SIZE) {
+    if (c != NULL && cap != chunk_size) {
       nc->next = c->next;
       c->next = nc;
     } else {
@@ -140,6 +146,20 @@ static void run_put(run_out *o, const void *data, size_t len) {
   o->len += len;
 }
 
+static void run_put_record(run_out *o, unsigned flags, const uint8_t *key,
+                           size_t key_len, const uint8_t *value,
+                           uint64_t value_len) {
+  uint8_t head[24], *p = head;
+  *p++ = (uint8_t)flags;
+  p = sst_put_varint(p, key_len);
+  p = sst_put_varint(p, value_len);
+  run_put(o, head, (size_t)(p - head));
+  run_put(o, key, key_len);
+  run_put(o, value, (size_t)value_len);
+}
+
+static int compact_runs(sst_sorter *s);
+
 /* Sorts what is in memory and writes it as a run, newest record of each
  * key only. */
 static int spill_run(sst_sorter *s) {
@@ -161,13 +181,7 @@ static int spill_run(sst_sorter *s) {
     if (i + 1 < s->count && sst_key_cmp(r->key, r->key_len, s->recs[i + 1].key,
                                         s->recs[i + 1].key_len) == 0)
       continue;
-    uint8_t head[24], *p = head;
-    *p++ = (uint8_t)r->flags;
-    p = sst_put_varint(p, r->key_len);
-    p = sst_put_varint(p, r->value_len);
-    run_put(&o, head, (size_t)(p - head));
-    run_put(&o, r->key, r->key_len);
-    run_put(&o, r->value, (size_t)r->value_len);
+    run_put_record(&o, r->flags, r->key, r->key_len, r->value, r->value_len);
   }
   if (!o.err)
     o.err = sst_write_all(fd, o.buf, o.len);
@@ -179,7 +193,7 @@ static int spill_run(sst_sorter *s) {
   s->runs[s->run_count++] = fd;
   s->spills++;
   arena_reset(s);
-  return 0;
+  return s->run_count >= MAX_RUNS ? compact_runs(s) : 0;
 }
 
 static int add(sst_sorter *s, unsigned flags, const void *key, size_t key_len,
@@ -191,7 +205,7 @@ static int add(sst_sorter *s, unsigned flags, const void *key, size_t key_len,
   if (value_len > SIZE_MAX - key_len)
     return EFBIG;
   if (s->count > 0 &&
-      s->mem_used + s->cap * sizeof(record) + key_len + value_len >
+      s->mem_used + s->count * sizeof(record) + key_len + value_len >
           s->o.memory_budget &&
       (s->err = spill_run(s)))
     return s->err;
@@ -228,11 +242,21 @@ int sst_sorter_add_tombstone(sst_sorter *s, const void *key, size_t key_len) {
 uint64_t sst_sorter_record_count(const sst_sorter *s) { return s->total; }
 uint64_t sst_sorter_spill_count(const sst_sorter *s) { return s->spills; }
 
-static int emit(sst_writer *w, unsigned flags, const uint8_t *key,
-                size_t key_len, const uint8_t *value, uint64_t value_len) {
+/* Where merged records go: the writer, or (merging runs down) a run. */
+typedef struct sink {
+  sst_writer *w;
+  run_out *run;
+} sink;
+
+static int emit(sink *k, unsigned flags, const uint8_t *key, size_t key_len,
+                const uint8_t *value, uint64_t value_len) {
+  if (k->run) {
+    run_put_record(k->run, flags, key, key_len, value, value_len);
+    return k->run->err;
+  }
   if (flags & SST_FLAG_TOMBSTONE)
-    return sst_writer_add_tombstone(w, key, key_len);
-  return sst_writer_add(w, key, key_len, value, value_len);
+    return sst_writer_add_tombstone(k->w, key, key_len);
+  return sst_writer_add(k->w, key, key_len, value, value_len);
 }
 
 /* A run being read back during the merge. */
@@ -258,7 +282,7 @@ static int run_fill(run_in *r, size_t n) {
   r->len -= r->pos;
   r->pos = 0;
   while (r->len < n) {
-    ssize_t got = pread(r->fd, r->buf + r->len, RUN_BUF_SIZE - r->len,
+    ssize_t got = pread(r->fd, r->buf + r->len, RUN_READ_SIZE - r->len,
                         r->file_pos);
     if (got < 0 && errno == EINTR)
       continue;
@@ -347,7 +371,7 @@ static void sift_down(run_in **h, size_t n, size_t i) {
   }
 }
 
-static int merge_runs(sst_sorter *s, sst_writer *w) {
+static int merge_runs(sst_sorter *s, sink *out) {
   size_t n = s->run_count;
   run_in *runs = calloc(n, sizeof *runs);
   run_in **heap = calloc(n, sizeof *heap);
@@ -361,7 +385,7 @@ static int merge_runs(sst_sorter *s, sst_writer *w) {
   for (size_t i = 0; i < n && rc == 0; i++) {
     runs[i].fd = s->runs[i];
     runs[i].index = (int)i;
-    if ((runs[i].buf = malloc(RUN_BUF_SIZE)) == NULL)
+    if ((runs[i].buf = malloc(RUN_READ_SIZE)) == NULL)
       rc = ENOMEM;
     else if ((rc = run_next(&runs[i])) == 0 && !runs[i].done)
       heap[heap_len++] = &runs[i];
@@ -372,7 +396,7 @@ static int merge_runs(sst_sorter *s, sst_writer *w) {
     run_in *top = heap[0];
     /* The first of equal keys is the newest; skip the older ones. */
     if (!have_last || sst_key_cmp(top->key, top->key_len, last, last_len) != 0) {
-      rc = emit(w, top->flags, top->key, top->key_len, top->key + top->key_len,
+      rc = emit(out, top->flags, top->key, top->key_len, top->key + top->key_len,
                 top->value_len);
       memcpy(last, top->key, top->key_len);
       last_len = top->key_len;
@@ -394,24 +418,48 @@ done:
   return rc;
 }
 
+/* Merges every run into one, to bound the files open at once. */
+static int compact_runs(sst_sorter *s) {
+  int fd = sst_temp_fd(s->temp_dir);
+  if (fd < 0)
+    return -fd;
+  run_out o = {.fd = fd, .buf = malloc(RUN_BUF_SIZE)};
+  sink to_run = {.run = &o};
+  int rc = o.buf ? merge_runs(s, &to_run) : ENOMEM;
+  if (rc == 0)
+    rc = sst_write_all(fd, o.buf, o.len);
+  free(o.buf);
+  if (rc) {
+    close(fd);
+    return rc;
+  }
+  for (size_t i = 0; i < s->run_count; i++)
+    close(s->runs[i]);
+  s->runs[0] = fd;
+  s->run_count = 1;
+  return 0;
+}
+
 int sst_sorter_finish(sst_sorter *s, sst_writer *w, sst_error *err) {
+  sink to_writer = {.w = w};
   int rc = s->err;
   if (rc == 0 && s->run_count == 0) {
-    qsort(s->recs, s->count, sizeof *s->recs, cmp_records);
+    if (s->count > 0)
+      qsort(s->recs, s->count, sizeof *s->recs, cmp_records);
     for (size_t i = 0; i < s->count && rc == 0; i++) {
       const record *r = &s->recs[i];
       if (i + 1 < s->count &&
           sst_key_cmp(r->key, r->key_len, s->recs[i + 1].key,
                       s->recs[i + 1].key_len) == 0)
         continue;
-      rc = emit(w, r->flags, r->key, r->key_len, r->value, r->value_len);
+      rc = emit(&to_writer, r->flags, r->key, r->key_len, r->value, r->value_len);
     }
     arena_reset(s);
   } else if (rc == 0) {
     if (s->count > 0)
       rc = spill_run(s);
     if (rc == 0)
-      rc = merge_runs(s, w);
+      rc = merge_runs(s, &to_writer);
   }
   for (size_t i = 0; i < s->run_count; i++)
     close(s->runs[i]);

@@ -608,7 +608,7 @@ START_TEST(test_escape_forms) {
 END_TEST
 
 /* Delimiters that never occur inside an escape sequence. */
-static const unsigned char clean_delims[] = {',', '\t', '|', ' ',
+static const unsigned char clean_delims[] = {',', '\t', '|',  ' ',
                                              ';', 0x01, 0x7f, 0xff};
 /* Delimiters that do ('n' in "\n", '7' and 'f' in "\x7f"). */
 static const unsigned char letter_delims[] = {'n', 'x', 'f', '7', '0'};
@@ -616,8 +616,8 @@ static const unsigned char letter_delims[] = {'n', 'x', 'f', '7', '0'};
 static void random_field(tu_rng *rng, uint8_t *buf, size_t len) {
   tu_rng_fill(rng, buf, len);
   /* Make the interesting bytes common. */
-  static const uint8_t special[] = {'\\', '\n', '\r', '\t', 0, ',', '|',
-                                    'n', 'x', 0x7f, 0xff, 'f', '7', '0'};
+  static const uint8_t special[] = {'\\', '\n', '\r', '\t', 0,   ',', '|',
+                                    'n',  'x',  0x7f, 0xff, 'f', '7', '0'};
   for (size_t i = 0; i < len; i++)
     if (tu_rng_below(rng, 3) == 0)
       buf[i] = special[tu_rng_below(rng, sizeof special)];

@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# test_cli.sh — end-to-end tests of the sst command-line tool.
+#
+# Usage: bash tests/test_cli.sh path/to/sst
+#
+# Prints "ok - NAME" or "not ok - NAME" per check (with the command's exit
+# status and stderr after a failure), then "N passed, M failed". Exits
+# non-zero if any check failed.
+set -u
+
+SST=${1:?usage: test_cli.sh path/to/sst}
+case $SST in /*) ;; *) SST=$PWD/$SST ;; esac
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sst-cli.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+
+passed=0
+failed=0
+rc=0
+
+# run CMD...: runs a command with stdout in ./out, stderr in ./err, status
+# in $rc.
+run() {
+  "$@" >out 2>err
+  rc=$?
+}
+
+# check NAME TEST...: passes when TEST succeeds.
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok - $name"
+    passed=$((passed + 1))
+  else
+    echo "not ok - $name"
+    echo "#   last status $rc; stderr:"
+    sed 's/^/#   /' err 2>/dev/null | head -n 5
+    failed=$((failed + 1))
+  fi
+}
+
+status_is() { [ "$rc" -eq "$1" ]; }
+out_is() { [ "$(cat out)" = "$1" ]; }
+out_has() { grep -qF -- "$1" out; }
+err_has() { grep -qF -- "$1" err; }
+err_empty() { [ ! -s err ]; }
+same() { cmp -s "$1" "$2"; }
+ok_and_out_is() { status_is 0 && out_is "$1"; }
+
+# Flips every bit of the byte at offset $2 of file $1.
+flip_byte() {
+  local byte
+  byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  # shellcheck disable=SC2059
+  printf "$(printf '\\%03o' $((byte ^ 255)))" |
+    dd of="$1" bs=1 seek="$2" count=1 conv=notrunc 2>/dev/null
+}
+
+# ---- general -------------------------------------------------------------
+
+run "$SST" --version
+check "--version" ok_and_out_is "sst (sstfs) 0.1.0 (table format 1)"
+
+run "$SST" --help
+check "--help" eval 'status_is 0 && out_has SYNOPSIS && out_has verify'
+
+for cmd in build get scan dump info verify; do
+  run "$SST" "$cmd" --help
+  check "$cmd --help" eval \
+    'status_is 0 && out_has SYNOPSIS && out_has "EXIT STATUS" && out_has EXAMPLES'
+done
+
+run "$SST" help scan
+check "help scan" eval 'status_is 0 && out_has "sst scan"'
+
+run "$SST" frobnicate
+check "unknown command exits 2" eval 'status_is 2 && err_has "unknown command"'
+
+run "$SST"
+check "no command exits 2" status_is 2
+
+run "$SST" build --frobnicate x.csv
+check "unknown option exits 2" eval \
+  'status_is 2 && err_has "--frobnicate" && err_has Usage'
+
+run "$SST" build -d ab x.csv
+check "multi-byte delimiter exits 2" status_is 2
+
+run "$SST" build --memory 10X x.csv
+check "bad --memory exits 2" status_is 2
+
+run "$SST" scan
+check "scan without a table exits 2" status_is 2
+
+run "$SST" get only-a-table.sstable
+check "get without a key exits 2" status_is 2
+
+# ---- build ---------------------------------------------------------------
+
+printf 'banana,yellow\napple,red\ncherry,dark red\napple,green\nbanana,ripe,yes\n' \
+  >fruit.csv
+
+run "$SST" build fruit.csv
+check "build names the output after the input" eval \
+  'status_is 0 && [ -f fruit.sstable ]'
+check "build summary" eval \
+  'err_has "5 records read" && err_has "3 unique keys written" && err_has "fruit.sstable"'
+
+run "$SST" dump fruit.sstable
+check "unsorted input with duplicates: sorted, last wins" ok_and_out_is \
+  "$(printf 'apple,green\nbanana,ripe,yes\ncherry,dark red')"
+
+mkdir -p dir a.b
+printf 'k1\tv1\nk2\tv\t2\nk3\tv,3\n' >dir/x.tsv
+run "$SST" build -d '\t' dir/x.tsv
+check "-d '\\t' writes dir/x.sstable" eval 'status_is 0 && [ -f dir/x.sstable ]'
+run "$SST" get dir/x.sstable k2
+check "tab-delimited value keeps later tabs" ok_and_out_is "$(printf 'v\t2')"
+run "$SST" build -d "$(printf '\t')" -o literal-tab.sstable dir/x.tsv
+check "a literal tab delimiter works too" eval \
+  'status_is 0 && same literal-tab.sstable dir/x.sstable'
+
+cp fruit.csv noext
+run "$SST" build noext
+check "input without extension: noext.sstable" eval \
+  'status_is 0 && same noext.sstable fruit.sstable'
+cp fruit.csv a.b/c
+run "$SST" build a.b/c
+check "a dot in the directory is not an extension" eval \
+  'status_is 0 && [ -f a.b/c.sstable ]'
+
+run "$SST" build -o stdin.sstable <fruit.csv
+check "build from stdin" eval 'status_is 0 && same stdin.sstable fruit.sstable'
+cat fruit.csv | "$SST" build -o pipe.sstable - 2>err
+rc=$?
+check "build from a pipe, input -" eval 'status_is 0 && same pipe.sstable fruit.sstable'
+run "$SST" build <fruit.csv
+check "stdin without -o exits 2" status_is 2
+
+printf 'a,1\r\nb,2\r\nc,3' >crlf.csv
+run "$SST" build crlf.csv
+run "$SST" dump crlf.sstable
+check "CRLF lines and a last line without newline" ok_and_out_is \
+  "$(printf 'a,1\nb,2\nc,3')"
+
+printf 'a,1\nbad line\n\nb,2\n' >bad.csv
+run "$SST" build bad.csv
+check "a line without delimiter fails with its line number" eval \
+  'status_is 1 && err_has "sst build: bad.csv:2: no '\'','\'' delimiter"'
+check "a failed build leaves no output" eval '[ ! -e bad.sstable ]'
+run "$SST" build --skip-bad bad.csv
+check "--skip-bad skips and counts" eval \
+  'status_is 0 && err_has "1 bad lines skipped" && err_has "2 unique keys"'
+
+cp fruit.sstable keep.sstable
+run "$SST" build -o keep.sstable bad.csv
+check "a failed build keeps the old output" eval \
+  'status_is 1 && same keep.sstable fruit.sstable'
+
+printf 'a,1\n\n,x\n' >emptykey.csv
+run "$SST" build emptykey.csv
+check "empty key fails with its line number" eval \
+  'status_is 1 && err_has "emptykey.csv:3: empty key"'
+
+run "$SST" build -o nope.sstable missing.csv
+check "missing input file" eval 'status_is 1 && err_has "missing.csv"'
+
+run "$SST" build -o empty.sstable </dev/null
+run "$SST" info empty.sstable
+check "an empty input gives an empty table" eval \
+  'status_is 0 && out_has "keys: 0"'
+
+# A value longer than the parser's first buffer.
+{
+  printf 'big,'
+  head -c 3145728 /dev/zero | tr '\0' 'x'
+  printf '\nsmall,1\n'
+} >long.csv
+run "$SST" build long.csv
+"$SST" get long.sstable big >long.out 2>err
+rc=$?
+check "a 3 MiB value" eval \
+  'status_is 0 && [ "$(wc -c <long.out)" -eq 3145728 ]'
+
+# ---- plain round trip ----------------------------------------------------
+
+awk 'BEGIN {
+  for (i = 1; i <= 6000; i++)
+    printf "key%05d,value %d with, a comma\n", (i * 7919) % 5000, i
+}' >big.csv
+run "$SST" build big.csv
+check "build 6000 records" eval 'status_is 0 && err_has "5000 unique keys"'
+run "$SST" get big.sstable key02919 key02920
+check "duplicate keys: the last record wins" ok_and_out_is \
+  "value 5001 with, a commavalue 2680 with, a comma"
+"$SST" dump big.sstable >big.dump 2>err
+rc=$?
+run "$SST" build -o big2.sstable big.dump
+check "dump | build gives a byte-identical table" eval \
+  'status_is 0 && same big.sstable big2.sstable'
+
+mkdir -p spill
+run "$SST" build --memory 16K --temp-dir spill -o spilled.sstable big.csv
+check "a small memory budget spills and gives the same table" eval \
+  'status_is 0 && same spilled.sstable big.sstable && [ -z "$(ls spill)" ]'
+
+( "$SST" dump big.sstable 2>pipe.err ) | head -n 1 >/dev/null
+check "dump into a closed pipe is quiet" eval '[ ! -s pipe.err ]'
+
+# ---- escaped round trip --------------------------------------------------
+
+# Random binary records, written as escaped lines: every byte as \xHH in
+# either case, or raw when printable. Keys are 1 to 3 bytes, so many repeat.
+head -c 80000 /dev/urandom | od -An -v -tx1 | awk '
+  function enc(h, v) {
+    v = value[h]
+    if (v >= 33 && v < 127 && v != 92 && v != 44 && rand() < 0.5)
+      return sprintf("%c", v)
+    return "\\x" (rand() < 0.5 ? toupper(h) : h)
+  }
+  BEGIN { for (i = 0; i < 256; i++) value[sprintf("%02x", i)] = i; srand(7) }
+  { for (i = 1; i <= NF; i++) b[n++] = $i }
+  END {
+    p = 0
+    while (p + 60 < n) {
+      kl = 1 + int(rand() * 3); vl = int(rand() * 50); line = ""
+      for (i = 0; i < kl; i++) line = line enc(b[p++])
+      line = line ","
+      for (i = 0; i < vl; i++) line = line enc(b[p++])
+      print line
+    }
+  }' >bin.esc
+run "$SST" build --escape bin.esc
+check "build binary records with --escape" status_is 0
+"$SST" dump --escape bin.sstable >bin.dump 2>err
+rc=$?
+check "dump --escape" status_is 0
+run "$SST" build --escape -o bin2.sstable bin.dump
+check "binary dump --escape | build --escape is byte-identical" eval \
+  'status_is 0 && same bin.sstable bin2.sstable'
+"$SST" dump --escape -d '\t' bin.sstable 2>err |
+  "$SST" build --escape -d '\t' -o bin3.sstable 2>err
+rc=$?
+check "... and with a tab delimiter" eval 'status_is 0 && same bin.sstable bin3.sstable'
+"$SST" dump --escape -d x bin.sstable 2>err |
+  "$SST" build --escape -d x -o bin4.sstable 2>err
+rc=$?
+check "... and with the letter x as delimiter" eval \
+  'status_is 0 && same bin.sstable bin4.sstable'
+run "$SST" info bin.sstable
+check "one dumped line per key" eval \
+  'out_has "keys: $(wc -l <bin.dump)"'
+run "$SST" dump bin.sstable
+check "plain dump refuses binary records" eval \
+  'status_is 1 && err_has "use --escape"'
+
+printf 'a\\x00b,v\\n\\x00\n' >nul.esc
+run "$SST" build --escape nul.esc
+"$SST" get --escape nul.sstable 'a\x00b' >nul.out 2>err
+rc=$?
+printf 'v\n\0' >nul.want
+check "get --escape of a key with a NUL byte" eval \
+  'status_is 0 && same nul.out nul.want'
+
+printf 'k\\nx,v\n' | "$SST" build --escape -o nlkey.sstable 2>err
+run "$SST" dump nlkey.sstable
+check "plain dump refuses a key with a newline" eval \
+  'status_is 1 && err_has "use --escape"'
+printf 'k,v\\r\n' | "$SST" build --escape -o crvalue.sstable 2>err
+run "$SST" dump crvalue.sstable
+check "plain dump refuses a value ending in CR" eval \
+  'status_is 1 && err_has "carriage return"'
+printf 'a\\x2cb,v\n' | "$SST" build --escape -o comma.sstable 2>err
+run "$SST" dump comma.sstable
+check "plain dump refuses a key holding the delimiter" eval \
+  'status_is 1 && err_has "delimiter"'
+run "$SST" dump -d '|' comma.sstable
+check "... which another delimiter can carry" ok_and_out_is "a,b|v"
+
+# ---- get -----------------------------------------------------------------
+
+run "$SST" get fruit.sstable apple cherry
+check "get prints values raw" ok_and_out_is "greendark red"
+run "$SST" get fruit.sstable apple nope banana
+check "get of a missing key: exit 1, other keys printed" eval \
+  'status_is 1 && out_is "greenripe,yes" && err_has "fruit.sstable: key '\''nope'\'' not found"'
+run "$SST" get missing.sstable apple
+check "get on a missing table" eval 'status_is 1 && err_has missing.sstable'
+run "$SST" get fruit.csv apple
+check "get on a file that is not a table" eval 'status_is 1 && err_has fruit.csv'
+run "$SST" get --escape fruit.sstable 'bad\q'
+check "get --escape of a bad escape exits 2" status_is 2
+
+# ---- scan ----------------------------------------------------------------
+
+printf 'user/2,b\nusr,d\nuser/1,a\nusers,c\nz,e\nA,f\n' >keys.csv
+run "$SST" build keys.csv
+run "$SST" scan keys.sstable --prefix user/ --keys-only
+check "scan --prefix --keys-only" ok_and_out_is "$(printf 'user/1\nuser/2')"
+run "$SST" scan keys.sstable --prefix user
+check "scan --prefix" ok_and_out_is "$(printf 'user/1,a\nuser/2,b\nusers,c')"
+run "$SST" scan keys.sstable --from user/2 --to z
+check "scan --from --to" ok_and_out_is "$(printf 'user/2,b\nusers,c\nusr,d')"
+run "$SST" scan keys.sstable --from usr
+check "scan --from" ok_and_out_is "$(printf 'usr,d\nz,e')"
+run "$SST" scan keys.sstable --to user/2 --keys-only
+check "scan --to" ok_and_out_is "$(printf 'A\nuser/1')"
+run "$SST" scan keys.sstable --prefix nothing
+check "scan of an empty prefix range" ok_and_out_is ""
+run "$SST" scan keys.sstable -d '|'
+check "scan -d" eval 'status_is 0 && out_has "z|e"'
+"$SST" scan keys.sstable >scan.out 2>err
+"$SST" dump keys.sstable >dump.out 2>>err
+check "a full scan prints what dump prints" same scan.out dump.out
+run "$SST" scan keys.sstable --prefix u --from a
+check "--prefix with --from exits 2" status_is 2
+run "$SST" scan --escape nul.sstable --prefix 'a\x00'
+check "scan --escape with an escaped prefix" ok_and_out_is 'a\0b,v\n\0'
+
+# ---- info ----------------------------------------------------------------
+
+run "$SST" info fruit.sstable
+size=$(wc -c <fruit.sstable)
+check "info" eval 'status_is 0 &&
+  out_has "path: fruit.sstable" && out_has "format version: 1" &&
+  out_has "file size: $size bytes" && out_has "keys: 3" &&
+  out_has "tombstones: 0" && out_has "key bytes: 17" &&
+  out_has "value bytes: 21" && out_has "key blocks: 1" &&
+  out_has "index interval: 64 keys per block" && out_has "index bytes: " &&
+  out_has "bits per key"'
+run "$SST" build --block-keys 10 --no-filter -o blocks.sstable big.csv
+run "$SST" info blocks.sstable
+check "--block-keys and --no-filter" eval 'status_is 0 &&
+  out_has "index interval: 10 keys per block" && out_has "key blocks: 500" &&
+  out_has "filter: none"'
+run "$SST" get blocks.sstable key04999 key00000
+check "get from a table without filter" ok_and_out_is \
+  "value 2321 with, a commavalue 5000 with, a comma"
+
+# ---- verify --------------------------------------------------------------
+
+run "$SST" verify fruit.sstable big.sstable
+check "verify good tables" eval 'status_is 0 &&
+  out_has "fruit.sstable: ok (3 keys, $size bytes)" && out_has "big.sstable: ok (5000 keys"'
+
+cp big.sstable corrupt.sstable
+flip_byte corrupt.sstable $(($(wc -c <corrupt.sstable) / 2))
+run "$SST" verify fruit.sstable corrupt.sstable
+check "verify finds a flipped byte in the middle" eval \
+  'status_is 1 && out_has "fruit.sstable: ok" && err_has "sst verify: corrupt.sstable"'
+run "$SST" dump corrupt.sstable
+check "dump of a damaged table fails" status_is 1
+
+cp big.sstable badvalue.sstable
+offset=$(grep -abo 'value 2500 with' badvalue.sstable | head -n 1 | cut -d: -f1)
+flip_byte badvalue.sstable "$((offset + 3))"
+run "$SST" get badvalue.sstable key00000 key02500
+check "get of a damaged value reports it" eval \
+  'status_is 1 && out_is "value 5000 with, a comma" && err_has "key02500"'
+
+run "$SST" verify fruit.csv
+check "verify of a file that is not a table" eval \
+  'status_is 1 && err_has "sst verify: " && err_has fruit.csv'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
