@@ -346,9 +346,12 @@ int sst_records_open(int fd, const char *name, const sst_records_options *o,
     sst_records_options_init(&defaults);
     o = &defaults;
   }
-  /* A newline can never be inside a line, and escaped data is full of
-   * backslashes, so neither can separate a key from its value. */
-  if (o->delimiter == '\n' || (o->escaped && o->delimiter == '\\'))
+  /* A newline never is inside a line; a carriage return before the
+   * newline is taken for a CRLF ending, so `key\r` + "\r\n" (an empty
+   * value) would lose its delimiter; escaped data is full of backslashes.
+   * None of them can separate a key from its value. */
+  if (o->delimiter == '\n' || o->delimiter == '\r' ||
+      (o->escaped && o->delimiter == '\\'))
     return SST_EINVAL;
   sst_records *p = calloc(1, sizeof *p);
   if (p == NULL)

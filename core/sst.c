@@ -83,8 +83,8 @@ static int parse_delimiter(const command *c, const char *arg, int escape,
     *out = (unsigned char)arg[0];
   else
     return usage_error(c, "delimiter '%s' is not one byte (or \\t)", arg);
-  if (*out == '\n')
-    return usage_error(c, "a newline cannot be the delimiter");
+  if (*out == '\n' || *out == '\r')
+    return usage_error(c, "a line ending cannot be the delimiter");
   if (escape && *out == '\\')
     return usage_error(c, "a backslash cannot be the delimiter with --escape");
   return 0;
@@ -353,6 +353,7 @@ static int build_run(const command *c, build_opts *o, char **inputs,
                      int n_inputs) {
   build_progress pg = {.shown = isatty(STDERR_FILENO),
                        .started = now_seconds()};
+  pg.last = pg.started; /* the first line after 0.2 s, with a real rate */
   sst_sorter *s;
   sst_error err = {0};
   int rc = sst_sorter_new(&o->sorter, &s, &err);
@@ -622,9 +623,11 @@ static const char *plain_key_problem(const printer *pr, const sst_entry *e) {
 /* Why a plain line could not carry this value, or NULL. A \r at the end
  * would be taken for half of a CRLF line ending. */
 static const char *plain_value_problem(const uint8_t *v, uint64_t len) {
+  if (len == 0)
+    return NULL;
   if (memchr(v, '\n', (size_t)len) != NULL)
     return "contains a newline";
-  if (len > 0 && v[len - 1] == '\r')
+  if (v[len - 1] == '\r')
     return "ends with a carriage return";
   return NULL;
 }
@@ -651,7 +654,8 @@ static int print_entry(printer *pr, const sst_entry *e) {
   if (!pr->escape && (problem = plain_key_problem(pr, e)) != NULL)
     return refuse_plain(pr, e, "", problem);
   const uint8_t *value = NULL;
-  if (!pr->keys_only && !tombstone) {
+  int with_value = !pr->keys_only && !tombstone;
+  if (with_value) {
     int rc = sst_reader_value(pr->r, e, &value);
     if (rc != 0) {
       char shown[128];
@@ -665,7 +669,7 @@ static int print_entry(printer *pr, const sst_entry *e) {
       return refuse_plain(pr, e, "the value of ", problem);
   }
   print_field(pr, e->key, e->key_len);
-  if (value != NULL) {
+  if (with_value) {
     out_byte(pr->delimiter);
     print_field(pr, value, e->value_len);
   }
@@ -987,7 +991,8 @@ static const command commands[] = {
         "OPTIONS\n"
         "    -d, --delimiter DELIM\n"
         "        The byte between key and value (default ','). Write a tab\n"
-        "        as \\t or as a literal tab.\n"
+        "        as \\t or as a literal tab. It cannot be a newline or a\n"
+        "        carriage return.\n"
         "    -o, --output OUT\n"
         "        The table to write. The default is the first INPUT with its\n"
         "        extension replaced by .sstable (data.csv -> data.sstable);\n"

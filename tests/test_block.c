@@ -14,7 +14,7 @@ static void build(sst_block_builder *b, int n, uint32_t restart,
                   const uint8_t **data, size_t *len) {
   sst_block_builder_init(b, restart);
   for (int i = 0; i < n; i++) {
-    char key[32], payload[8];
+    char key[32], payload[16];
     snprintf(key, sizeof key, "prefix/%05d", i * 2);
     snprintf(payload, sizeof payload, "p%d", i);
     ck_assert_int_eq(sst_block_builder_add(b, (const uint8_t *)key,

@@ -75,6 +75,9 @@ done
 run "$SST" help scan
 check "help scan" eval 'status_is 0 && out_has "sst scan"'
 
+run "$SST" help frobnicate
+check "help of an unknown command exits 2" status_is 2
+
 run "$SST" frobnicate
 check "unknown command exits 2" eval 'status_is 2 && err_has "unknown command"'
 
@@ -87,6 +90,9 @@ check "unknown option exits 2" eval \
 
 run "$SST" build -d ab x.csv
 check "multi-byte delimiter exits 2" status_is 2
+
+run "$SST" build -d "$(printf '\r')" x.csv
+check "carriage return delimiter exits 2" status_is 2
 
 run "$SST" build --memory 10X x.csv
 check "bad --memory exits 2" status_is 2
@@ -144,6 +150,12 @@ run "$SST" build crlf.csv
 run "$SST" dump crlf.sstable
 check "CRLF lines and a last line without newline" ok_and_out_is \
   "$(printf 'a,1\nb,2\nc,3')"
+
+printf 'k,\nj,x\n' >emptyvalue.csv
+run "$SST" build emptyvalue.csv
+run "$SST" dump emptyvalue.sstable
+check "an empty value keeps its delimiter in dump" ok_and_out_is \
+  "$(printf 'j,x\nk,')"
 
 printf 'a,1\nbad line\n\nb,2\n' >bad.csv
 run "$SST" build bad.csv

@@ -3,6 +3,9 @@
 # header and pkg-config file in place, and a program builds against them.
 set -u
 build=$1
+# Flags the library was built with that a program linking it needs too
+# (the sanitizers), passed as an optional second argument.
+extra=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0 fail=0
@@ -41,7 +44,7 @@ int main(int argc, char **argv) {
 }
 C
 check "compile against pkg-config" bash -c \
-  "cc -o '$tmp/prog' '$tmp/prog.c' \$(PKG_CONFIG_PATH='$pcdir' pkg-config --cflags --libs sstable)"
+  "cc $extra -o '$tmp/prog' '$tmp/prog.c' \$(PKG_CONFIG_PATH='$pcdir' pkg-config --cflags --libs sstable)"
 check "program runs" "$tmp/prog" "$tmp/t.sstable"
 check "installed sst reads it" "$tmp/prefix/bin/sst" get "$tmp/t.sstable" k
 echo "$pass passed, $fail failed"

@@ -435,6 +435,8 @@ START_TEST(test_open_rejects) {
   ck_assert_int_eq(sst_records_open(-1, "x", &o, &p), SST_EINVAL);
   o.delimiter = '\n';
   ck_assert_int_eq(sst_records_open(0, "x", &o, &p), SST_EINVAL);
+  o.delimiter = '\r';
+  ck_assert_int_eq(sst_records_open(0, "x", &o, &p), SST_EINVAL);
   o.delimiter = '\\';
   o.escaped = 1;
   ck_assert_int_eq(sst_records_open(0, "x", &o, &p), SST_EINVAL);
