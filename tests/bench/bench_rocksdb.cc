@@ -44,7 +44,7 @@ namespace {
 
 const uint64_t kSeed = 0x5eedf00dcafe1234ull;
 const uint64_t kGetSeed = 0x0ddba11deadbeefull;
-const size_t kKeyLen = 20;  // "user/%010llu/item"
+const size_t kKeyLen = 20; // "user/%010llu/item"
 
 uint64_t bench_rand(uint64_t *s) {
   uint64_t x = *s;
@@ -59,7 +59,7 @@ const char kAlphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 struct Records {
-  std::vector<uint8_t> blob;  // key then value, record after record
+  std::vector<uint8_t> blob; // key then value, record after record
   std::vector<uint64_t> off;
   std::vector<uint16_t> val_len;
   uint64_t input_bytes = 0;
@@ -110,7 +110,8 @@ uint64_t records_fnv(const Records &rs) {
 double now_s() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  return static_cast<double>(ts.tv_sec) +
+         static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 void check(const rocksdb::Status &s, const char *what) {
@@ -135,7 +136,7 @@ void usage() {
   exit(2);
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char **argv) {
   std::string dir;
@@ -215,17 +216,16 @@ int main(int argc, char **argv) {
   rocksdb::PinnableSlice v;
   for (size_t i = 0; i < n; i++) {
     v.Reset();
-    check(db->Get(ro, db->DefaultColumnFamily(), rs.key(i), &v),
-          "warm-up Get");
+    check(db->Get(ro, db->DefaultColumnFamily(), rs.key(i), &v), "warm-up Get");
   }
 
   uint64_t sink = 0;
   t0 = now_s();
   for (size_t i = 0; i < gets; i++) {
     v.Reset();
-    rocksdb::Status st = db->Get(ro, db->DefaultColumnFamily(),
-                                 rocksdb::Slice(&keys[i * kKeyLen], kKeyLen),
-                                 &v);
+    rocksdb::Status st =
+        db->Get(ro, db->DefaultColumnFamily(),
+                rocksdb::Slice(&keys[i * kKeyLen], kKeyLen), &v);
     if (!st.ok())
       check(st, "Get");
     sink += v.size() + static_cast<uint8_t>(v.data()[0]);
@@ -251,22 +251,22 @@ int main(int argc, char **argv) {
     }
   }
 
-  auto *table = db->GetOptions().table_factory->GetOptions<
-      rocksdb::BlockBasedTableOptions>();
+  auto *table =
+      db->GetOptions()
+          .table_factory->GetOptions<rocksdb::BlockBasedTableOptions>();
   printf("INFO engine=rocksdb%s version=%d.%d.%d compression=%d"
          " block_cache_bytes=%zu block_size=%zu filter=%s\n",
          tuned ? "-tuned" : "", ROCKSDB_MAJOR, ROCKSDB_MINOR, ROCKSDB_PATCH,
          static_cast<int>(options.compression),
          table && table->block_cache ? table->block_cache->GetCapacity() : 0,
          table ? table->block_size : 0,
-         table && table->filter_policy ? table->filter_policy->Name()
-                                       : "none");
+         table && table->filter_policy ? table->filter_policy->Name() : "none");
   printf("RESULT engine=rocksdb%s records=%zu input_bytes=%" PRIu64
          " file_bytes=%ld build_s=%.6f ingest_ms=%.3f gets=%llu get_ns=%.1f"
          " checked=%zu data_fnv=%016" PRIx64 " sink=%" PRIu64 "\n",
          tuned ? "-tuned" : "", n, rs.input_bytes, file_bytes, build_s,
-         ingest_s * 1e3, gets, get_s * 1e9 / static_cast<double>(gets),
-         checked, records_fnv(rs), sink);
+         ingest_s * 1e3, gets, get_s * 1e9 / static_cast<double>(gets), checked,
+         records_fnv(rs), sink);
   check(db->Close(), "DB::Close");
   delete db;
   check(rocksdb::DestroyDB(dir + "/db", rocksdb::Options()), "DestroyDB");

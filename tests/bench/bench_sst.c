@@ -277,8 +277,7 @@ static int bench_build_and_get(const char *dir, size_t n, size_t gets) {
 
   printf("RESULT engine=sst records=%zu input_bytes=%" PRIu64
          " file_bytes=%" PRIu64 " build_s=%.6f open_ms=%.3f gets=%zu"
-         " get_ns=%.1f checked=%zu data_fnv=%016" PRIx64 " sink=%" PRIu64
-         "\n",
+         " get_ns=%.1f checked=%zu data_fnv=%016" PRIx64 " sink=%" PRIu64 "\n",
          n, rs.input_bytes, info.file_size, build_s, open_s * 1e3, gets,
          get_s * 1e9 / (double)gets, checked, bench_records_fnv(&rs), sink);
   free(keys);
