@@ -72,7 +72,11 @@ static int enter_block(sst_iter *it, uint64_t i) {
   if (i >= it->r->f.block_count)
     return 0;
   it->block = i;
-  int rc = sst_table_block(it->r, i, &it->h, &it->b);
+  const uint8_t *first;
+  size_t first_len;
+  int rc = sst_table_handle(it->r, i, &it->h, &first, &first_len);
+  if (rc == 0)
+    rc = sst_table_block(it->r, i, &it->h, &it->b, 0);
   if (rc)
     return stop(it, rc);
   if (it->b.entries_len == 0)
@@ -100,7 +104,10 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
   if (bi < 0)
     return enter_block(it, 0);
   it->block = (uint64_t)bi;
-  if ((rc = sst_table_block(it->r, it->block, &it->h, &it->b)))
+  const uint8_t *first;
+  size_t first_len;
+  if ((rc = sst_table_handle(it->r, it->block, &it->h, &first, &first_len)) ||
+      (rc = sst_table_block(it->r, it->block, &it->h, &it->b, 0)))
     return stop(it, rc);
   int found;
   if ((rc = sst_block_seek(&it->b, key, key_len, it->keybuf, &it->be,

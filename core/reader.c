@@ -116,6 +116,12 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   }
   if ((rc = check_layout(r, err)) || (rc = open_index(r, err)))
     goto fail;
+  /* Untouched pages of a large calloc cost nothing until used. */
+  if ((r->checked = calloc(r->f.block_count ? r->f.block_count : 1, 1)) ==
+      NULL) {
+    rc = sst_error_set(err, ENOMEM, "%s: out of memory", path);
+    goto fail;
+  }
   *out = r;
   return 0;
 fail:
@@ -130,6 +136,7 @@ void sst_reader_close(sst_reader *r) {
     return;
   if (r->data)
     munmap((void *)r->data, (size_t)r->size);
+  free(r->checked);
   free(r->path);
   free(r);
 }
@@ -199,16 +206,33 @@ int sst_table_find_block(const sst_reader *r, const uint8_t *key,
   return 0;
 }
 
-int sst_table_block(const sst_reader *r, uint64_t i, sst_handle *h,
-                    sst_block *b) {
-  const uint8_t *fk;
-  size_t fl;
-  if (sst_table_handle(r, i, h, &fk, &fl))
-    return SST_ECORRUPT;
+static int is_checked(const sst_reader *r, uint64_t i, unsigned what) {
+  return (__atomic_load_n(&r->checked[i], __ATOMIC_RELAXED) & what) != 0;
+}
+
+static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
+  __atomic_fetch_or(&r->checked[i], (uint8_t)what, __ATOMIC_RELAXED);
+}
+
+int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
+                    sst_block *b, int always) {
   const uint8_t *p = r->data + h->block_off;
-  if (sst_get_u32(p + h->block_len) != sst_checksum(p, (size_t)h->block_len))
-    return SST_ECHECKSUM;
+  if (always || !is_checked(r, i, CHECKED_BLOCK)) {
+    if (sst_get_u32(p + h->block_len) !=
+        sst_checksum(p, (size_t)h->block_len))
+      return SST_ECHECKSUM;
+    set_checked(r, i, CHECKED_BLOCK);
+  }
   return sst_block_open(b, p, (size_t)h->block_len);
+}
+
+int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h) {
+  if (is_checked(r, i, CHECKED_FILTER))
+    return 0;
+  int rc = sst_filter_check(r->data + h->filter_off, (size_t)h->filter_len);
+  if (rc == 0)
+    set_checked(r, i, CHECKED_FILTER);
+  return rc;
 }
 
 int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
@@ -244,14 +268,14 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     return SST_ECORRUPT;
   if (r->f.filter_probes) {
     const uint8_t *part = r->data + h.filter_off;
-    if ((rc = sst_filter_check(part, (size_t)h.filter_len)))
+    if ((rc = sst_table_filter(r, (uint64_t)bi, &h)))
       return rc;
     if (!sst_filter_may_contain(part, (size_t)h.filter_len, r->f.filter_probes,
                                 sst_filter_hash(key, key_len)))
       return SST_ENOTFOUND;
   }
   sst_block b;
-  if ((rc = sst_table_block(r, (uint64_t)bi, &h, &b)))
+  if ((rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0)))
     return rc;
   /* The key buffer must hold SST_KEY_MAX bytes; keep it off the stack for
    * small-stack threads (FUSE workers). */

@@ -13,7 +13,15 @@ struct sst_reader {
   sst_footer f;
   sst_block index; /* one entry per key block: its first key and handle */
   sst_reader_options o;
+  /* One byte per key block, set once its checksums have been found good
+   * (CHECKED_BLOCK, CHECKED_FILTER), so hot blocks are hashed once rather
+   * than on every lookup. Updated with relaxed atomics: a race only means
+   * a block is checked twice. */
+  uint8_t *checked;
 };
+
+#define CHECKED_BLOCK 1u
+#define CHECKED_FILTER 2u
 
 /* The handle of key block i, checked against the file's layout: values
  * and block lie in the data region, the filter partition in the filter
@@ -26,9 +34,13 @@ int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
 int sst_table_find_block(const sst_reader *r, const uint8_t *key,
                          size_t key_len, int64_t *block);
 
-/* Frames key block i after checking its checksum. */
-int sst_table_block(const sst_reader *r, uint64_t i, sst_handle *h,
-                    sst_block *b);
+/* Frames key block i, whose handle is h, after checking its checksum
+ * (once per reader, or every time when `always` is set). */
+int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
+                    sst_block *b, int always);
+
+/* Checks the filter partition of block i (once per reader). */
+int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h);
 
 /* Decodes an entry's value reference into e (flags, length, offset,
  * checksum, position), checking it against the block's handle. */

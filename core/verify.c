@@ -123,7 +123,7 @@ static int check_block(verify_state *s, uint64_t bi) {
   if (h.values_off != s->data_pos)
     return bad_block(s, bi, &h, SST_ECORRUPT, "values misplaced");
   sst_block b;
-  int rc = sst_table_block(r, bi, &h, &b);
+  int rc = sst_table_block(r, bi, &h, &b, 1);
   if (rc)
     return bad_block(s, bi, &h, rc,
                      rc == SST_ECHECKSUM ? "checksum mismatch" : "malformed");
