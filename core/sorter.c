@@ -26,6 +26,8 @@
 #define MAX_RUNS 64
 
 typedef struct record {
+  uint64_t head; /* first 8 key bytes, big-endian, zero-padded: most
+                    comparisons end here without touching the key */
   const uint8_t *key, *value;
   uint64_t value_len;
   uint32_t key_len;
@@ -115,8 +117,17 @@ static void arena_reset(sst_sorter *s) {
   s->mem_used = 0;
 }
 
+static uint64_t key_head(const uint8_t *key, size_t len) {
+  uint64_t h = 0;
+  for (size_t i = 0; i < 8; i++)
+    h = (h << 8) | (i < len ? key[i] : 0);
+  return h;
+}
+
 static int cmp_records(const void *a, const void *b) {
   const record *x = a, *y = b;
+  if (x->head != y->head)
+    return x->head < y->head ? -1 : 1;
   int c = sst_key_cmp(x->key, x->key_len, y->key, y->key_len);
   if (c)
     return c;
@@ -223,7 +234,7 @@ static int add(sst_sorter *s, unsigned flags, const void *key, size_t key_len,
   memcpy(p, key, key_len);
   if (value_len)
     memcpy(p + key_len, value, (size_t)value_len);
-  s->recs[s->count++] = (record){.key = p, .key_len = (uint32_t)key_len,
+  s->recs[s->count++] = (record){.head = key_head(p, key_len), .key = p, .key_len = (uint32_t)key_len,
                                  .value = p + key_len, .value_len = value_len,
                                  .flags = flags, .seq = s->seq++};
   s->total++;
