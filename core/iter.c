@@ -167,3 +167,57 @@ int sst_iter_next(sst_iter *it) {
     return stop(it, rc);
   return settle(it);
 }
+
+int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
+  const sst_reader *r = it->r;
+  it->status = 0;
+  it->valid = 0;
+  it->bound = BOUND_NONE;
+  /* Blocks lie in file order: find the last one starting at or before pos. */
+  uint64_t lo = 0, hi = r->f.block_count;
+  const uint8_t *first;
+  size_t first_len;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (sst_table_handle(r, mid, &it->h, &first, &first_len))
+      return stop(it, SST_ECORRUPT);
+    if (it->h.block_off <= pos)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == 0)
+    return SST_ENOTFOUND;
+  it->block = lo - 1;
+  int rc;
+  if ((rc = sst_table_handle(r, it->block, &it->h, &first, &first_len)) ||
+      (rc = sst_table_block(r, it->block, &it->h, &it->b, 0)))
+    return stop(it, rc);
+  if (pos - it->h.block_off >= it->b.entries_len)
+    return SST_ENOTFOUND;
+  size_t target = (size_t)(pos - it->h.block_off);
+  /* Start from the last restart point at or before the target. */
+  uint32_t rlo = 0, rhi = it->b.restart_count;
+  while (rlo + 1 < rhi) {
+    uint32_t mid = rlo + (rhi - rlo) / 2;
+    size_t off;
+    if (sst_block_restart_off(&it->b, mid, &off))
+      return stop(it, SST_ECORRUPT);
+    if (off <= target)
+      rlo = mid;
+    else
+      rhi = mid;
+  }
+  if (sst_block_restart_off(&it->b, rlo, &it->be.off))
+    return stop(it, SST_ECORRUPT);
+  size_t prev_len = 0;
+  while (it->be.off <= target) {
+    if ((rc = sst_block_decode(&it->b, it->keybuf, prev_len, &it->be)))
+      return stop(it, rc);
+    if (it->be.off == target)
+      return settle(it);
+    prev_len = it->be.key_len;
+    it->be.off = it->be.next;
+  }
+  return SST_ENOTFOUND;
+}

@@ -264,6 +264,10 @@ int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
 /* Positions at the first key starting with prefix; stops after the last. */
 int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len);
 
+/* Positions at the entry whose `position` (see sst_entry) is pos, with no
+ * bound; SST_ENOTFOUND when no entry starts there. */
+int sst_iter_seek_position(sst_iter *it, uint64_t pos);
+
 /* 1 when positioned on an entry, 0 at the end or after an error. */
 int sst_iter_valid(const sst_iter *it);
 int sst_iter_next(sst_iter *it);
