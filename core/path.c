@@ -9,6 +9,7 @@
  * until the rest fits; the rest then takes the "%=" or "%!" form.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -229,7 +230,10 @@ int sst_path_to_key(const char *path, unsigned flags, uint8_t *key,
 struct sst_tree {
   const sst_reader *r;
   int flat;
+  uint64_t id; /* tells a thread's cached scratch space which tree it is for */
 };
+
+static uint64_t next_tree_id = 1;
 
 /* Inode numbers: a file is its entry's position times two; a directory is
  * odd, with the length of its key prefix in bits 1..17 and the position of
@@ -254,21 +258,23 @@ int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out) {
     return ENOMEM;
   t->r = r;
   t->flat = (flags & SST_PATH_FLAT) != 0;
+  t->id = __atomic_fetch_add(&next_tree_id, 1, __ATOMIC_RELAXED);
   *out = t;
   return 0;
 }
-
-void sst_tree_close(sst_tree *t) { free(t); }
 
 /* Scratch space for one operation: iterators and key buffers are large
  * (64 KiB keys), so they live on the heap, one set per call. */
 typedef struct op {
   sst_tree *t;
+  uint64_t tree_id;
+  int in_use;
   sst_iter *it, *probe;
   uint8_t *prefix; /* the directory's key prefix */
   size_t prefix_len, cstart; /* cstart: where its unfinished component starts */
   uint8_t *key;              /* a copy of the key being looked at */
   uint8_t *scratch;          /* for building probe keys */
+  uint8_t *probe_key;        /* has_dir's own */
 } op;
 
 static void op_free(op *o) {
@@ -277,6 +283,7 @@ static void op_free(op *o) {
   free(o->prefix);
   free(o->key);
   free(o->scratch);
+  free(o->probe_key);
 }
 
 static int op_init(op *o, sst_tree *t) {
@@ -285,11 +292,69 @@ static int op_init(op *o, sst_tree *t) {
   if (sst_iter_new(t->r, &o->it) || sst_iter_new(t->r, &o->probe) ||
       (o->prefix = malloc(SST_KEY_MAX + 1)) == NULL ||
       (o->key = malloc(SST_KEY_MAX + 1)) == NULL ||
-      (o->scratch = malloc(SST_KEY_MAX + 2)) == NULL) {
+      (o->scratch = malloc(SST_KEY_MAX + 2)) == NULL ||
+      (o->probe_key = malloc(SST_KEY_MAX + 2)) == NULL) {
     op_free(o);
     return ENOMEM;
   }
   return 0;
+}
+
+/* Each thread keeps one op for the tree it used last, so a FUSE request
+ * does not allocate and free its scratch space. A call made while the
+ * thread's op is busy (from a listing callback) gets a fresh one. */
+static pthread_key_t op_cache_key;
+static pthread_once_t op_cache_once = PTHREAD_ONCE_INIT;
+
+static void op_destroy(void *p) {
+  op_free(p);
+  free(p);
+}
+
+static void op_cache_init(void) { pthread_key_create(&op_cache_key, op_destroy); }
+
+static op *op_get(sst_tree *t) {
+  pthread_once(&op_cache_once, op_cache_init);
+  op *o = pthread_getspecific(op_cache_key);
+  if (o != NULL && !o->in_use && o->tree_id == t->id) {
+    o->in_use = 1;
+    return o;
+  }
+  int cache = o == NULL || !o->in_use;
+  if (o != NULL && cache) {
+    pthread_setspecific(op_cache_key, NULL);
+    op_destroy(o);
+  }
+  if ((o = malloc(sizeof *o)) == NULL || op_init(o, t) != 0) {
+    free(o);
+    return NULL;
+  }
+  o->tree_id = t->id;
+  o->in_use = 1;
+  if (cache && pthread_setspecific(op_cache_key, o) != 0)
+    cache = 0;
+  if (!cache)
+    o->in_use = 2; /* not cached: freed by op_put */
+  return o;
+}
+
+static void op_put(op *o) {
+  if (o->in_use == 2)
+    op_destroy(o);
+  else
+    o->in_use = 0;
+}
+
+void sst_tree_close(sst_tree *t) {
+  if (t == NULL)
+    return;
+  pthread_once(&op_cache_once, op_cache_init);
+  op *o = pthread_getspecific(op_cache_key);
+  if (o != NULL && o->tree_id == t->id && !o->in_use) {
+    pthread_setspecific(op_cache_key, NULL);
+    op_destroy(o);
+  }
+  free(t);
 }
 
 static int iter_error(const sst_iter *it) {
@@ -329,9 +394,9 @@ static int load_dir(op *o, uint64_t ino) {
 static int has_dir(op *o, const uint8_t *key, size_t len, int *rc) {
   if (len + 1 > SST_KEY_MAX)
     return 0;
-  memcpy(o->scratch, key, len);
-  o->scratch[len] = '/';
-  *rc = sst_iter_prefix(o->probe, o->scratch, len + 1);
+  memcpy(o->probe_key, key, len);
+  o->probe_key[len] = '/';
+  *rc = sst_iter_prefix(o->probe, o->probe_key, len + 1);
   return *rc == 0 && sst_iter_valid(o->probe);
 }
 
@@ -447,23 +512,23 @@ int sst_tree_stat(sst_tree *t, uint64_t ino, sst_node *out) {
     out->is_dir = 1;
     return 0;
   }
-  op o;
-  int rc = op_init(&o, t);
-  if (rc)
-    return rc;
+  op *o = op_get(t);
+  if (o == NULL)
+    return ENOMEM;
+  int rc = 0;
   if (ino & 1) {
-    rc = load_dir(&o, ino);
+    rc = load_dir(o, ino);
     if (rc == 0) {
       out->ino = ino;
       out->is_dir = 1;
     }
-  } else if ((rc = sst_iter_seek_position(o.it, ino >> 1)) == 0) {
-    if (!sst_iter_valid(o.it))
-      rc = iter_error(o.it);
+  } else if ((rc = sst_iter_seek_position(o->it, ino >> 1)) == 0) {
+    if (!sst_iter_valid(o->it))
+      rc = iter_error(o->it);
     else
-      file_node(sst_iter_entry(o.it), out);
+      file_node(sst_iter_entry(o->it), out);
   }
-  op_free(&o);
+  op_put(o);
   return rc;
 }
 
@@ -474,86 +539,111 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
     return ENAMETOOLONG;
   if (n == 0 || strchr(name, '/'))
     return SST_ENOTFOUND;
-  op o;
-  int rc = op_init(&o, t);
-  if (rc)
-    return rc;
-  if ((rc = load_dir(&o, dir)) != 0)
+  op *o = op_get(t);
+  if (o == NULL)
+    return ENOMEM;
+  int rc = 0;
+  if ((rc = load_dir(o, dir)) != 0)
     goto done;
   uint8_t piece[SST_NAME_MAX];
   size_t len;
   int conflict;
   enum name_kind kind = decode_name(name, n, piece, &len, &conflict);
-  if (o.prefix_len + len + 1 > SST_KEY_MAX) {
+  if (o->prefix_len + len + 1 > SST_KEY_MAX) {
     rc = SST_ENOTFOUND;
     goto done;
   }
   /* The key (or key prefix) the name stands for. */
-  memcpy(o.key, o.prefix, o.prefix_len);
-  memcpy(o.key + o.prefix_len, piece, len);
-  size_t klen = o.prefix_len + len;
+  memcpy(o->key, o->prefix, o->prefix_len);
+  memcpy(o->key + o->prefix_len, piece, len);
+  size_t klen = o->prefix_len + len;
   child ch;
   rc = SST_ENOTFOUND;
   if (kind == NAME_CHUNK) {
     /* Any key under the piece that names it this way. */
     int irc;
-    for (irc = sst_iter_prefix(o.it, o.key, klen); irc == 0 &&
-                                                  sst_iter_valid(o.it);
-         irc = sst_iter_next(o.it)) {
-      const sst_entry *e = sst_iter_entry(o.it);
-      memcpy(o.scratch, e->key, e->key_len);
-      if ((irc = analyze(&o, o.scratch, e->key_len, -1, &ch)) != 0)
+    for (irc = sst_iter_prefix(o->it, o->key, klen); irc == 0 &&
+                                                  sst_iter_valid(o->it);
+         irc = sst_iter_next(o->it)) {
+      const sst_entry *e = sst_iter_entry(o->it);
+      memcpy(o->scratch, e->key, e->key_len);
+      if ((irc = analyze(o, o->scratch, e->key_len, -1, &ch)) != 0)
         break;
       if (ch.in_dir && ch.is_piece && strcmp(ch.name, name) == 0) {
-        memcpy(o.key, o.scratch, ch.dir_len);
-        rc = dir_node(&o, o.key, ch.dir_len, out);
+        memcpy(o->key, o->scratch, ch.dir_len);
+        rc = dir_node(o, o->key, ch.dir_len, out);
         goto done;
       }
     }
-    if (irc || (irc = sst_iter_status(o.it)))
+    if (irc || (irc = sst_iter_status(o->it)))
       rc = irc;
     goto done;
   }
-  sst_entry e;
-  int frc = sst_reader_find(t->r, o.key, klen, &e);
-  if (frc == 0) {
-    if ((rc = analyze(&o, o.key, klen, -1, &ch)) != 0)
+  /* One seek answers both questions: is there a file key K, and is there
+   * a directory K/ (its keys follow K, unless keys like "K-x" sort between
+   * them; then a second seek finds out). */
+  int irc = sst_iter_seek(o->it, o->key, klen);
+  if (irc) {
+    rc = irc;
+    goto done;
+  }
+  sst_entry file = {0};
+  int have_file = 0;
+  if (sst_iter_valid(o->it) && sst_iter_entry(o->it)->key_len == klen &&
+      memcmp(sst_iter_entry(o->it)->key, o->key, klen) == 0) {
+    file = *sst_iter_entry(o->it);
+    have_file = 1;
+    if ((irc = sst_iter_next(o->it)) != 0) {
+      rc = irc;
+      goto done;
+    }
+  }
+  const sst_entry *d = NULL; /* the first key under K/, if any */
+  if (!t->flat && sst_iter_valid(o->it)) {
+    const sst_entry *nx = sst_iter_entry(o->it);
+    if (nx->key_len > klen && memcmp(nx->key, o->key, klen) == 0) {
+      if (nx->key[klen] == '/') {
+        d = nx;
+      } else if (nx->key[klen] < '/') {
+        o->key[klen] = '/';
+        if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
+          rc = irc;
+          goto done;
+        }
+        if (sst_iter_valid(o->it))
+          d = sst_iter_entry(o->it);
+      }
+    }
+  }
+  if (sst_iter_status(o->it)) {
+    rc = sst_iter_status(o->it);
+    goto done;
+  }
+  if (have_file) {
+    file.key = NULL;
+    if ((rc = analyze(o, o->key, klen, d != NULL, &ch)) != 0)
       goto done;
     if (ch.in_dir && !ch.is_dir && strcmp(ch.name, name) == 0) {
-      file_node(&e, out);
-      rc = 0;
+      file_node(&file, out);
       goto done;
     }
-    rc = SST_ENOTFOUND;
-  } else if (frc != SST_ENOTFOUND) {
-    rc = frc;
-    goto done;
   }
-  if (!t->flat) {
-    o.key[klen] = '/';
-    int irc = sst_iter_prefix(o.it, o.key, klen + 1);
-    if (irc) {
-      rc = irc;
+  rc = SST_ENOTFOUND;
+  if (d != NULL) {
+    memcpy(o->scratch, d->key, d->key_len);
+    if ((rc = analyze(o, o->scratch, d->key_len, 0, &ch)) != 0)
       goto done;
-    }
-    if (sst_iter_valid(o.it)) {
-      const sst_entry *d = sst_iter_entry(o.it);
-      memcpy(o.scratch, d->key, d->key_len);
-      if ((rc = analyze(&o, o.scratch, d->key_len, -1, &ch)) != 0)
-        goto done;
-      if (ch.in_dir && ch.is_dir && !ch.is_piece &&
-          strcmp(ch.name, name) == 0) {
-        memset(out, 0, sizeof *out);
-        out->is_dir = 1;
-        out->ino = dir_ino(d->position, klen + 1);
-        rc = 0;
-        goto done;
-      }
-    }
     rc = SST_ENOTFOUND;
+    if (ch.in_dir && ch.is_dir && !ch.is_piece &&
+        strcmp(ch.name, name) == 0) {
+      memset(out, 0, sizeof *out);
+      out->is_dir = 1;
+      out->ino = dir_ino(d->position, klen + 1);
+      rc = 0;
+    }
   }
 done:
-  op_free(&o);
+  op_put(o);
   return rc;
 }
 
@@ -567,61 +657,61 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
                   void *ctx) {
   if (cookie == COOKIE_END)
     return 0;
-  op o;
-  int rc = op_init(&o, t);
-  if (rc)
-    return rc;
-  if ((rc = load_dir(&o, dir)) != 0)
+  op *o = op_get(t);
+  if (o == NULL)
+    return ENOMEM;
+  int rc = 0;
+  if ((rc = load_dir(o, dir)) != 0)
     goto done;
   if (cookie == 0) {
-    rc = sst_iter_prefix(o.it, o.prefix, o.prefix_len);
+    rc = sst_iter_prefix(o->it, o->prefix, o->prefix_len);
   } else {
-    rc = sst_iter_seek_position(o.it, cookie); /* unbounded */
+    rc = sst_iter_seek_position(o->it, cookie); /* unbounded */
   }
   if (rc)
     goto done;
-  while (sst_iter_valid(o.it)) {
-    const sst_entry *e = sst_iter_entry(o.it);
-    if (e->key_len < o.prefix_len ||
-        memcmp(e->key, o.prefix, o.prefix_len) != 0)
+  while (sst_iter_valid(o->it)) {
+    const sst_entry *e = sst_iter_entry(o->it);
+    if (e->key_len < o->prefix_len ||
+        memcmp(e->key, o->prefix, o->prefix_len) != 0)
       break;
     size_t klen = e->key_len;
     sst_entry here = *e;
-    memcpy(o.key, e->key, klen);
+    memcpy(o->key, e->key, klen);
     /* Look one key ahead: it usually settles whether this key is also a
      * directory, without a separate seek. */
-    if ((rc = sst_iter_next(o.it)) != 0)
+    if ((rc = sst_iter_next(o->it)) != 0)
       goto done;
     int conflict = 0;
-    if (sst_iter_valid(o.it)) {
-      const sst_entry *nx = sst_iter_entry(o.it);
-      if (nx->key_len > klen && memcmp(nx->key, o.key, klen) == 0)
+    if (sst_iter_valid(o->it)) {
+      const sst_entry *nx = sst_iter_entry(o->it);
+      if (nx->key_len > klen && memcmp(nx->key, o->key, klen) == 0)
         conflict = nx->key[klen] == '/' ? 1 : nx->key[klen] < '/' ? -1 : 0;
     }
     child ch;
-    if ((rc = analyze(&o, o.key, klen, conflict, &ch)) != 0)
+    if ((rc = analyze(o, o->key, klen, conflict, &ch)) != 0)
       goto done;
     if (!ch.in_dir)
       continue;
     sst_node node;
     if (ch.is_dir) {
       int seen = 0;
-      if (ch.is_piece && (rc = piece_seen_before(&o, &ch, o.key, klen, &seen)))
+      if (ch.is_piece && (rc = piece_seen_before(o, &ch, o->key, klen, &seen)))
         goto done;
-      if ((rc = dir_node(&o, o.key, ch.dir_len, &node)) != 0)
+      if ((rc = dir_node(o, o->key, ch.dir_len, &node)) != 0)
         goto done;
       /* Everything under a component directory is skipped with one seek. */
       size_t sub = ch.is_piece ? 0 : ch.dir_len;
       if (ch.is_piece) {
-        const uint8_t *slash = memchr(o.key + ch.dir_len, '/',
+        const uint8_t *slash = memchr(o->key + ch.dir_len, '/',
                                       klen - ch.dir_len);
         if (slash && !t->flat)
-          sub = (size_t)(slash - o.key) + 1;
+          sub = (size_t)(slash - o->key) + 1;
       }
       if (sub) {
-        memcpy(o.scratch, o.key, sub);
-        o.scratch[sub - 1] = '/' + 1;
-        if ((rc = sst_iter_range(o.it, o.scratch, sub, NULL, 0)) != 0)
+        memcpy(o->scratch, o->key, sub);
+        o->scratch[sub - 1] = '/' + 1;
+        if ((rc = sst_iter_range(o->it, o->scratch, sub, NULL, 0)) != 0)
           goto done;
       }
       if (seen)
@@ -629,11 +719,11 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
     } else {
       file_node(&here, &node);
     }
-    if (fn(ctx, ch.name, &node, cookie_here(o.it)))
+    if (fn(ctx, ch.name, &node, cookie_here(o->it)))
       break;
   }
-  rc = sst_iter_status(o.it);
+  rc = sst_iter_status(o->it);
 done:
-  op_free(&o);
+  op_put(o);
   return rc;
 }
