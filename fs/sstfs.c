@@ -33,12 +33,22 @@ typedef struct config {
   int show_help, show_version;
 } config;
 
+/* Values whose checksum has been checked, and bad ones already logged:
+ * small direct-mapped tables of value offsets (plus one; 0 is empty), so
+ * memory stays flat whatever is read. A value that falls out is simply
+ * checked again. */
+#define CHECKED_SLOTS 4096
+#define LOGGED_SLOTS 256
+
 typedef struct sstfs {
   sst_reader *reader;
   sst_tree *tree;
   config conf;
   struct timespec mtime;
   int foreground;
+  int no_open, no_opendir; /* opens answered ENOSYS: never sent again */
+  uint64_t checked[CHECKED_SLOTS];
+  uint64_t logged[LOGGED_SLOTS];
 } sstfs;
 
 static sstfs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
@@ -127,14 +137,44 @@ static void log_bad_value(const sstfs *fs, fuse_ino_t ino, int rc) {
           sst_strerror(rc));
 }
 
+static size_t slot_of(uint64_t offset, size_t slots) {
+  return (size_t)((offset * 0x9E3779B97F4A7C15ull) >> 40) % slots;
+}
+
+/* Checks an entry's value, once per value while it stays in the table. */
+static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
+  uint64_t tag = e->value_offset + 1;
+  uint64_t *slot = &fs->checked[slot_of(e->value_offset, CHECKED_SLOTS)];
+  if (__atomic_load_n(slot, __ATOMIC_RELAXED) == tag)
+    return 0;
+  int rc = sst_reader_value_check(fs->reader, e);
+  if (rc == 0) {
+    __atomic_store_n(slot, tag, __ATOMIC_RELAXED);
+    return 0;
+  }
+  uint64_t *logged = &fs->logged[slot_of(e->value_offset, LOGGED_SLOTS)];
+  if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
+    log_bad_value(fs, ino, rc);
+  return rc;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
-  (void)userdata;
+  sstfs *fs = userdata;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS;
   conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;
   conn->max_readahead = 1u << 20;
+  /* Opens of files and directories then never reach the daemon: the
+   * kernel keeps their pages cached (FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR
+   * are the no-open defaults), and reads check values themselves. */
+  if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+    conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
+    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+  fs->no_open = (conn->want & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+  fs->no_opendir = (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -172,11 +212,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
   fuse_reply_attr(req, &st, CACHE_SECONDS);
 }
 
-/* An open file: where its checked value lies in the mapping. */
-typedef struct open_file {
-  uint64_t offset, len;
-} open_file;
-
 static void op_open(fuse_req_t req, fuse_ino_t ino,
                     struct fuse_file_info *fi) {
   sstfs *fs = fs_of(req);
@@ -189,50 +224,46 @@ static void op_open(fuse_req_t req, fuse_ino_t ino,
   int rc = sst_tree_stat(fs->tree, ino, &n);
   if (rc == 0 && n.is_dir)
     rc = EISDIR;
-  /* Check the whole value once; reads then serve ranges of it. */
-  if (rc == 0 && (rc = sst_reader_value_check(fs->reader, &n.entry)) != 0)
-    log_bad_value(fs, ino, rc);
+  if (rc == 0)
+    rc = check_value(fs, ino, &n.entry);
   if (rc) {
     fuse_reply_err(req, to_errno(rc));
-    return;
+  } else if (fs->no_open) {
+    fuse_reply_err(req, ENOSYS); /* success, and no more opens */
+  } else {
+    fi->keep_cache = 1;
+    fi->noflush = 1;
+    fuse_reply_open(req, fi);
   }
-  open_file *of = malloc(sizeof *of);
-  if (of == NULL) {
-    fuse_reply_err(req, ENOMEM);
-    return;
-  }
-  of->offset = n.entry.value_offset;
-  of->len = n.entry.value_len;
-  fi->fh = (uint64_t)(uintptr_t)of;
-  fi->keep_cache = 1;
-  fi->noflush = 1;
-  if (fuse_reply_open(req, fi) == -ENOENT)
-    free(of); /* the open was interrupted; release will not come */
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
-  (void)ino;
+  (void)fi;
   sstfs *fs = fs_of(req);
-  const open_file *of = (const open_file *)(uintptr_t)fi->fh;
-  if (off < 0 || (uint64_t)off >= of->len) {
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc == 0 && n.is_dir)
+    rc = EISDIR;
+  if (rc == 0)
+    rc = check_value(fs, ino, &n.entry);
+  if (rc) {
+    fuse_reply_err(req, to_errno(rc));
+    return;
+  }
+  uint64_t len = n.entry.value_len;
+  if (off < 0 || (uint64_t)off >= len) {
     fuse_reply_buf(req, NULL, 0);
     return;
   }
-  uint64_t n = of->len - (uint64_t)off;
-  if (n > size)
-    n = size;
+  uint64_t count = len - (uint64_t)off;
+  if (count > size)
+    count = size;
+  /* Straight from the mapping: no copy of the value in the daemon. */
   fuse_reply_buf(req,
-                 (const char *)sst_reader_data(fs->reader) + of->offset +
-                     (uint64_t)off,
-                 (size_t)n);
-}
-
-static void op_release(fuse_req_t req, fuse_ino_t ino,
-                       struct fuse_file_info *fi) {
-  (void)ino;
-  free((void *)(uintptr_t)fi->fh);
-  fuse_reply_err(req, 0);
+                 (const char *)sst_reader_data(fs->reader) +
+                     n.entry.value_offset + (uint64_t)off,
+                 (size_t)count);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -244,6 +275,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     rc = ENOTDIR;
   if (rc) {
     fuse_reply_err(req, to_errno(rc));
+    return;
+  }
+  if (fs->no_opendir) {
+    fuse_reply_err(req, ENOSYS); /* success, and no more opendirs */
     return;
   }
   fi->cache_readdir = 1;
@@ -412,7 +447,6 @@ static const struct fuse_lowlevel_ops sstfs_ops = {
     .getattr = op_getattr,
     .open = op_open,
     .read = op_read,
-    .release = op_release,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,
