@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -660,12 +661,15 @@ int main(int argc, char *argv[]) {
     } else {
       fuse_loop_cfg_set_clone_fd(lc, opts.clone_fd);
       fuse_loop_cfg_set_max_threads(lc, opts.max_threads);
-      fuse_loop_cfg_set_idle_threads(lc, opts.max_idle_threads);
+      if (opts.max_idle_threads != UINT_MAX) /* UINT_MAX: not given */
+        fuse_loop_cfg_set_idle_threads(lc, opts.max_idle_threads);
       rc = fuse_session_loop_mt(se, lc);
       fuse_loop_cfg_destroy(lc);
     }
   }
-  status = rc == 0 ? 0 : 1;
+  /* A loop ended by SIGTERM, SIGINT or SIGHUP returns the signal number:
+   * that is a clean unmount too. */
+  status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
   fuse_session_unmount(se);
 out_signals:
   fuse_remove_signal_handlers(se);
