@@ -72,11 +72,8 @@ static int enter_block(sst_iter *it, uint64_t i) {
   if (i >= it->r->f.block_count)
     return 0;
   it->block = i;
-  const uint8_t *first;
-  size_t first_len;
-  int rc = sst_table_handle(it->r, i, &it->h, &first, &first_len);
-  if (rc == 0)
-    rc = sst_table_block(it->r, i, &it->h, &it->b, 0);
+  it->h = *sst_table_cached_handle(it->r, i);
+  int rc = sst_table_block(it->r, i, &it->h, &it->b, 0);
   if (rc)
     return stop(it, rc);
   if (it->b.entries_len == 0)
@@ -104,10 +101,8 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
   if (bi < 0)
     return enter_block(it, 0);
   it->block = (uint64_t)bi;
-  const uint8_t *first;
-  size_t first_len;
-  if ((rc = sst_table_handle(it->r, it->block, &it->h, &first, &first_len)) ||
-      (rc = sst_table_block(it->r, it->block, &it->h, &it->b, 0)))
+  it->h = *sst_table_cached_handle(it->r, it->block);
+  if ((rc = sst_table_block(it->r, it->block, &it->h, &it->b, 0)))
     return stop(it, rc);
   int found;
   if ((rc = sst_block_seek(&it->b, key, key_len, it->keybuf, &it->be,
@@ -175,13 +170,9 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   it->bound = BOUND_NONE;
   /* Blocks lie in file order: find the last one starting at or before pos. */
   uint64_t lo = 0, hi = r->f.block_count;
-  const uint8_t *first;
-  size_t first_len;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (sst_table_handle(r, mid, &it->h, &first, &first_len))
-      return stop(it, SST_ECORRUPT);
-    if (it->h.block_off <= pos)
+    if (sst_table_cached_handle(r, mid)->block_off <= pos)
       lo = mid + 1;
     else
       hi = mid;
@@ -189,9 +180,9 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   if (lo == 0)
     return SST_ENOTFOUND;
   it->block = lo - 1;
-  int rc;
-  if ((rc = sst_table_handle(r, it->block, &it->h, &first, &first_len)) ||
-      (rc = sst_table_block(r, it->block, &it->h, &it->b, 0)))
+  it->h = *sst_table_cached_handle(r, it->block);
+  int rc = sst_table_block(r, it->block, &it->h, &it->b, 0);
+  if (rc)
     return stop(it, rc);
   if (pos - it->h.block_off >= it->b.entries_len)
     return SST_ENOTFOUND;

@@ -1,6 +1,7 @@
 /* reader.c — opening a table and point lookups. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -49,6 +50,46 @@ static int open_index(sst_reader *r, sst_error *err) {
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: index block at offset %llu: malformed", r->path,
                          (unsigned long long)r->f.index_off);
+  return 0;
+}
+
+static uint64_t key_head(const uint8_t *key, size_t len) {
+  uint64_t h = 0;
+  for (size_t i = 0; i < 8; i++)
+    h = (h << 8) | (i < len ? key[i] : 0);
+  return h;
+}
+
+static int build_heads(sst_reader *r, sst_error *err) {
+  uint64_t n = r->f.block_count;
+  if (n == 0)
+    return 0;
+  const uint8_t *first, *last;
+  size_t first_len, last_len;
+  sst_handle h;
+  if (sst_table_handle(r, 0, &h, &first, &first_len) ||
+      sst_table_handle(r, n - 1, &h, &last, &last_len))
+    return sst_error_set(err, SST_ECORRUPT, "%s: index block malformed",
+                         r->path);
+  size_t common = 0;
+  while (common < first_len && common < last_len &&
+         first[common] == last[common])
+    common++;
+  r->common = first;
+  r->common_len = common;
+  if ((r->heads = malloc(n * sizeof *r->heads)) == NULL ||
+      (r->handles = malloc(n * sizeof *r->handles)) == NULL)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  for (uint64_t i = 0; i < n; i++) {
+    const uint8_t *k;
+    size_t kl;
+    if (sst_table_handle(r, i, &r->handles[i], &k, &kl) || kl < common ||
+        (i > 0 && memcmp(k, first, common) != 0))
+      return sst_error_set(err, SST_ECORRUPT,
+                           "%s: index entry %llu malformed", r->path,
+                           (unsigned long long)i);
+    r->heads[i] = key_head(k + common, kl - common);
+  }
   return 0;
 }
 
@@ -116,6 +157,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   }
   if ((rc = check_layout(r, err)) || (rc = open_index(r, err)))
     goto fail;
+  if ((rc = build_heads(r, err)) != 0)
+    goto fail;
   /* Untouched pages of a large calloc cost nothing until used. */
   if ((r->checked = calloc(r->f.block_count ? r->f.block_count : 1, 1)) ==
       NULL) {
@@ -137,6 +180,8 @@ void sst_reader_close(sst_reader *r) {
   if (r->data)
     munmap((void *)r->data, (size_t)r->size);
   free(r->checked);
+  free(r->heads);
+  free(r->handles);
   free(r->path);
   free(r);
 }
@@ -187,13 +232,46 @@ int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
 
 int sst_table_find_block(const sst_reader *r, const uint8_t *key,
                          size_t key_len, int64_t *block) {
-  const sst_block *ix = &r->index;
-  int64_t lo = 0, hi = (int64_t)ix->restart_count - 1, found = -1;
+  int64_t n = (int64_t)r->f.block_count;
+  *block = -1;
+  if (n == 0)
+    return 0;
+  /* Keys outside the common prefix lie before or after every block. */
+  size_t cl = r->common_len, m = key_len < cl ? key_len : cl;
+  int c = m ? memcmp(key, r->common, m) : 0;
+  if (c < 0 || (c == 0 && key_len < cl))
+    return 0;
+  if (c > 0) {
+    *block = n - 1;
+    return 0;
+  }
+  /* Last block whose head is <= the key's head. */
+  uint64_t kh = key_head(key + cl, key_len - cl);
+  int64_t lo = 0, hi = n; /* heads[lo..hi) unsearched */
+  while (lo < hi) {
+    int64_t mid = lo + (hi - lo) / 2;
+    if (r->heads[mid] <= kh)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  int64_t last = lo - 1;
+  if (last < 0 || r->heads[last] < kh) {
+    *block = last;
+    return 0;
+  }
+  /* Equal heads: the full keys decide, among the blocks with this head. */
+  int64_t first = last;
+  while (first > 0 && r->heads[first - 1] == kh)
+    first--;
+  int64_t found = first - 1;
+  lo = first;
+  hi = last;
   while (lo <= hi) {
     int64_t mid = lo + (hi - lo) / 2;
     const uint8_t *k;
     size_t kl;
-    if (sst_block_restart_key(ix, (uint32_t)mid, &k, &kl))
+    if (sst_block_restart_key(&r->index, (uint32_t)mid, &k, &kl))
       return SST_ECORRUPT;
     if (sst_key_cmp(k, kl, key, key_len) <= 0) {
       found = mid;
@@ -251,6 +329,24 @@ int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
   return 0;
 }
 
+/* A key buffer of SST_KEY_MAX bytes for each thread, kept off the stack
+ * (FUSE worker threads have small stacks) and not allocated per lookup. */
+static pthread_key_t keybuf_key;
+static pthread_once_t keybuf_once = PTHREAD_ONCE_INIT;
+
+static void keybuf_init(void) { pthread_key_create(&keybuf_key, free); }
+
+static uint8_t *thread_keybuf(void) {
+  pthread_once(&keybuf_once, keybuf_init);
+  uint8_t *b = pthread_getspecific(keybuf_key);
+  if (b == NULL && (b = malloc(SST_KEY_MAX)) != NULL &&
+      pthread_setspecific(keybuf_key, b) != 0) {
+    free(b);
+    b = NULL;
+  }
+  return b;
+}
+
 int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
                     sst_entry *e) {
   int64_t bi;
@@ -261,11 +357,12 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     return rc;
   if (bi < 0)
     return SST_ENOTFOUND;
-  sst_handle h;
-  const uint8_t *fk;
-  size_t fl;
-  if (sst_table_handle(r, (uint64_t)bi, &h, &fk, &fl))
-    return SST_ECORRUPT;
+  sst_handle h = *sst_table_cached_handle(r, (uint64_t)bi);
+  /* Start the loads this lookup is about to wait for, all at once: the
+   * filter bits, and both ends of the key block (entries and restarts). */
+  __builtin_prefetch(r->data + h.filter_off);
+  __builtin_prefetch(r->data + h.block_off);
+  __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
   if (r->f.filter_probes) {
     const uint8_t *part = r->data + h.filter_off;
     if ((rc = sst_table_filter(r, (uint64_t)bi, &h)))
@@ -277,9 +374,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   sst_block b;
   if ((rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0)))
     return rc;
-  /* The key buffer must hold SST_KEY_MAX bytes; keep it off the stack for
-   * small-stack threads (FUSE workers). */
-  uint8_t *keybuf = malloc(SST_KEY_MAX);
+  uint8_t *keybuf = thread_keybuf();
   if (keybuf == NULL)
     return ENOMEM;
   sst_block_entry be;
@@ -288,7 +383,6 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   if (rc == 0 && (!found || be.key_len != key_len ||
                   memcmp(keybuf, key, key_len) != 0))
     rc = SST_ENOTFOUND;
-  free(keybuf);
   if (rc)
     return rc;
   if ((rc = sst_table_entry(&h, &be, e)))

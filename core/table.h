@@ -18,6 +18,14 @@ struct sst_reader {
    * than on every lookup. Updated with relaxed atomics: a race only means
    * a block is checked twice. */
   uint8_t *checked;
+  /* The index searched in memory: for each key block, 8 bytes of its first
+   * key (big-endian, zero-padded) after `common`, the prefix every first
+   * key shares. A lookup binary-searches this dense array and touches the
+   * mapped index only to break ties. Eight bytes per block, built at open. */
+  uint64_t *heads;
+  sst_handle *handles; /* every block's handle, decoded and checked at open */
+  const uint8_t *common;
+  size_t common_len;
 };
 
 #define CHECKED_BLOCK 1u
@@ -28,6 +36,12 @@ struct sst_reader {
  * region. Also returns the block's first key (in place). */
 int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
                      const uint8_t **first_key, size_t *first_len);
+
+/* Block i's handle, decoded and checked at open. REQUIRES i < block_count. */
+static inline const sst_handle *sst_table_cached_handle(const sst_reader *r,
+                                                        uint64_t i) {
+  return &r->handles[i];
+}
 
 /* Index of the last block whose first key is <= key, or -1 if key is
  * before the first block. Returns 0 or SST_ECORRUPT. */
