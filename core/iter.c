@@ -19,6 +19,7 @@ struct sst_iter {
   enum bound bound;
   uint8_t *bound_key;
   size_t bound_len;
+  int skip_tombstones;
 };
 
 int sst_iter_new(const sst_reader *r, sst_iter **out) {
@@ -84,10 +85,24 @@ static int enter_block(sst_iter *it, uint64_t i) {
   return settle(it);
 }
 
+static int step(sst_iter *it);
+
+/* With skip_tombstones, moves past deleted keys to the next live one. */
+static int live(sst_iter *it, int rc) {
+  while (rc == 0 && it->valid && it->skip_tombstones &&
+         (it->e.flags & SST_FLAG_TOMBSTONE))
+    rc = step(it);
+  return rc;
+}
+
+void sst_iter_set_skip_tombstones(sst_iter *it, int on) {
+  it->skip_tombstones = on;
+}
+
 int sst_iter_seek_first(sst_iter *it) {
   it->status = 0;
   it->bound = BOUND_NONE;
-  return enter_block(it, 0);
+  return live(it, enter_block(it, 0));
 }
 
 /* Positions at the first key >= key, keeping the bound. */
@@ -113,7 +128,7 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
 
 int sst_iter_seek(sst_iter *it, const void *key, size_t key_len) {
   it->bound = BOUND_NONE;
-  return seek(it, key, key_len);
+  return live(it, seek(it, key, key_len));
 }
 
 static void set_bound(sst_iter *it, enum bound b, const void *key,
@@ -134,23 +149,25 @@ int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
     it->bound = BOUND_NONE;
   if (from == NULL || from_len == 0) {
     it->status = 0;
-    return enter_block(it, 0);
+    return live(it, enter_block(it, 0));
   }
-  return seek(it, from, from_len);
+  return live(it, seek(it, from, from_len));
 }
 
 int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len) {
   if (prefix_len == 0)
     return sst_iter_seek_first(it);
   set_bound(it, BOUND_PREFIX, prefix, prefix_len);
-  return seek(it, it->bound_key, it->bound_len);
+  return live(it, seek(it, it->bound_key, it->bound_len));
 }
 
 int sst_iter_valid(const sst_iter *it) { return it->valid; }
 int sst_iter_status(const sst_iter *it) { return it->status; }
 const sst_entry *sst_iter_entry(const sst_iter *it) { return &it->e; }
 
-int sst_iter_next(sst_iter *it) {
+int sst_iter_next(sst_iter *it) { return live(it, step(it)); }
+
+static int step(sst_iter *it) {
   if (!it->valid)
     return it->status;
   size_t prev_len = it->be.key_len;
@@ -205,8 +222,15 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   while (it->be.off <= target) {
     if ((rc = sst_block_decode(&it->b, it->keybuf, prev_len, &it->be)))
       return stop(it, rc);
-    if (it->be.off == target)
-      return settle(it);
+    if (it->be.off == target) {
+      int rc2 = settle(it);
+      if (rc2 == 0 && it->skip_tombstones &&
+          (it->e.flags & SST_FLAG_TOMBSTONE)) {
+        it->valid = 0;
+        return SST_ENOTFOUND;
+      }
+      return rc2;
+    }
     prev_len = it->be.key_len;
     it->be.off = it->be.next;
   }

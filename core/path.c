@@ -297,6 +297,9 @@ static int op_init(op *o, sst_tree *t) {
     op_free(o);
     return ENOMEM;
   }
+  /* Deleted keys are not in the tree. */
+  sst_iter_set_skip_tombstones(o->it, 1);
+  sst_iter_set_skip_tombstones(o->probe, 1);
   return 0;
 }
 
@@ -478,6 +481,7 @@ static int piece_seen_before(op *o, const child *ch, const uint8_t *key,
   int rc = sst_iter_new(o->t->r, &it);
   if (rc)
     return rc;
+  sst_iter_set_skip_tombstones(it, 1);
   uint8_t *k = malloc(SST_KEY_MAX);
   if (k == NULL) {
     sst_iter_free(it);

@@ -268,6 +268,11 @@ int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len);
  * bound; SST_ENOTFOUND when no entry starts there. */
 int sst_iter_seek_position(sst_iter *it, uint64_t pos);
 
+/* With on != 0, the iterator never stops on a tombstone: it moves on to
+ * the next live key, and seek_position to a tombstone gives
+ * SST_ENOTFOUND. Off by default. */
+void sst_iter_set_skip_tombstones(sst_iter *it, int on);
+
 /* 1 when positioned on an entry, 0 at the end or after an error. */
 int sst_iter_valid(const sst_iter *it);
 int sst_iter_next(sst_iter *it);

@@ -401,6 +401,50 @@ START_TEST(tree_errors) {
 }
 END_TEST
 
+static int names_into(void *ctx, const char *name, const sst_node *node,
+                      uint64_t next) {
+  (void)node, (void)next;
+  strcat(ctx, name);
+  strcat(ctx, " ");
+  return 0;
+}
+
+/* Deleted keys are not in the tree, and do not make directories. */
+START_TEST(tombstones_hidden) {
+  const char *p = tu_path("tomb");
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "A", 1), 0);
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "a/b", 3), 0);
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "c", 1), 0);
+  ck_assert_int_eq(sst_writer_add(w, "d", 1, "D", 1), 0);
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "e/x", 3), 0);
+  ck_assert_int_eq(sst_writer_add(w, "e/y", 3, "Y", 1), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_tree *t;
+  ck_assert_int_eq(sst_tree_open(r, 0, &t), 0);
+  char names[256] = "";
+  ck_assert_int_eq(sst_tree_list(t, SST_TREE_ROOT, 0, names_into, names), 0);
+  ck_assert_str_eq(names, "a d e ");
+  sst_node n;
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "a", &n), 0);
+  ck_assert(!n.is_dir);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "c", &n), SST_ENOTFOUND);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "%!a", &n),
+                   SST_ENOTFOUND);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "e", &n), 0);
+  names[0] = '\0';
+  ck_assert_int_eq(sst_tree_list(t, n.ino, 0, names_into, names), 0);
+  ck_assert_str_eq(names, "y ");
+  sst_tree_close(t);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("path");
   TCase *tc = tcase_create("path");
@@ -413,6 +457,7 @@ int main(void) {
   tcase_add_test(tc, tree_of_awkward_keys);
   tcase_add_test(tc, random_trees);
   tcase_add_test(tc, tree_errors);
+  tcase_add_test(tc, tombstones_hidden);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
