@@ -73,7 +73,7 @@ static int enter_block(sst_iter *it, uint64_t i) {
   if (i >= it->r->f.block_count)
     return 0;
   it->block = i;
-  it->h = *sst_table_cached_handle(it->r, i);
+  sst_table_cached_handle(it->r, i, &it->h);
   int rc = sst_table_block(it->r, i, &it->h, &it->b, 0);
   if (rc)
     return stop(it, rc);
@@ -116,7 +116,7 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
   if (bi < 0)
     return enter_block(it, 0);
   it->block = (uint64_t)bi;
-  it->h = *sst_table_cached_handle(it->r, it->block);
+  sst_table_cached_handle(it->r, it->block, &it->h);
   if ((rc = sst_table_block(it->r, it->block, &it->h, &it->b, 0)))
     return stop(it, rc);
   int found;
@@ -189,7 +189,7 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   uint64_t lo = 0, hi = r->f.block_count;
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (sst_table_cached_handle(r, mid)->block_off <= pos)
+    if (sst_table_block_off(r, mid) <= pos)
       lo = mid + 1;
     else
       hi = mid;
@@ -197,7 +197,7 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   if (lo == 0)
     return SST_ENOTFOUND;
   it->block = lo - 1;
-  it->h = *sst_table_cached_handle(r, it->block);
+  sst_table_cached_handle(r, it->block, &it->h);
   int rc = sst_table_block(r, it->block, &it->h, &it->b, 0);
   if (rc)
     return stop(it, rc);

@@ -78,18 +78,32 @@ static int build_heads(sst_reader *r, sst_error *err) {
   r->common = first;
   r->common_len = common;
   if ((r->heads = malloc(n * sizeof *r->heads)) == NULL ||
-      (r->handles = malloc(n * sizeof *r->handles)) == NULL)
+      (r->refs = malloc(n * sizeof *r->refs)) == NULL)
     return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  uint64_t values_off = SST_HEADER_SIZE, filter_off = r->f.filter_off;
   for (uint64_t i = 0; i < n; i++) {
     const uint8_t *k;
     size_t kl;
-    if (sst_table_handle(r, i, &r->handles[i], &k, &kl) || kl < common ||
-        (i > 0 && memcmp(k, first, common) != 0))
+    if (sst_table_handle(r, i, &h, &k, &kl) || kl < common ||
+        (i > 0 && memcmp(k, first, common) != 0) ||
+        h.values_off != values_off || h.block_len > UINT32_MAX ||
+        (r->f.filter_probes && h.filter_off != filter_off) ||
+        h.filter_off - r->f.filter_off > UINT32_MAX)
       return sst_error_set(err, SST_ECORRUPT,
                            "%s: index entry %llu malformed", r->path,
                            (unsigned long long)i);
+    r->refs[i] = (struct sst_block_ref){h.block_off, (uint32_t)h.block_len,
+                                        (uint32_t)(h.filter_off -
+                                                   r->f.filter_off)};
     r->heads[i] = key_head(k + common, kl - common);
+    values_off = h.block_off + h.block_len + SST_TRAILER_SIZE;
+    filter_off = h.filter_off + h.filter_len;
   }
+  if (values_off != r->f.filter_off ||
+      (r->f.filter_probes && filter_off != r->f.index_off))
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: key blocks do not tile the data region",
+                         r->path);
   return 0;
 }
 
@@ -181,7 +195,7 @@ void sst_reader_close(sst_reader *r) {
     munmap((void *)r->data, (size_t)r->size);
   free(r->checked);
   free(r->heads);
-  free(r->handles);
+  free(r->refs);
   free(r->path);
   free(r);
 }
@@ -357,7 +371,8 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     return rc;
   if (bi < 0)
     return SST_ENOTFOUND;
-  sst_handle h = *sst_table_cached_handle(r, (uint64_t)bi);
+  sst_handle h;
+  sst_table_cached_handle(r, (uint64_t)bi, &h);
   /* Start the loads this lookup is about to wait for, all at once: the
    * filter bits, and both ends of the key block (entries and restarts). */
   __builtin_prefetch(r->data + h.filter_off);

@@ -23,7 +23,15 @@ struct sst_reader {
    * key shares. A lookup binary-searches this dense array and touches the
    * mapped index only to break ties. Eight bytes per block, built at open. */
   uint64_t *heads;
-  sst_handle *handles; /* every block's handle, decoded and checked at open */
+  /* Every block's handle, decoded and checked at open, in 16 bytes: the
+   * rest follows from the layout, which open checks too (each block's
+   * values start where the previous block ends; filter partitions follow
+   * one another). */
+  struct sst_block_ref {
+    uint64_t block_off;
+    uint32_t block_len;
+    uint32_t filter_rel; /* partition offset - filter_off */
+  } *refs;
   const uint8_t *common;
   size_t common_len;
 };
@@ -37,10 +45,24 @@ struct sst_reader {
 int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
                      const uint8_t **first_key, size_t *first_len);
 
-/* Block i's handle, decoded and checked at open. REQUIRES i < block_count. */
-static inline const sst_handle *sst_table_cached_handle(const sst_reader *r,
-                                                        uint64_t i) {
-  return &r->handles[i];
+/* Block i's handle, from what open decoded and checked.
+ * REQUIRES i < block_count. */
+static inline void sst_table_cached_handle(const sst_reader *r, uint64_t i,
+                                           sst_handle *h) {
+  const struct sst_block_ref *b = &r->refs[i];
+  h->block_off = b->block_off;
+  h->block_len = b->block_len;
+  h->values_off = i == 0 ? SST_HEADER_SIZE
+                         : b[-1].block_off + b[-1].block_len + SST_TRAILER_SIZE;
+  h->filter_off = r->f.filter_off + b->filter_rel;
+  h->filter_len =
+      (i + 1 < r->f.block_count ? b[1].filter_rel : r->f.filter_len) -
+      b->filter_rel;
+}
+
+/* Where block i starts. REQUIRES i < block_count. */
+static inline uint64_t sst_table_block_off(const sst_reader *r, uint64_t i) {
+  return r->refs[i].block_off;
 }
 
 /* Index of the last block whose first key is <= key, or -1 if key is
