@@ -231,6 +231,7 @@ struct sst_tree {
   const sst_reader *r;
   int flat;
   uint64_t id; /* tells a thread's cached scratch space which tree it is for */
+  uint64_t keys_listed; /* keys read by listings, for sst_tree_keys_listed */
 };
 
 static uint64_t next_tree_id = 1;
@@ -674,11 +675,13 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
   }
   if (rc)
     goto done;
+  uint64_t keys_read = 0;
   while (sst_iter_valid(o->it)) {
     const sst_entry *e = sst_iter_entry(o->it);
     if (e->key_len < o->prefix_len ||
         memcmp(e->key, o->prefix, o->prefix_len) != 0)
       break;
+    keys_read++;
     size_t klen = e->key_len;
     sst_entry here = *e;
     memcpy(o->key, e->key, klen);
@@ -727,7 +730,12 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
       break;
   }
   rc = sst_iter_status(o->it);
+  __atomic_fetch_add(&t->keys_listed, keys_read, __ATOMIC_RELAXED);
 done:
   op_put(o);
   return rc;
+}
+
+uint64_t sst_tree_keys_listed(const sst_tree *t) {
+  return __atomic_load_n(&t->keys_listed, __ATOMIC_RELAXED);
 }

@@ -82,6 +82,10 @@ typedef int (*sst_tree_fn)(void *ctx, const char *name, const sst_node *node,
 int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
                   void *ctx);
 
+/* Keys read by sst_tree_list so far (a listing reads one key per child
+ * and skips each subdirectory with a seek): for tests and statistics. */
+uint64_t sst_tree_keys_listed(const sst_tree *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -445,6 +445,51 @@ START_TEST(tombstones_hidden) {
 }
 END_TEST
 
+static int count_into(void *ctx, const char *name, const sst_node *node,
+                      uint64_t next) {
+  (void)name, (void)node, (void)next;
+  (*(size_t *)ctx)++;
+  return 0;
+}
+
+/* Listing the root of 100,000 keys in 100 folders reads about 100 keys,
+ * not 100,000: each folder is skipped with a seek. */
+START_TEST(listing_skips_subtrees) {
+  const char *p = tu_path("wide");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  char key[32];
+  for (int d = 0; d < 100; d++)
+    for (int f = 0; f < 1000; f++) {
+      int n = snprintf(key, sizeof key, "d%03d/f%04d", d, f);
+      ck_assert_int_eq(sst_writer_add(w, key, (size_t)n, "v", 1), 0);
+    }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_tree *t;
+  ck_assert_int_eq(sst_tree_open(r, 0, &t), 0);
+  size_t children = 0;
+  ck_assert_int_eq(sst_tree_list(t, SST_TREE_ROOT, 0, count_into, &children),
+                   0);
+  ck_assert_uint_eq(children, 100);
+  ck_assert_uint_le(sst_tree_keys_listed(t), 100);
+  sst_node d;
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "d042", &d), 0);
+  children = 0;
+  ck_assert_int_eq(sst_tree_list(t, d.ino, 0, count_into, &children), 0);
+  ck_assert_uint_eq(children, 1000);
+  ck_assert_uint_le(sst_tree_keys_listed(t), 1100);
+  sst_tree_close(t);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("path");
   TCase *tc = tcase_create("path");
@@ -458,6 +503,7 @@ int main(void) {
   tcase_add_test(tc, random_trees);
   tcase_add_test(tc, tree_errors);
   tcase_add_test(tc, tombstones_hidden);
+  tcase_add_test(tc, listing_skips_subtrees);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
