@@ -23,6 +23,7 @@
 
 #include "sstable.h"
 #include "sstpath.h"
+#include "stage.h"
 
 #define CACHE_SECONDS 86400.0 /* the table never changes under the mount */
 
@@ -474,6 +475,9 @@ static const char usage_text[] =
     "SYNOPSIS\n"
     "    sstfs [OPTION]... TABLE MOUNTPOINT\n"
     "    mount -t fuse.sstfs TABLE MOUNTPOINT [-o OPTION,...]\n"
+    "    sstfs --stage OUT.sstable MOUNTPOINT [--base TABLE] (see --stage "
+    "--help)\n"
+    "    sstfs --unmount MOUNTPOINT\n"
     "    sstfs --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -573,6 +577,17 @@ static int add_mount_opts(struct fuse_args *args, const char *table) {
 }
 
 int main(int argc, char *argv[]) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--stage") == 0)
+      return sstfs_stage_main(argc, argv);
+    if (strcmp(argv[i], "--unmount") == 0) {
+      if (i + 1 >= argc || argc != 3) {
+        fprintf(stderr, "usage: sstfs --unmount MOUNTPOINT\n");
+        return 2;
+      }
+      return sstfs_unmount_main(argv[i + 1]);
+    }
+  }
   struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
   struct fuse_cmdline_opts opts = {0};
   struct fuse_session *se = NULL;

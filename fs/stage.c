@@ -1,0 +1,1410 @@
+/* stage.c — the staging mount: a writable tree that becomes a table.
+ *
+ * `sstfs --stage OUT MOUNTPOINT` keeps what is written in a staging area
+ * beside OUT (OUT.stage/, or -o stagedir=DIR):
+ *
+ *   target      what the stage is for: OUT and the base table, if any
+ *   tree/       the files written, as ordinary files under their names
+ *   whiteouts/  with --base: a regular file at P hides the base's P and
+ *               everything under it
+ *   tmp/        copies of base files in progress
+ *   pid         the daemon's pid;  error  why the last commit failed
+ *
+ * With --base TABLE the mount shows the base table's tree with the staged
+ * changes over it (as overlayfs does): untouched base files are read from
+ * the base table; a base file is copied into tree/ only when it is opened
+ * for writing, truncated or renamed.
+ *
+ * When the mount ends, the union of tree/ and the base becomes OUT through
+ * the library's writer (temporary file, fsync, rename), and the staging
+ * area is removed. If the commit fails, the area stays, with the reason in
+ * `error`, and `sstfs --stage ... -o resume` picks it up again. Names map
+ * to keys through the same codec as the read-only mount (docs/PATHS.md).
+ *
+ * The daemon uses libfuse's path-based API: staging is dominated by writes,
+ * and paths map directly onto the staging tree.
+ */
+#define FUSE_USE_VERSION 34
+
+#include "stage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sstable.h"
+#include "sstpath.h"
+
+typedef struct stage_conf {
+  char *out, *base, *stagedir;
+  int overwrite, resume;
+  int show_help;
+} stage_conf;
+
+typedef struct stage {
+  stage_conf conf;
+  char out[PATH_MAX], dir[PATH_MAX], base_path[PATH_MAX];
+  int dir_fd, tree_fd, wh_fd, tmp_fd;
+  sst_reader *base;
+  sst_tree *base_tree;
+  int foreground;
+} stage;
+
+static stage S; /* one staging mount per process */
+
+static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_msg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (S.foreground) {
+    fputs("sstfs: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+  } else {
+    vsyslog(LOG_ERR, fmt, ap);
+  }
+  va_end(ap);
+}
+
+/* "/a/b" -> "a/b"; "/" -> "." (for the *at calls). */
+static const char *rel(const char *path) {
+  return path[1] ? path + 1 : ".";
+}
+
+static int to_errno(int rc) {
+  if (rc == SST_ENOTFOUND)
+    return ENOENT;
+  if (rc < 0)
+    return EIO;
+  return rc;
+}
+
+/* Creates the parent directories of relpath under fd. */
+static int make_parents(int fd, const char *relpath) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", relpath) >= (int)sizeof buf)
+    return ENAMETOOLONG;
+  for (char *p = strchr(buf, '/'); p; p = strchr(p + 1, '/')) {
+    *p = '\0';
+    if (mkdirat(fd, buf, 0755) != 0 && errno != EEXIST)
+      return errno;
+    *p = '/';
+  }
+  return 0;
+}
+
+/* Whether the base's entry at relpath is hidden: a whiteout at it or at
+ * one of its ancestors. */
+static int hidden(const char *relpath) {
+  if (S.base == NULL)
+    return 1;
+  if (strcmp(relpath, ".") == 0)
+    return 0;
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", relpath);
+  for (char *p = buf;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      struct stat st;
+      if (fstatat(S.wh_fd, buf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(st.st_mode))
+        return 1;
+      if (c == '\0')
+        return 0;
+      *p = c;
+    }
+  }
+}
+
+/* The base's node at path, if visible. 0 or an errno value. */
+static int base_node(const char *path, sst_node *n) {
+  const char *r = rel(path);
+  if (S.base == NULL || hidden(r))
+    return ENOENT;
+  memset(n, 0, sizeof *n);
+  n->ino = SST_TREE_ROOT;
+  n->is_dir = 1;
+  if (strcmp(r, ".") == 0)
+    return 0;
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", r);
+  char *save;
+  for (char *c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    if (!n->is_dir)
+      return ENOTDIR;
+    int rc = sst_tree_lookup(S.base_tree, n->ino, c, n);
+    if (rc)
+      return to_errno(rc);
+  }
+  return 0;
+}
+
+/* Records that the base's entry at relpath is gone. */
+static int whiteout(const char *relpath) {
+  int rc = make_parents(S.wh_fd, relpath);
+  if (rc)
+    return rc;
+  struct stat st;
+  if (fstatat(S.wh_fd, relpath, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    /* Whiteouts below it are subsumed: replace the directory by a file. */
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "%s/whiteouts/%s", S.dir, relpath);
+    pid_t pid = fork();
+    if (pid == 0) {
+      execlp("rm", "rm", "-rf", "--", cmd, (char *)NULL);
+      _exit(127);
+    }
+    int status;
+    if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
+      return EIO;
+  }
+  int fd = openat(S.wh_fd, relpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return errno;
+  close(fd);
+  return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, uint64_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : (size_t)n);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    p += w;
+    n -= (uint64_t)w;
+  }
+  return 0;
+}
+
+/* Copies the base file at path into the tree (before a change to it). */
+static int copy_up(const char *path, const sst_node *n) {
+  const char *r = rel(path);
+  int rc = sst_reader_value_check(S.base, &n->entry);
+  if (rc) {
+    log_msg("%s: base value of %s: %s", S.base_path, r, sst_strerror(rc));
+    return EIO;
+  }
+  if ((rc = make_parents(S.tree_fd, r)) != 0)
+    return rc;
+  static unsigned long counter;
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, "copy.%ld.%lu", (long)getpid(),
+           __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+  int fd = openat(S.tmp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                  0644);
+  if (fd < 0)
+    return errno;
+  rc = write_all(fd, sst_reader_data(S.base) + n->entry.value_offset,
+                 n->entry.value_len);
+  if (close(fd) != 0 && rc == 0)
+    rc = errno;
+  if (rc == 0 && renameat(S.tmp_fd, tmp, S.tree_fd, r) != 0)
+    rc = errno;
+  if (rc)
+    unlinkat(S.tmp_fd, tmp, 0);
+  return rc;
+}
+
+static void fill_base_stat(const sst_node *n, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_uid = getuid();
+  st->st_gid = getgid();
+  struct stat bst;
+  if (fstat(S.dir_fd, &bst) == 0)
+    st->st_atim = st->st_mtim = st->st_ctim = bst.st_mtim;
+  if (n->is_dir) {
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+  } else {
+    st->st_mode = S_IFREG | 0644;
+    st->st_nlink = 1;
+    st->st_size = (off_t)n->entry.value_len;
+    st->st_blocks = (blkcnt_t)((n->entry.value_len + 511) / 512);
+  }
+}
+
+static int st_getattr(const char *path, struct stat *st,
+                      struct fuse_file_info *fi) {
+  (void)fi;
+  if (fstatat(S.tree_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  if (errno != ENOENT)
+    return -errno;
+  sst_node n;
+  int rc = base_node(path, &n);
+  if (rc)
+    return -rc;
+  fill_base_stat(&n, st);
+  return 0;
+}
+
+typedef struct list_ctx {
+  const char *path;
+  void *buf;
+  fuse_fill_dir_t filler;
+  int count;  /* entries seen (for emptiness checks) */
+  int fill;   /* hand them to filler */
+} list_ctx;
+
+static int base_child(void *ctx, const char *name, const sst_node *node,
+                      uint64_t next) {
+  (void)node, (void)next;
+  list_ctx *l = ctx;
+  char p[PATH_MAX];
+  const char *r = rel(l->path);
+  snprintf(p, sizeof p, "%s/%s", strcmp(r, ".") ? r : "", name);
+  const char *child = p[0] == '/' ? p + 1 : p;
+  struct stat st;
+  if (fstatat(S.tree_fd, child, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+      hidden(child))
+    return 0; /* shadowed by a staged entry, or deleted */
+  l->count++;
+  if (l->fill)
+    l->filler(l->buf, name, NULL, 0, 0);
+  return 0;
+}
+
+/* Lists the union at path: staged entries, then visible base entries. */
+static int list_union(list_ctx *l) {
+  int fd = openat(S.tree_fd, rel(l->path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    DIR *d = fdopendir(fd);
+    if (d == NULL) {
+      close(fd);
+      return errno;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        continue;
+      l->count++;
+      if (l->fill)
+        l->filler(l->buf, e->d_name, NULL, 0, 0);
+    }
+    closedir(d);
+  } else if (errno != ENOENT) {
+    return errno;
+  }
+  sst_node n;
+  if (base_node(l->path, &n) == 0 && n.is_dir) {
+    int rc = sst_tree_list(S.base_tree, n.ino, 0, base_child, l);
+    if (rc)
+      return to_errno(rc);
+  }
+  return 0;
+}
+
+static int st_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
+                      off_t off, struct fuse_file_info *fi,
+                      enum fuse_readdir_flags flags) {
+  (void)off, (void)fi, (void)flags;
+  filler(buf, ".", NULL, 0, 0);
+  filler(buf, "..", NULL, 0, 0);
+  list_ctx l = {.path = path, .buf = buf, .filler = filler, .fill = 1};
+  return -list_union(&l);
+}
+
+static int is_empty_dir(const char *path) {
+  list_ctx l = {.path = path};
+  return list_union(&l) == 0 && l.count == 0;
+}
+
+static int st_mkdir(const char *path, mode_t mode) {
+  const char *r = rel(path);
+  int rc = make_parents(S.tree_fd, r);
+  if (rc)
+    return -rc;
+  return mkdirat(S.tree_fd, r, mode | 0700) == 0 ? 0 : -errno;
+}
+
+/* An open file: a staged file's descriptor, or a base value. */
+typedef struct handle {
+  int fd; /* -1 for a base value */
+  uint64_t offset, len;
+} handle;
+
+static int open_staged(const char *path, int flags, mode_t mode,
+                       struct fuse_file_info *fi) {
+  const char *r = rel(path);
+  int rc = make_parents(S.tree_fd, r);
+  if (rc)
+    return -rc;
+  int fd = openat(S.tree_fd, r, (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC,
+                  mode);
+  if (fd < 0)
+    return -errno;
+  handle *h = malloc(sizeof *h);
+  if (h == NULL) {
+    close(fd);
+    return -ENOMEM;
+  }
+  h->fd = fd;
+  fi->fh = (uint64_t)(uintptr_t)h;
+  return 0;
+}
+
+static int st_create(const char *path, mode_t mode,
+                     struct fuse_file_info *fi) {
+  return open_staged(path, fi->flags | O_CREAT, mode | 0600, fi);
+}
+
+static int st_open(const char *path, struct fuse_file_info *fi) {
+  struct stat st;
+  if (fstatat(S.tree_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return open_staged(path, fi->flags & ~O_CREAT, 0, fi);
+  sst_node n;
+  int rc = base_node(path, &n);
+  if (rc)
+    return -rc;
+  if (n.is_dir)
+    return -EISDIR;
+  int writing = (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  if (writing) {
+    if ((rc = copy_up(path, &n)) != 0)
+      return -rc;
+    return open_staged(path, fi->flags & ~O_CREAT, 0, fi);
+  }
+  if ((rc = sst_reader_value_check(S.base, &n.entry)) != 0) {
+    log_msg("%s: base value of %s: %s", S.base_path, rel(path),
+            sst_strerror(rc));
+    return -EIO;
+  }
+  handle *h = malloc(sizeof *h);
+  if (h == NULL)
+    return -ENOMEM;
+  h->fd = -1;
+  h->offset = n.entry.value_offset;
+  h->len = n.entry.value_len;
+  fi->fh = (uint64_t)(uintptr_t)h;
+  fi->keep_cache = 1;
+  return 0;
+}
+
+static int st_read(const char *path, char *buf, size_t size, off_t off,
+                   struct fuse_file_info *fi) {
+  (void)path;
+  handle *h = (handle *)(uintptr_t)fi->fh;
+  if (h->fd >= 0) {
+    ssize_t n = pread(h->fd, buf, size, off);
+    return n < 0 ? -errno : (int)n;
+  }
+  if (off < 0 || (uint64_t)off >= h->len)
+    return 0;
+  uint64_t n = h->len - (uint64_t)off;
+  if (n > size)
+    n = size;
+  memcpy(buf, sst_reader_data(S.base) + h->offset + (uint64_t)off, (size_t)n);
+  return (int)n;
+}
+
+static int st_write(const char *path, const char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+  (void)path;
+  handle *h = (handle *)(uintptr_t)fi->fh;
+  if (h->fd < 0)
+    return -EBADF;
+  ssize_t n = pwrite(h->fd, buf, size, off);
+  return n < 0 ? -errno : (int)n;
+}
+
+/* Makes the parent directories of relpath durable, up to the stage. */
+static int sync_parents(const char *relpath) {
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", relpath);
+  for (;;) {
+    char *slash = strrchr(buf, '/');
+    const char *dir = slash ? buf : ".";
+    if (slash)
+      *slash = '\0';
+    int fd = openat(S.tree_fd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+      return errno;
+    int rc = fsync(fd) ? errno : 0;
+    close(fd);
+    if (rc || !slash)
+      return rc;
+  }
+}
+
+static int st_fsync(const char *path, int datasync,
+                    struct fuse_file_info *fi) {
+  handle *h = (handle *)(uintptr_t)fi->fh;
+  if (h->fd < 0)
+    return 0;
+  if ((datasync ? fdatasync(h->fd) : fsync(h->fd)) != 0)
+    return -errno;
+  return -sync_parents(rel(path));
+}
+
+static int st_release(const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  handle *h = (handle *)(uintptr_t)fi->fh;
+  if (h->fd >= 0)
+    close(h->fd);
+  free(h);
+  return 0;
+}
+
+static int st_truncate(const char *path, off_t size,
+                       struct fuse_file_info *fi) {
+  if (fi != NULL) {
+    handle *h = (handle *)(uintptr_t)fi->fh;
+    if (h->fd < 0)
+      return -EBADF;
+    return ftruncate(h->fd, size) == 0 ? 0 : -errno;
+  }
+  struct stat st;
+  if (fstatat(S.tree_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    sst_node n;
+    int rc = base_node(path, &n);
+    if (rc)
+      return -rc;
+    if (n.is_dir)
+      return -EISDIR;
+    if ((rc = copy_up(path, &n)) != 0)
+      return -rc;
+  }
+  int fd = openat(S.tree_fd, rel(path), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  int rc = ftruncate(fd, size) == 0 ? 0 : -errno;
+  close(fd);
+  return rc;
+}
+
+static int st_unlink(const char *path) {
+  const char *r = rel(path);
+  int staged = unlinkat(S.tree_fd, r, 0) == 0;
+  if (!staged && errno != ENOENT)
+    return -errno;
+  sst_node n;
+  if (base_node(path, &n) == 0) {
+    if (n.is_dir)
+      return staged ? 0 : -EISDIR;
+    int rc = whiteout(r);
+    if (rc)
+      return -rc;
+    return 0;
+  }
+  return staged ? 0 : -ENOENT;
+}
+
+static int st_rmdir(const char *path) {
+  if (!is_empty_dir(path))
+    return -ENOTEMPTY;
+  const char *r = rel(path);
+  int staged = unlinkat(S.tree_fd, r, AT_REMOVEDIR) == 0;
+  if (!staged && errno != ENOENT)
+    return -errno;
+  sst_node n;
+  if (base_node(path, &n) == 0 && n.is_dir) {
+    int rc = whiteout(r);
+    return rc ? -rc : 0;
+  }
+  return staged ? 0 : -ENOENT;
+}
+
+/* Copies every visible base file under the directory at path into the
+ * tree, so that the directory can move as a whole. */
+typedef struct copy_ctx {
+  char path[PATH_MAX];
+  int rc;
+} copy_ctx;
+
+static int copy_child(void *ctx, const char *name, const sst_node *node,
+                      uint64_t next);
+
+static int copy_up_dir(const char *path, const sst_node *dir) {
+  copy_ctx c;
+  snprintf(c.path, sizeof c.path, "%s", path);
+  c.rc = 0;
+  int rc = make_parents(S.tree_fd, rel(path));
+  if (rc == 0 && mkdirat(S.tree_fd, rel(path), 0755) != 0 && errno != EEXIST)
+    rc = errno;
+  if (rc == 0)
+    rc = to_errno(sst_tree_list(S.base_tree, dir->ino, 0, copy_child, &c));
+  return rc ? rc : c.rc;
+}
+
+static int copy_child(void *ctx, const char *name, const sst_node *node,
+                      uint64_t next) {
+  (void)next;
+  copy_ctx *c = ctx;
+  char p[PATH_MAX];
+  if (snprintf(p, sizeof p, "%s/%s", strcmp(c->path, "/") ? c->path : "",
+               name) >= (int)sizeof p) {
+    c->rc = ENAMETOOLONG;
+    return 1;
+  }
+  const char *r = rel(p);
+  struct stat st;
+  int staged = fstatat(S.tree_fd, r, &st, AT_SYMLINK_NOFOLLOW) == 0;
+  if (hidden(r) || (staged && !S_ISDIR(st.st_mode)))
+    return 0;
+  c->rc = node->is_dir ? copy_up_dir(p, node) : copy_up(p, node);
+  return c->rc != 0;
+}
+
+static int st_rename(const char *from, const char *to, unsigned int flags) {
+  if (flags & ~(unsigned)RENAME_NOREPLACE)
+    return -EINVAL;
+  struct stat sst, dst;
+  int rc = st_getattr(from, &sst, NULL);
+  if (rc)
+    return rc;
+  int dst_exists = st_getattr(to, &dst, NULL) == 0;
+  if (dst_exists) {
+    if (flags & RENAME_NOREPLACE)
+      return -EEXIST;
+    if (S_ISDIR(dst.st_mode) && !S_ISDIR(sst.st_mode))
+      return -EISDIR;
+    if (!S_ISDIR(dst.st_mode) && S_ISDIR(sst.st_mode))
+      return -ENOTDIR;
+    if (S_ISDIR(dst.st_mode) && !is_empty_dir(to))
+      return -ENOTEMPTY;
+  }
+  size_t fl = strlen(from);
+  if (strncmp(to, from, fl) == 0 && to[fl] == '/')
+    return -EINVAL; /* a directory into itself */
+  /* Everything that moves must be staged first. */
+  sst_node n;
+  int from_in_base = base_node(from, &n) == 0;
+  if (from_in_base) {
+    struct stat st;
+    int staged = fstatat(S.tree_fd, rel(from), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (n.is_dir)
+      rc = copy_up_dir(from, &n);
+    else if (!staged)
+      rc = copy_up(from, &n);
+    if (rc)
+      return -rc;
+  }
+  if (dst_exists) {
+    sst_node dn;
+    if (base_node(to, &dn) == 0 && (rc = whiteout(rel(to))) != 0)
+      return -rc;
+    if (S_ISDIR(dst.st_mode) &&
+        unlinkat(S.tree_fd, rel(to), AT_REMOVEDIR) != 0 && errno != ENOENT)
+      return -errno;
+  }
+  if ((rc = make_parents(S.tree_fd, rel(to))) != 0)
+    return -rc;
+  if (renameat(S.tree_fd, rel(from), S.tree_fd, rel(to)) != 0)
+    return -errno;
+  if (from_in_base && (rc = whiteout(rel(from))) != 0)
+    return -rc;
+  return 0;
+}
+
+static int st_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
+  (void)fi;
+  if (fchmodat(S.tree_fd, rel(path), mode | 0600, 0) == 0)
+    return 0;
+  return errno == ENOENT ? 0 : -errno; /* base entries: accepted, not kept */
+}
+
+static int st_chown(const char *path, uid_t uid, gid_t gid,
+                    struct fuse_file_info *fi) {
+  (void)path, (void)uid, (void)gid, (void)fi;
+  return 0; /* accepted; a table keeps no owners */
+}
+
+static int st_utimens(const char *path, const struct timespec tv[2],
+                      struct fuse_file_info *fi) {
+  (void)fi;
+  if (utimensat(S.tree_fd, rel(path), tv, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  return errno == ENOENT ? 0 : -errno;
+}
+
+static int st_statfs(const char *path, struct statvfs *sv) {
+  (void)path;
+  return fstatvfs(S.tree_fd, sv) == 0 ? 0 : -errno;
+}
+
+static int refuse(const char *what, const char *path, int err) {
+  log_msg("%s: %s: a table holds only regular files (%s)", path, what,
+          strerror(err));
+  return -err;
+}
+
+static int st_mknod(const char *path, mode_t mode, dev_t rdev) {
+  (void)rdev;
+  if (S_ISREG(mode)) {
+    struct fuse_file_info fi = {.flags = O_WRONLY | O_CREAT | O_EXCL};
+    int rc = open_staged(path, fi.flags, mode | 0600, &fi);
+    if (rc == 0)
+      st_release(path, &fi);
+    return rc;
+  }
+  return refuse("special file", path, EPERM);
+}
+
+static int st_symlink(const char *target, const char *path) {
+  (void)target;
+  return refuse("symbolic link", path, EPERM);
+}
+
+static int st_link(const char *from, const char *to) {
+  (void)from;
+  return refuse("hard link", to, EPERM);
+}
+
+static int st_setxattr(const char *path, const char *name, const char *value,
+                       size_t size, int flags) {
+  (void)name, (void)value, (void)size, (void)flags;
+  return refuse("extended attribute", path, ENOTSUP);
+}
+
+static void *st_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  (void)conn;
+  cfg->use_ino = 0;
+  cfg->hard_remove = 1; /* unlinking an open staged file is safe */
+  cfg->entry_timeout = cfg->attr_timeout = 1.0;
+  cfg->negative_timeout = 0;
+  return NULL;
+}
+
+static const struct fuse_operations stage_ops = {
+    .init = st_init,
+    .getattr = st_getattr,
+    .readdir = st_readdir,
+    .mkdir = st_mkdir,
+    .create = st_create,
+    .open = st_open,
+    .read = st_read,
+    .write = st_write,
+    .fsync = st_fsync,
+    .release = st_release,
+    .truncate = st_truncate,
+    .unlink = st_unlink,
+    .rmdir = st_rmdir,
+    .rename = st_rename,
+    .chmod = st_chmod,
+    .chown = st_chown,
+    .utimens = st_utimens,
+    .statfs = st_statfs,
+    .mknod = st_mknod,
+    .symlink = st_symlink,
+    .link = st_link,
+    .setxattr = st_setxattr,
+};
+
+/* ------------------------------------------------------------------ */
+/* Commit: the union becomes the table.                                */
+
+typedef struct staged_file {
+  uint8_t *key;
+  size_t key_len;
+  char *path; /* relative to tree/ */
+} staged_file;
+
+typedef struct file_list {
+  staged_file *v;
+  size_t n, cap;
+} file_list;
+
+static int add_file(file_list *l, const char *relpath, char *err,
+                    size_t errlen) {
+  static uint8_t key[SST_KEY_MAX];
+  size_t len;
+  int rc = sst_path_to_key(relpath, 0, key, &len);
+  if (rc) {
+    snprintf(err, errlen, "%s: cannot be a key: %s", relpath,
+             sst_strerror(rc));
+    return rc;
+  }
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 256;
+    staged_file *v = realloc(l->v, cap * sizeof *v);
+    if (v == NULL)
+      return ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  staged_file *f = &l->v[l->n];
+  if ((f->key = malloc(len)) == NULL || (f->path = strdup(relpath)) == NULL) {
+    free(f->key);
+    return ENOMEM;
+  }
+  memcpy(f->key, key, len);
+  f->key_len = len;
+  l->n++;
+  return 0;
+}
+
+/* Collects every regular file under tree/ (an explicit stack of paths:
+ * nesting can be as deep as a key is long). */
+static int collect(file_list *l, char *err, size_t errlen) {
+  size_t cap = 64, n = 0;
+  char **stack = malloc(cap * sizeof *stack);
+  if (stack == NULL || (stack[n++] = strdup("")) == NULL) {
+    free(stack);
+    return ENOMEM;
+  }
+  int rc = 0;
+  while (n > 0 && rc == 0) {
+    char *dir = stack[--n];
+    int fd = openat(S.tree_fd, *dir ? dir : ".",
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+      rc = errno;
+      snprintf(err, errlen, "staged directory %s: %s", *dir ? dir : ".",
+               strerror(rc));
+      if (fd >= 0)
+        close(fd);
+      free(dir);
+      break;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && rc == 0) {
+      if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+        continue;
+      char *p = malloc(strlen(dir) + strlen(e->d_name) + 2);
+      if (p == NULL) {
+        rc = ENOMEM;
+        break;
+      }
+      sprintf(p, "%s%s%s", dir, *dir ? "/" : "", e->d_name);
+      struct stat st;
+      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        rc = errno;
+        free(p);
+        break;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        if (n == cap) {
+          char **s2 = realloc(stack, 2 * cap * sizeof *stack);
+          if (s2 == NULL) {
+            rc = ENOMEM;
+            free(p);
+            break;
+          }
+          stack = s2;
+          cap *= 2;
+        }
+        stack[n++] = p;
+        continue;
+      }
+      if (S_ISREG(st.st_mode))
+        rc = add_file(l, p, err, errlen);
+      free(p);
+    }
+    closedir(d);
+    free(dir);
+  }
+  while (n > 0)
+    free(stack[--n]);
+  free(stack);
+  return rc;
+}
+
+static int cmp_key(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+  size_t m = al < bl ? al : bl;
+  int c = m ? memcmp(a, b, m) : 0;
+  return c ? c : (al > bl) - (al < bl);
+}
+
+static int cmp_files(const void *a, const void *b) {
+  const staged_file *x = a, *y = b;
+  return cmp_key(x->key, x->key_len, y->key, y->key_len);
+}
+
+static int add_staged(sst_writer *w, const staged_file *f, char *err,
+                      size_t errlen) {
+  int fd = openat(S.tree_fd, f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    int rc = errno;
+    snprintf(err, errlen, "staged file %s: %s", f->path, strerror(rc));
+    return rc;
+  }
+  static uint8_t buf[1 << 20];
+  int rc = sst_writer_begin_value(w, f->key, f->key_len);
+  while (rc == 0) {
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0) {
+      rc = errno;
+      snprintf(err, errlen, "staged file %s: %s", f->path, strerror(rc));
+      break;
+    }
+    if (got == 0)
+      break;
+    rc = sst_writer_append_value(w, buf, (size_t)got);
+  }
+  close(fd);
+  if (rc == 0)
+    rc = sst_writer_end_value(w);
+  return rc;
+}
+
+/* Whether a base key stays: not hidden and not replaced by a staged entry
+ * at its path. */
+static int base_key_visible(const sst_entry *e, int also_dir) {
+  static char path[SST_PATH_MAX + 1];
+  size_t n;
+  if (sst_path_from_key(e->key, e->key_len, 0, also_dir, path, &n) != 0)
+    return 0;
+  struct stat st;
+  if (fstatat(S.tree_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  return !hidden(path);
+}
+
+/* Writes OUT from tree/ and the base. On failure, err says why. */
+static int commit(char *err, size_t errlen) {
+  file_list l = {0};
+  sst_writer *w = NULL;
+  sst_iter *it = NULL, *probe = NULL;
+  uint8_t *key = NULL;
+  int rc = collect(&l, err, errlen);
+  if (rc)
+    goto done;
+  if (l.n)
+    qsort(l.v, l.n, sizeof *l.v, cmp_files);
+  for (size_t i = 1; i < l.n; i++)
+    if (cmp_files(&l.v[i - 1], &l.v[i]) == 0) {
+      snprintf(err, errlen, "staged files %s and %s are the same key",
+               l.v[i - 1].path, l.v[i].path);
+      rc = EEXIST;
+      goto done;
+    }
+  sst_error serr;
+  if ((rc = sst_writer_open(S.out, NULL, &w, &serr)) != 0) {
+    snprintf(err, errlen, "%s", serr.msg);
+    goto done;
+  }
+  /* Merge the sorted staged files with the base's visible keys. */
+  size_t i = 0;
+  if (S.base) {
+    if ((rc = sst_iter_new(S.base, &it)) || (rc = sst_iter_new(S.base, &probe)))
+      goto done;
+    sst_iter_set_skip_tombstones(it, 1);
+    sst_iter_set_skip_tombstones(probe, 1);
+    if ((key = malloc(SST_KEY_MAX + 1)) == NULL) {
+      rc = ENOMEM;
+      goto done;
+    }
+    for (sst_iter_seek_first(it); rc == 0 && sst_iter_valid(it);
+         sst_iter_next(it)) {
+      sst_entry e = *sst_iter_entry(it);
+      memcpy(key, e.key, e.key_len);
+      e.key = key;
+      key[e.key_len] = '/';
+      sst_iter_prefix(probe, key, e.key_len + 1);
+      int also_dir = sst_iter_valid(probe);
+      if (!base_key_visible(&e, also_dir))
+        continue;
+      for (; rc == 0 && i < l.n &&
+             cmp_key(l.v[i].key, l.v[i].key_len, e.key, e.key_len) < 0;
+           i++)
+        rc = add_staged(w, &l.v[i], err, errlen);
+      if (rc)
+        break;
+      if (i < l.n && cmp_key(l.v[i].key, l.v[i].key_len, e.key, e.key_len) == 0)
+        continue; /* the staged file wins */
+      const uint8_t *v;
+      if ((rc = sst_reader_value(S.base, &e, &v)) != 0) {
+        snprintf(err, errlen, "%s: a base value: %s", S.base_path,
+                 sst_strerror(rc));
+        break;
+      }
+      rc = sst_writer_add(w, e.key, e.key_len, v, e.value_len);
+    }
+    if (rc == 0 && (rc = sst_iter_status(it)) != 0)
+      snprintf(err, errlen, "%s: %s", S.base_path, sst_strerror(rc));
+  }
+  for (; rc == 0 && i < l.n; i++)
+    rc = add_staged(w, &l.v[i], err, errlen);
+  if (rc == 0 && (rc = sst_writer_finish(w, &serr)) != 0)
+    snprintf(err, errlen, "%s", serr.msg);
+  else if (rc && err[0] == '\0')
+    snprintf(err, errlen, "%s: %s", S.out, sst_strerror(rc));
+done:
+  if (rc && err[0] == '\0')
+    snprintf(err, errlen, "%s", sst_strerror(rc));
+  sst_writer_free(w);
+  sst_iter_free(it);
+  sst_iter_free(probe);
+  free(key);
+  for (size_t k = 0; k < l.n; k++) {
+    free(l.v[k].key);
+    free(l.v[k].path);
+  }
+  free(l.v);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setting up: the staging area and its target.                        */
+
+static int run(const char *cmd, const char *arg1, const char *arg2,
+               const char *arg3) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execlp(cmd, cmd, arg1, arg2, arg3, (char *)NULL);
+    _exit(127);
+  }
+  int status;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0)
+    return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void target_text(char *buf, size_t len) {
+  int n = snprintf(buf, len, "out %s\n", S.out);
+  if (S.base) {
+    struct stat st;
+    stat(S.base_path, &st);
+    snprintf(buf + n, len - (size_t)n, "base %s %lld %lld.%09ld\n",
+             S.base_path, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec);
+  }
+}
+
+static int open_area(int fresh) {
+  if (fresh) {
+    if (mkdir(S.dir, 0700) != 0)
+      return errno;
+    char text[2 * PATH_MAX + 128];
+    target_text(text, sizeof text);
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/target", S.dir);
+    FILE *f = fopen(p, "w");
+    if (f == NULL)
+      return errno;
+    fputs(text, f);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+      fclose(f);
+      return errno;
+    }
+    fclose(f);
+  }
+  if ((S.dir_fd = open(S.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return errno;
+  const char *subs[] = {"tree", "whiteouts", "tmp"};
+  int *fds[] = {&S.tree_fd, &S.wh_fd, &S.tmp_fd};
+  for (int i = 0; i < 3; i++) {
+    if (mkdirat(S.dir_fd, subs[i], 0700) != 0 && errno != EEXIST)
+      return errno;
+    if ((*fds[i] = openat(S.dir_fd, subs[i],
+                          O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+      return errno;
+  }
+  unlinkat(S.dir_fd, "error", 0);
+  return 0;
+}
+
+/* An existing staging area: is it ours, and may we resume it? */
+static int check_existing(void) {
+  char p[PATH_MAX + 16], have[2 * PATH_MAX + 128] = "", want[sizeof have];
+  snprintf(p, sizeof p, "%s/target", S.dir);
+  FILE *f = fopen(p, "r");
+  if (f) {
+    size_t n = fread(have, 1, sizeof have - 1, f);
+    have[n] = '\0';
+    fclose(f);
+  }
+  target_text(want, sizeof want);
+  if (strcmp(have, want) != 0) {
+    fprintf(stderr,
+            "sstfs: %s is a staging area for something else:\n%s"
+            "sstfs: it is kept; move it away or use -o stagedir=DIR\n",
+            S.dir, have[0] ? have : "(no target file)\n");
+    return 1;
+  }
+  if (!S.conf.resume) {
+    if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+      fprintf(stderr, "sstfs: a staging area for %s exists in %s.\n"
+                      "Resume it? [y/N] ", S.out, S.dir);
+      char answer[16] = "";
+      if (fgets(answer, sizeof answer, stdin) == NULL ||
+          (answer[0] != 'y' && answer[0] != 'Y')) {
+        fprintf(stderr, "sstfs: not resumed; the staging area is kept\n");
+        return 1;
+      }
+    } else {
+      fprintf(stderr,
+              "sstfs: a staging area for %s exists in %s; resume it with "
+              "-o resume (it is never discarded on its own)\n",
+              S.out, S.dir);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static const char stage_usage[] =
+    "NAME\n"
+    "    sstfs --stage - a writable tree that becomes a table when unmounted\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    sstfs --stage OUT.sstable MOUNTPOINT [--base TABLE] [-o OPTION,...]\n"
+    "    sstfs --unmount MOUNTPOINT\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Mounts an empty writable tree (or, with --base, the tree of TABLE)\n"
+    "    at MOUNTPOINT. Whatever is created, written, renamed or deleted\n"
+    "    there becomes the new table OUT.sstable when the mount ends: OUT is\n"
+    "    then either its old self or the complete new table, never partial.\n"
+    "    Paths become keys by the same rules as the read-only mount\n"
+    "    (docs/PATHS.md). Only regular files and directories can be staged;\n"
+    "    symlinks, hard links, devices and xattrs fail with EPERM/ENOTSUP.\n"
+    "    Modes, owners and times are accepted but not kept: a table holds\n"
+    "    keys and values. Empty directories are not kept either.\n"
+    "\n"
+    "    File contents live in a staging area on disk (OUT.stage/ beside\n"
+    "    OUT), not in memory. Files closed before the daemon dies are there\n"
+    "    when it restarts; files fsynced before the machine stops likewise.\n"
+    "    Starting the same command again finds the area and offers to\n"
+    "    resume it (-o resume does so without asking). A staging area is\n"
+    "    never discarded on its own.\n"
+    "\n"
+    "    sstfs --unmount MOUNTPOINT unmounts, waits until the table is\n"
+    "    written, and exits 0 only if it was; otherwise it prints why, and\n"
+    "    the staging area is kept for a later resume. In the foreground\n"
+    "    (-f), sstfs --stage exits with the status of the commit.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --base TABLE      start from TABLE's contents (read from TABLE\n"
+    "                      until changed)\n"
+    "    -o overwrite      allow OUT to exist already (it is replaced)\n"
+    "    -o resume         resume an existing staging area\n"
+    "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
+    "    -f, -d, -s        foreground, debug, single-threaded\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 on success; 1 on failure (nothing is lost: the staging area is\n"
+    "    kept); 2 on a usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    sstfs --stage new.sstable /mnt/new && cp -a data/. /mnt/new/ &&\n"
+    "        sstfs --unmount /mnt/new\n"
+    "    sstfs --stage v2.sstable /mnt/v2 --base v1.sstable\n";
+
+enum { KEY_STAGE, KEY_HELP };
+
+#define STAGE_OPT(t, p, v)                                                     \
+  { t, offsetof(stage_conf, p), v }
+
+static const struct fuse_opt stage_opts[] = {
+    STAGE_OPT("--base %s", base, 0),
+    STAGE_OPT("--base=%s", base, 0),
+    STAGE_OPT("overwrite", overwrite, 1),
+    STAGE_OPT("resume", resume, 1),
+    STAGE_OPT("stagedir=%s", stagedir, 0),
+    FUSE_OPT_KEY("--stage", KEY_STAGE),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_END,
+};
+
+static int stage_opt_proc(void *data, const char *arg, int key,
+                          struct fuse_args *outargs) {
+  (void)outargs;
+  stage_conf *c = data;
+  if (key == KEY_STAGE)
+    return 0;
+  if (key == KEY_HELP) {
+    c->show_help = 1;
+    return 0;
+  }
+  if (key == FUSE_OPT_KEY_NONOPT && c->out == NULL) {
+    c->out = strdup(arg);
+    return 0;
+  }
+  return 1;
+}
+
+/* OUT's absolute path, whether or not it exists yet. */
+static int absolute_out(const char *out) {
+  char dir[PATH_MAX], *slash;
+  snprintf(dir, sizeof dir, "%s", out);
+  const char *name = out;
+  if ((slash = strrchr(dir, '/')) != NULL) {
+    *slash = '\0';
+    name = slash + 1;
+    if (dir[0] == '\0')
+      strcpy(dir, "/");
+  } else {
+    strcpy(dir, ".");
+  }
+  char real[PATH_MAX];
+  if (realpath(dir, real) == NULL || *name == '\0')
+    return -1;
+  if (snprintf(S.out, sizeof S.out, "%s/%s", strcmp(real, "/") ? real : "",
+               name) >= (int)sizeof S.out)
+    return -1;
+  return 0;
+}
+
+int sstfs_stage_main(int argc, char *argv[]) {
+  struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  struct fuse_cmdline_opts opts = {0};
+  struct fuse *fuse = NULL;
+  int status = 1;
+  S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = -1;
+
+  if (fuse_opt_parse(&args, &S.conf, stage_opts, stage_opt_proc) != 0)
+    return 2;
+  if (S.conf.show_help) {
+    fputs(stage_usage, stdout);
+    status = 0;
+    goto out_args;
+  }
+  if (fuse_parse_cmdline(&args, &opts) != 0 || S.conf.out == NULL ||
+      opts.mountpoint == NULL) {
+    fprintf(stderr, "usage: sstfs --stage OUT.sstable MOUNTPOINT "
+                    "[--base TABLE] [-o OPTION,...]\n"
+                    "Try 'sstfs --stage --help' for more information.\n");
+    status = 2;
+    goto out_opts;
+  }
+  S.foreground = opts.foreground;
+  if (absolute_out(S.conf.out) != 0) {
+    fprintf(stderr, "sstfs: %s: no such directory for the table\n",
+            S.conf.out);
+    goto out_opts;
+  }
+  if (snprintf(S.dir, sizeof S.dir, "%s",
+               S.conf.stagedir ? S.conf.stagedir : S.out) >=
+          (int)sizeof S.dir - 8 ||
+      (!S.conf.stagedir && strlen(S.dir) + 7 > sizeof S.dir))
+    goto out_opts;
+  if (!S.conf.stagedir)
+    strcat(S.dir, ".stage");
+  if (S.conf.base) {
+    sst_error err;
+    if (realpath(S.conf.base, S.base_path) == NULL) {
+      fprintf(stderr, "sstfs: %s: %s\n", S.conf.base, strerror(errno));
+      goto out_opts;
+    }
+    if (sst_reader_open(S.base_path, NULL, &S.base, &err) != 0) {
+      fprintf(stderr, "sstfs: %s\n", err.msg);
+      goto out_opts;
+    }
+    if (sst_tree_open(S.base, 0, &S.base_tree) != 0) {
+      fprintf(stderr, "sstfs: %s: cannot be shown as a tree\n", S.base_path);
+      goto out_base;
+    }
+  }
+  struct stat st;
+  int exists = stat(S.dir, &st) == 0;
+  if (!exists && access(S.out, F_OK) == 0 && !S.conf.overwrite) {
+    fprintf(stderr, "sstfs: %s exists; use -o overwrite to replace it\n",
+            S.out);
+    goto out_base;
+  }
+  if (exists && check_existing() != 0)
+    goto out_base;
+  int rc = open_area(!exists);
+  if (rc) {
+    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir, strerror(rc));
+    goto out_area;
+  }
+  if (stat(opts.mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "sstfs: mount point %s: %s\n", opts.mountpoint,
+            errno ? strerror(errno) : "not a directory");
+    goto out_area;
+  }
+
+  /* The staging area names the mount, so --unmount can find it. */
+  char *mopts = NULL, fsname[PATH_MAX + 16];
+  snprintf(fsname, sizeof fsname, "fsname=%s", S.dir);
+  if (fuse_opt_add_opt_escaped(&mopts, fsname) ||
+      fuse_opt_add_opt(&mopts, "subtype=sstfs") ||
+      fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, mopts)) {
+    free(mopts);
+    goto out_area;
+  }
+  free(mopts);
+  fuse = fuse_new(&args, &stage_ops, sizeof stage_ops, NULL);
+  if (fuse == NULL)
+    goto out_area;
+  if (fuse_mount(fuse, opts.mountpoint) != 0)
+    goto out_fuse;
+  if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+    goto out_unmount;
+  if (!opts.foreground)
+    openlog("sstfs", LOG_PID, LOG_DAEMON);
+  fuse_daemonize(opts.foreground);
+  {
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    int fd = openat(S.dir_fd, "pid", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0644);
+    if (fd >= 0) {
+      if (write(fd, pid, (size_t)n) != n)
+        log_msg("%s/pid: %s", S.dir, strerror(errno));
+      close(fd);
+    }
+  }
+
+  if (opts.singlethread) {
+    rc = fuse_loop(fuse);
+  } else {
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    rc = lc ? fuse_loop_mt(fuse, lc) : -1;
+    fuse_loop_cfg_destroy(lc);
+  }
+  fuse_remove_signal_handlers(fuse_get_session(fuse));
+  fuse_unmount(fuse);
+  fuse_destroy(fuse);
+  fuse = NULL;
+
+  /* The mount is gone: write the table. */
+  char err[PATH_MAX + 512] = "";
+  rc = commit(err, sizeof err);
+  if (rc == 0) {
+    close(S.tree_fd);
+    close(S.wh_fd);
+    close(S.tmp_fd);
+    S.tree_fd = S.wh_fd = S.tmp_fd = -1;
+    if (run("rm", "-rf", "--", S.dir) != 0)
+      log_msg("%s: committed, but the staging area could not be removed",
+              S.out);
+    status = 0;
+  } else {
+    log_msg("commit of %s failed: %s; staged files are kept in %s", S.out,
+            err, S.dir);
+    int fd = openat(S.dir_fd, "error", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                    0644);
+    if (fd >= 0) {
+      dprintf(fd, "%s\n", err);
+      close(fd);
+    }
+  }
+  goto out_area;
+
+out_unmount:
+  fuse_unmount(fuse);
+out_fuse:
+  if (fuse)
+    fuse_destroy(fuse);
+out_area:
+  if (S.dir_fd >= 0)
+    unlinkat(S.dir_fd, "pid", 0);
+  int *fds[] = {&S.dir_fd, &S.tree_fd, &S.wh_fd, &S.tmp_fd};
+  for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+    if (*fds[i] >= 0)
+      close(*fds[i]);
+out_base:
+  sst_tree_close(S.base_tree);
+  sst_reader_close(S.base);
+out_opts:
+  free(opts.mountpoint);
+out_args:
+  free(S.conf.out);
+  free(S.conf.base);
+  free(S.conf.stagedir);
+  fuse_opt_free_args(&args);
+  return status;
+}
+
+/* ------------------------------------------------------------------ */
+/* sstfs --unmount                                                      */
+
+/* Finds the mount's source (fsname) and type in /proc/self/mounts. */
+static int find_mount(const char *mnt, char *source, size_t len, int *ours) {
+  FILE *f = fopen("/proc/self/mounts", "r");
+  if (f == NULL)
+    return errno;
+  char line[3 * PATH_MAX], src[PATH_MAX], dir[PATH_MAX], type[64];
+  int found = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "%4095s %4095s %63s", src, dir, type) != 3)
+      continue;
+    /* /proc/mounts escapes spaces and the like as \ooo */
+    char unesc[PATH_MAX];
+    size_t o = 0;
+    for (size_t i = 0; dir[i] && o + 1 < sizeof unesc; i++) {
+      if (dir[i] == '\\' && dir[i + 1] && dir[i + 2] && dir[i + 3]) {
+        unesc[o++] = (char)((dir[i + 1] - '0') * 64 + (dir[i + 2] - '0') * 8 +
+                            (dir[i + 3] - '0'));
+        i += 3;
+      } else {
+        unesc[o++] = dir[i];
+      }
+    }
+    unesc[o] = '\0';
+    if (strcmp(unesc, mnt) == 0) {
+      snprintf(source, len, "%s", src);
+      *ours = strcmp(type, "fuse.sstfs") == 0;
+      found = 1;
+    }
+  }
+  fclose(f);
+  return found ? 0 : ENOENT;
+}
+
+int sstfs_unmount_main(const char *mountpoint) {
+  char mnt[PATH_MAX], source[PATH_MAX];
+  int ours = 0;
+  if (realpath(mountpoint, mnt) == NULL) {
+    fprintf(stderr, "sstfs: %s: %s\n", mountpoint, strerror(errno));
+    return 1;
+  }
+  if (find_mount(mnt, source, sizeof source, &ours) != 0 || !ours) {
+    fprintf(stderr, "sstfs: %s: not an sstfs mount\n", mnt);
+    return 1;
+  }
+  /* A staging mount's source is its staging area, holding the pid. */
+  char p[PATH_MAX + 16];
+  snprintf(p, sizeof p, "%s/pid", source);
+  long pid = 0;
+  FILE *f = fopen(p, "r");
+  if (f) {
+    if (fscanf(f, "%ld", &pid) != 1)
+      pid = 0;
+    fclose(f);
+  }
+  if (run("fusermount3", "-u", "--", mnt) != 0) {
+    fprintf(stderr, "sstfs: could not unmount %s\n", mnt);
+    return 1;
+  }
+  if (pid <= 0)
+    return 0; /* a read-only mount: nothing to wait for */
+  while (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  struct stat st;
+  if (stat(source, &st) != 0)
+    return 0; /* committed: the staging area is gone */
+  snprintf(p, sizeof p, "%s/error", source);
+  char msg[PATH_MAX + 512] = "";
+  if ((f = fopen(p, "r")) != NULL) {
+    size_t n = fread(msg, 1, sizeof msg - 1, f);
+    msg[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "sstfs: the table was not written: %s", msg);
+  } else {
+    fprintf(stderr,
+            "sstfs: the daemon stopped without writing the table; the "
+            "staging area %s is kept\n",
+            source);
+  }
+  return 1;
+}
