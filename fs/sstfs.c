@@ -5,7 +5,7 @@
  * nothing else: names and inode numbers come from sst_tree (core/path.c),
  * bytes straight from the reader's mapping. Every op replies exactly once.
  */
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include <errno.h>
 #include <fcntl.h>

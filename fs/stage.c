@@ -24,7 +24,7 @@
  * The daemon uses libfuse's path-based API: staging is dominated by writes,
  * and paths map directly onto the staging tree.
  */
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include "stage.h"
 
@@ -642,9 +642,15 @@ static int st_statfs(const char *path, struct statvfs *sv) {
   return fstatvfs(S.tree_fd, sv) == 0 ? 0 : -errno;
 }
 
+/* What a table cannot hold is refused with a log line; the first refusal
+ * of each kind is logged, not every one (cp -a tries xattrs on each file). */
 static int refuse(const char *what, const char *path, int err) {
-  log_msg("%s: %s: a table holds only regular files (%s)", path, what,
-          strerror(err));
+  static int logged[3];
+  int kind = err == ENOTSUP ? 0 : strcmp(what, "hard link") == 0 ? 1 : 2;
+  if (!__atomic_exchange_n(&logged[kind], 1, __ATOMIC_RELAXED))
+    log_msg("%s: %s refused: a table holds only regular files and "
+            "directories (%s)",
+            path, what, strerror(err));
   return -err;
 }
 
@@ -673,15 +679,17 @@ static int st_link(const char *from, const char *to) {
 static int st_setxattr(const char *path, const char *name, const char *value,
                        size_t size, int flags) {
   (void)name, (void)value, (void)size, (void)flags;
-  return refuse("extended attribute", path, ENOTSUP);
+  refuse("extended attribute", path, ENOTSUP);
+  return -ENOSYS; /* the kernel then refuses xattrs without asking again */
 }
 
 static void *st_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
-  (void)conn;
+  conn->max_write = 1u << 20; /* large files arrive in 1 MiB writes */
   cfg->use_ino = 0;
   cfg->hard_remove = 1; /* unlinking an open staged file is safe */
-  cfg->entry_timeout = cfg->attr_timeout = 1.0;
-  cfg->negative_timeout = 0;
+  /* Only this mount changes the tree, and the kernel updates its caches
+   * on every change made through it: cache names and attributes. */
+  cfg->entry_timeout = cfg->attr_timeout = cfg->negative_timeout = 60.0;
   return NULL;
 }
 
@@ -1278,13 +1286,14 @@ int sstfs_stage_main(int argc, char *argv[]) {
   char err[PATH_MAX + 512] = "";
   rc = commit(err, sizeof err);
   if (rc == 0) {
-    close(S.tree_fd);
-    close(S.wh_fd);
-    close(S.tmp_fd);
-    S.tree_fd = S.wh_fd = S.tmp_fd = -1;
-    if (run("rm", "-rf", "--", S.dir) != 0)
-      log_msg("%s: committed, but the staging area could not be removed",
-              S.out);
+    /* Move the area out of the way at once (sstfs --unmount takes its
+     * disappearance as success), then delete it. */
+    char done[PATH_MAX + 32];
+    snprintf(done, sizeof done, "%s.done.%ld", S.dir, (long)getpid());
+    const char *victim = rename(S.dir, done) == 0 ? done : S.dir;
+    if (run("rm", "-rf", "--", victim) != 0)
+      log_msg("%s: committed, but the staging area %s could not be removed",
+              S.out, victim);
     status = 0;
   } else {
     log_msg("commit of %s failed: %s; staged files are kept in %s", S.out,
@@ -1386,11 +1395,13 @@ int sstfs_unmount_main(const char *mountpoint) {
   }
   if (pid <= 0)
     return 0; /* a read-only mount: nothing to wait for */
-  while (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
-    struct timespec ts = {0, 20 * 1000 * 1000};
+  /* Wait for the commit: the area disappears when the table is written;
+   * the daemon exits (leaving the area and an error) when it is not. */
+  struct stat st;
+  while (stat(source, &st) == 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  struct stat st;
   if (stat(source, &st) != 0)
     return 0; /* committed: the staging area is gone */
   snprintf(p, sizeof p, "%s/error", source);
