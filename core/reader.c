@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "filter.h"
 #include "table.h"
@@ -115,6 +116,7 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     free(r);
     return sst_error_set(err, ENOMEM, "%s: out of memory", path);
   }
+  r->fd = -1;
   if (opts)
     r->o = *opts;
   else
@@ -143,7 +145,7 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     rc = sst_error_set(err, errno, "%s: mmap: %s", path, strerror(errno));
     goto fail;
   }
-  close(fd);
+  r->fd = fd;
   fd = -1;
   r->data = m;
   if ((rc = sst_header_check(r->data)) != 0) {
@@ -193,6 +195,8 @@ void sst_reader_close(sst_reader *r) {
     return;
   if (r->data)
     munmap((void *)r->data, (size_t)r->size);
+  if (r->fd >= 0)
+    close(r->fd);
   free(r->checked);
   free(r->heads);
   free(r->refs);
@@ -407,12 +411,44 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   return 0;
 }
 
-int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
-  return sst_checksum(r->data + e->value_offset, (size_t)e->value_len) ==
-                 e->value_checksum
-             ? 0
-             : SST_ECHECKSUM;
+/* Gives the pages of [p, p + len) back to the kernel: they stay in the
+ * page cache, but leave this process's resident set. */
+static void release_pages(const uint8_t *p, uint64_t len) {
+  static long page;
+  if (page == 0)
+    page = sysconf(_SC_PAGESIZE);
+  uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) &
+                  ~(uintptr_t)(page - 1);
+  madvise((void *)start, end - start, MADV_DONTNEED);
 }
+
+int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
+  const uint8_t *p = r->data + e->value_offset;
+  uint64_t len = e->value_len;
+  uint32_t sum;
+  if (!r->o.release_pages || len <= (1u << 20)) {
+    sum = sst_checksum(p, (size_t)len);
+  } else {
+    /* In 1 MiB steps, so a large value is never resident all at once. */
+    XXH3_state_t *state = XXH3_createState();
+    if (state == NULL)
+      return ENOMEM;
+    XXH3_64bits_reset(state);
+    for (uint64_t off = 0; off < len; off += 1u << 20) {
+      size_t n = len - off < (1u << 20) ? (size_t)(len - off) : (1u << 20);
+      XXH3_64bits_update(state, p + off, n);
+      release_pages(p + off, n);
+    }
+    sum = (uint32_t)XXH3_64bits_digest(state);
+    XXH3_freeState(state);
+  }
+  if (r->o.release_pages)
+    release_pages(p, len);
+  return sum == e->value_checksum ? 0 : SST_ECHECKSUM;
+}
+
+int sst_reader_fd(const sst_reader *r) { return r->fd; }
 
 int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value) {

@@ -168,6 +168,12 @@ typedef struct sst_reader sst_reader;
 typedef struct sst_reader_options {
   /* Check each value's checksum before returning it (default 1). */
   int verify_values;
+  /* After checking a value, give its pages back (madvise MADV_DONTNEED):
+   * they stay in the page cache but leave the process's resident set, and
+   * a large value is checked 1 MiB at a time. For long-running servers
+   * that hand values out through sst_reader_fd rather than the mapping
+   * (default 0). */
+  int release_pages;
 } sst_reader_options;
 
 void sst_reader_options_init(sst_reader_options *opts);
@@ -218,6 +224,10 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e);
 /* The whole mapping, for callers that serve byte ranges of a value after
  * checking it once (value bytes are data + value_offset). */
 const uint8_t *sst_reader_data(const sst_reader *r);
+
+/* A read-only descriptor of the table file, for callers that serve value
+ * bytes with pread or splice (at value_offset). Valid until close. */
+int sst_reader_fd(const sst_reader *r);
 
 typedef struct sst_info {
   uint32_t format_version;

@@ -8,6 +8,7 @@
 
 struct sst_reader {
   char *path;
+  int fd; /* kept open for sst_reader_fd */
   const uint8_t *data; /* the whole file, mapped read-only */
   uint64_t size;
   sst_footer f;

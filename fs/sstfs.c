@@ -164,10 +164,20 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
   sstfs *fs = userdata;
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS;
-  conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
+  /* Plus only when the reader also wants attributes (ls -l, not find). */
+  if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+    conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+  /* Value bytes move from the table file to the kernel by splice. */
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+    conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;
   conn->max_readahead = 1u << 20;
+  /* libfuse sizes requests (max_pages) from max_write: this lets reads
+   * be 1 MiB, not 128 KiB, though nothing is ever written. */
+  conn->max_write = 1u << 20;
   /* Opens of files and directories then never reach the daemon: the
    * kernel keeps their pages cached (FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR
    * are the no-open defaults), and reads check values themselves. */
@@ -261,11 +271,14 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   uint64_t count = len - (uint64_t)off;
   if (count > size)
     count = size;
-  /* Straight from the mapping: no copy of the value in the daemon. */
-  fuse_reply_buf(req,
-                 (const char *)sst_reader_data(fs->reader) +
-                     n.entry.value_offset + (uint64_t)off,
-                 (size_t)count);
+  /* Straight from the table file (spliced where the kernel can): no copy
+   * of the value in the daemon, and its pages never enter the daemon's
+   * resident set. */
+  struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)count);
+  bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  bv.buf[0].fd = sst_reader_fd(fs->reader);
+  bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
+  fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -632,7 +645,10 @@ int main(int argc, char *argv[]) {
     goto out_opts;
   }
   sst_error err;
-  if ((rc = sst_reader_open(table, NULL, &fs.reader, &err)) != 0) {
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.release_pages = 1; /* keep the daemon small whatever is read */
+  if ((rc = sst_reader_open(table, &ro, &fs.reader, &err)) != 0) {
     fprintf(stderr, "sstfs: %s\n", err.msg);
     goto out_opts;
   }
