@@ -20,6 +20,7 @@ struct sst_iter {
   uint8_t *bound_key;
   size_t bound_len;
   int skip_tombstones;
+  sst_merge *merge; /* set: a view of several tables (merge.c) */
 };
 
 int sst_iter_new(const sst_reader *r, sst_iter **out) {
@@ -34,9 +35,26 @@ int sst_iter_new(const sst_reader *r, sst_iter **out) {
   return 0;
 }
 
+int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
+                        sst_iter **out) {
+  if (n == 1)
+    return sst_iter_new(readers[0], out);
+  sst_iter *it = calloc(1, sizeof *it);
+  if (it == NULL)
+    return ENOMEM;
+  int rc = sst_merge_new(readers, n, &it->merge);
+  if (rc) {
+    free(it);
+    return rc;
+  }
+  *out = it;
+  return 0;
+}
+
 void sst_iter_free(sst_iter *it) {
   if (it == NULL)
     return;
+  sst_merge_free(it->merge);
   free(it->keybuf);
   free(it->bound_key);
   free(it);
@@ -97,9 +115,13 @@ static int live(sst_iter *it, int rc) {
 
 void sst_iter_set_skip_tombstones(sst_iter *it, int on) {
   it->skip_tombstones = on;
+  if (it->merge)
+    sst_merge_set_skip_tombstones(it->merge, on);
 }
 
 int sst_iter_seek_first(sst_iter *it) {
+  if (it->merge)
+    return sst_merge_seek_first(it->merge);
   it->status = 0;
   it->bound = BOUND_NONE;
   return live(it, enter_block(it, 0));
@@ -127,6 +149,8 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
 }
 
 int sst_iter_seek(sst_iter *it, const void *key, size_t key_len) {
+  if (it->merge)
+    return sst_merge_seek(it->merge, key, key_len);
   it->bound = BOUND_NONE;
   return live(it, seek(it, key, key_len));
 }
@@ -143,6 +167,8 @@ static void set_bound(sst_iter *it, enum bound b, const void *key,
 
 int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
                    const void *to, size_t to_len) {
+  if (it->merge)
+    return sst_merge_range(it->merge, from, from_len, to, to_len);
   if (to != NULL)
     set_bound(it, BOUND_UPPER, to, to_len);
   else
@@ -155,17 +181,29 @@ int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
 }
 
 int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len) {
+  if (it->merge)
+    return sst_merge_prefix(it->merge, prefix, prefix_len);
   if (prefix_len == 0)
     return sst_iter_seek_first(it);
   set_bound(it, BOUND_PREFIX, prefix, prefix_len);
   return live(it, seek(it, it->bound_key, it->bound_len));
 }
 
-int sst_iter_valid(const sst_iter *it) { return it->valid; }
-int sst_iter_status(const sst_iter *it) { return it->status; }
-const sst_entry *sst_iter_entry(const sst_iter *it) { return &it->e; }
+int sst_iter_valid(const sst_iter *it) {
+  return it->merge ? sst_merge_valid(it->merge) : it->valid;
+}
+int sst_iter_status(const sst_iter *it) {
+  return it->merge ? sst_merge_status(it->merge) : it->status;
+}
+const sst_entry *sst_iter_entry(const sst_iter *it) {
+  return it->merge ? sst_merge_entry(it->merge) : &it->e;
+}
 
-int sst_iter_next(sst_iter *it) { return live(it, step(it)); }
+int sst_iter_next(sst_iter *it) {
+  if (it->merge)
+    return sst_merge_next(it->merge);
+  return live(it, step(it));
+}
 
 static int step(sst_iter *it) {
   if (!it->valid)
@@ -181,6 +219,8 @@ static int step(sst_iter *it) {
 }
 
 int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
+  if (it->merge)
+    return sst_merge_seek_position(it->merge, pos);
   const sst_reader *r = it->r;
   it->status = 0;
   it->valid = 0;

@@ -340,6 +340,7 @@ int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
   if (v.rel > room || v.len > room - v.rel)
     return SST_ECORRUPT;
   e->flags = v.flags;
+  e->source = 0;
   e->value_len = v.len;
   e->value_offset = h->values_off + v.rel;
   e->value_checksum = v.checksum;

@@ -197,7 +197,10 @@ typedef struct sst_entry {
   uint64_t value_len;     /* 0 for a tombstone */
   uint64_t value_offset;  /* position of the value's first byte in the file */
   uint32_t value_checksum;
-  uint64_t position;      /* file offset of the entry: unique and stable */
+  uint64_t position;      /* file offset of the entry: unique and stable
+                             (in a merged view: offset * n + source) */
+  unsigned source;        /* in a merged view: the index of the table the
+                             entry comes from; 0 otherwise */
 } sst_entry;
 
 /* Finds key. Returns 0 and fills *e (tombstones included: check flags), or
@@ -260,6 +263,15 @@ typedef struct sst_iter sst_iter;
 
 int sst_iter_new(const sst_reader *r, sst_iter **out);
 void sst_iter_free(sst_iter *it);
+
+/* An iterator over n tables as one: keys in order, each key once, from the
+ * last table that holds it (readers[n-1] is on top). A tombstone in a
+ * later table hides the key's entries in earlier ones; with
+ * sst_iter_set_skip_tombstones the key then does not appear at all,
+ * without it the tombstone does. Entries carry their table's index in
+ * `source`. The readers must outlive the iterator. */
+int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
+                        sst_iter **out);
 
 /* Positions at the first entry (seek_first), or the first entry whose key
  * is >= key (seek). Clears any bound set before. */

@@ -84,4 +84,21 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h);
 int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
                     sst_entry *e);
 
+/* The merged view behind sst_iter_new_merged (merge.c). */
+typedef struct sst_merge sst_merge;
+int sst_merge_new(const sst_reader *const *readers, size_t n,
+                  sst_merge **out);
+void sst_merge_free(sst_merge *m);
+void sst_merge_set_skip_tombstones(sst_merge *m, int on);
+int sst_merge_seek_first(sst_merge *m);
+int sst_merge_seek(sst_merge *m, const void *key, size_t len);
+int sst_merge_range(sst_merge *m, const void *from, size_t from_len,
+                    const void *to, size_t to_len);
+int sst_merge_prefix(sst_merge *m, const void *prefix, size_t len);
+int sst_merge_next(sst_merge *m);
+int sst_merge_seek_position(sst_merge *m, uint64_t pos);
+int sst_merge_valid(const sst_merge *m);
+int sst_merge_status(const sst_merge *m);
+const sst_entry *sst_merge_entry(const sst_merge *m);
+
 #endif
