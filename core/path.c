@@ -228,7 +228,8 @@ int sst_path_to_key(const char *path, unsigned flags, uint8_t *key,
 /* The tree view.                                                      */
 
 struct sst_tree {
-  const sst_reader *r;
+  const sst_reader **readers; /* the stack, readers[n - 1] on top */
+  size_t n;
   int flat;
   uint64_t id; /* tells a thread's cached scratch space which tree it is for */
   uint64_t keys_listed; /* keys read by listings, for sst_tree_keys_listed */
@@ -250,14 +251,26 @@ static uint64_t dir_ino(uint64_t pos, size_t prefix_len) {
 }
 
 int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out) {
-  sst_info info;
-  sst_reader_info(r, &info);
-  if (info.file_size >= MAX_POS)
-    return EFBIG;
+  return sst_tree_open_stack(&r, 1, flags, out);
+}
+
+int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
+                        unsigned flags, sst_tree **out) {
+  if (n == 0)
+    return SST_EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    sst_info info;
+    sst_reader_info(readers[i], &info);
+    if (info.file_size >= MAX_POS / n) /* positions in a stack: pos*n+i */
+      return EFBIG;
+  }
   sst_tree *t = calloc(1, sizeof *t);
-  if (t == NULL)
+  if (t == NULL || (t->readers = malloc(n * sizeof *t->readers)) == NULL) {
+    free(t);
     return ENOMEM;
-  t->r = r;
+  }
+  memcpy(t->readers, readers, n * sizeof *readers);
+  t->n = n;
   t->flat = (flags & SST_PATH_FLAT) != 0;
   t->id = __atomic_fetch_add(&next_tree_id, 1, __ATOMIC_RELAXED);
   *out = t;
@@ -290,7 +303,8 @@ static void op_free(op *o) {
 static int op_init(op *o, sst_tree *t) {
   memset(o, 0, sizeof *o);
   o->t = t;
-  if (sst_iter_new(t->r, &o->it) || sst_iter_new(t->r, &o->probe) ||
+  if (sst_iter_new_merged(t->readers, t->n, &o->it) ||
+      sst_iter_new_merged(t->readers, t->n, &o->probe) ||
       (o->prefix = malloc(SST_KEY_MAX + 1)) == NULL ||
       (o->key = malloc(SST_KEY_MAX + 1)) == NULL ||
       (o->scratch = malloc(SST_KEY_MAX + 2)) == NULL ||
@@ -358,6 +372,7 @@ void sst_tree_close(sst_tree *t) {
     pthread_setspecific(op_cache_key, NULL);
     op_destroy(o);
   }
+  free(t->readers);
   free(t);
 }
 
@@ -479,7 +494,7 @@ static int piece_seen_before(op *o, const child *ch, const uint8_t *key,
                              size_t key_len, int *seen) {
   *seen = 0;
   sst_iter *it;
-  int rc = sst_iter_new(o->t->r, &it);
+  int rc = sst_iter_new_merged(o->t->readers, o->t->n, &it);
   if (rc)
     return rc;
   sst_iter_set_skip_tombstones(it, 1);

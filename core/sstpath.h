@@ -61,6 +61,14 @@ typedef struct sst_node {
  * positions in the table, so nothing is held per key or per directory.
  * Errors: ENOMEM, EFBIG (table larger than 64 TiB). Thread safe. */
 int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out);
+
+/* A tree view of n tables stacked, readers[n - 1] on top: a key's entry in
+ * the highest table that holds it wins, a tombstone there hides it, and
+ * listings merge all tables in one pass (sst_iter_new_merged). Nodes'
+ * entries carry their table's index in entry.source. The array is copied;
+ * the readers must outlive the tree. */
+int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
+                        unsigned flags, sst_tree **out);
 void sst_tree_close(sst_tree *t);
 
 /* The node called name in directory dir. Errors: SST_ENOTFOUND, ENOTDIR,

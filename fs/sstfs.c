@@ -27,8 +27,11 @@
 
 #define CACHE_SECONDS 86400.0 /* the table never changes under the mount */
 
+#define MAX_TABLES 64
+
 typedef struct config {
-  char *table;
+  char *args[MAX_TABLES + 1]; /* TABLE... MOUNTPOINT, as given */
+  int nargs;
   int flat;
   unsigned uid, gid, umask;
   int have_uid, have_gid, have_umask;
@@ -43,7 +46,8 @@ typedef struct config {
 #define LOGGED_SLOTS 256
 
 typedef struct sstfs {
-  sst_reader *reader;
+  sst_reader *readers[MAX_TABLES]; /* the stack: readers[n - 1] on top */
+  size_t n;
   sst_tree *tree;
   config conf;
   struct timespec mtime;
@@ -121,8 +125,10 @@ static void fill_entry(const sstfs *fs, const sst_node *n,
 static void log_bad_value(const sstfs *fs, fuse_ino_t ino, int rc) {
   char shown[200] = "?";
   sst_iter *it;
-  if (sst_iter_new(fs->reader, &it) == 0) {
-    if (sst_iter_seek_position(it, ino >> 1) == 0 && sst_iter_valid(it)) {
+  const sst_reader *r = fs->readers[(ino >> 1) % fs->n];
+  if (sst_iter_new(r, &it) == 0) {
+    if (sst_iter_seek_position(it, (ino >> 1) / fs->n) == 0 &&
+        sst_iter_valid(it)) {
       const sst_entry *e = sst_iter_entry(it);
       size_t o = 0;
       for (size_t i = 0; i < e->key_len && o + 5 < sizeof shown; i++) {
@@ -135,7 +141,7 @@ static void log_bad_value(const sstfs *fs, fuse_ino_t ino, int rc) {
     }
     sst_iter_free(it);
   }
-  log_msg(fs, "%s: key '%s': %s", sst_reader_path(fs->reader), shown,
+  log_msg(fs, "%s: key '%s': %s", sst_reader_path(r), shown,
           sst_strerror(rc));
 }
 
@@ -145,16 +151,16 @@ static size_t slot_of(uint64_t offset, size_t slots) {
 
 /* Checks an entry's value, once per value while it stays in the table. */
 static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
-  uint64_t tag = e->value_offset + 1;
-  uint64_t *slot = &fs->checked[slot_of(e->value_offset, CHECKED_SLOTS)];
+  uint64_t tag = e->value_offset * fs->n + e->source + 1;
+  uint64_t *slot = &fs->checked[slot_of(tag, CHECKED_SLOTS)];
   if (__atomic_load_n(slot, __ATOMIC_RELAXED) == tag)
     return 0;
-  int rc = sst_reader_value_check(fs->reader, e);
+  int rc = sst_reader_value_check(fs->readers[e->source], e);
   if (rc == 0) {
     __atomic_store_n(slot, tag, __ATOMIC_RELAXED);
     return 0;
   }
-  uint64_t *logged = &fs->logged[slot_of(e->value_offset, LOGGED_SLOTS)];
+  uint64_t *logged = &fs->logged[slot_of(tag, LOGGED_SLOTS)];
   if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
     log_bad_value(fs, ino, rc);
   return rc;
@@ -276,7 +282,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
    * resident set. */
   struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)count);
   bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-  bv.buf[0].fd = sst_reader_fd(fs->reader);
+  bv.buf[0].fd = sst_reader_fd(fs->readers[n.entry.source]);
   bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
   fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
@@ -379,13 +385,18 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   (void)ino;
   sstfs *fs = fs_of(req);
-  sst_info info;
-  sst_reader_info(fs->reader, &info);
+  uint64_t size = 0, keys = 0;
+  for (size_t i = 0; i < fs->n; i++) {
+    sst_info info;
+    sst_reader_info(fs->readers[i], &info);
+    size += info.file_size;
+    keys += info.key_count - info.tombstone_count;
+  }
   struct statvfs sv;
   memset(&sv, 0, sizeof sv);
   sv.f_bsize = sv.f_frsize = 4096;
-  sv.f_blocks = (fsblkcnt_t)((info.file_size + 4095) / 4096);
-  sv.f_files = (fsfilcnt_t)info.key_count;
+  sv.f_blocks = (fsblkcnt_t)((size + 4095) / 4096);
+  sv.f_files = (fsfilcnt_t)keys;
   sv.f_namemax = SST_NAME_MAX;
   sv.f_flag = ST_RDONLY;
   fuse_reply_statfs(req, &sv);
@@ -486,7 +497,7 @@ static const char usage_text[] =
     "    sstfs - mount an SSTable as a read-only directory tree\n"
     "\n"
     "SYNOPSIS\n"
-    "    sstfs [OPTION]... TABLE MOUNTPOINT\n"
+    "    sstfs [OPTION]... TABLE... MOUNTPOINT\n"
     "    mount -t fuse.sstfs TABLE MOUNTPOINT [-o OPTION,...]\n"
     "    sstfs --stage OUT.sstable MOUNTPOINT [--base TABLE] (see --stage "
     "--help)\n"
@@ -502,6 +513,10 @@ static const char usage_text[] =
     "    reachable. The mount is read-only: changes fail with EROFS. A value\n"
     "    whose checksum does not match fails with EIO for that file only, and\n"
     "    is logged with its key.\n"
+    "\n"
+    "    With several TABLEs, they are stacked, the last on top: a key's\n"
+    "    entry in the highest table that holds it wins, and a deletion\n"
+    "    (tombstone) there hides it. See sst merge to fold them into one.\n"
     "\n"
     "    The table is opened and checked before the command returns: a\n"
     "    missing or damaged table or a bad mount point fails the command\n"
@@ -562,11 +577,15 @@ static int opt_proc(void *data, const char *arg, int key,
     c->show_version = 1;
     return 0;
   case FUSE_OPT_KEY_NONOPT:
-    if (c->table == NULL) {
-      c->table = strdup(arg);
-      return 0;
+    /* Tables and the mount point; the last is handed back to
+     * fuse_parse_cmdline once all are known. */
+    if (c->nargs > MAX_TABLES) {
+      fprintf(stderr, "sstfs: at most %d tables can be stacked\n",
+              MAX_TABLES);
+      return -1;
     }
-    return 1; /* the mount point, for fuse_parse_cmdline */
+    c->args[c->nargs++] = strdup(arg);
+    return 0;
   default:
     return 1;
   }
@@ -622,13 +641,14 @@ int main(int argc, char *argv[]) {
     status = 0;
     goto out_args;
   }
-  if (fuse_parse_cmdline(&args, &opts) != 0) {
+  if (fs.conf.nargs < 2) {
+    fprintf(stderr, "usage: sstfs [OPTION]... TABLE... MOUNTPOINT\n"
+                    "Try 'sstfs --help' for more information.\n");
     status = 2;
     goto out_args;
   }
-  if (fs.conf.table == NULL || opts.mountpoint == NULL) {
-    fprintf(stderr, "usage: sstfs [OPTION]... TABLE MOUNTPOINT\n"
-                    "Try 'sstfs --help' for more information.\n");
+  if (fuse_opt_add_arg(&args, fs.conf.args[fs.conf.nargs - 1]) != 0 ||
+      fuse_parse_cmdline(&args, &opts) != 0 || opts.mountpoint == NULL) {
     status = 2;
     goto out_opts;
   }
@@ -638,26 +658,37 @@ int main(int argc, char *argv[]) {
     fs.conf.gid = getgid();
   fs.foreground = opts.foreground;
 
-  /* Open and check the table before anything is mounted. */
-  char table[PATH_MAX];
-  if (realpath(fs.conf.table, table) == NULL) {
-    fprintf(stderr, "sstfs: %s: %s\n", fs.conf.table, strerror(errno));
-    goto out_opts;
-  }
-  sst_error err;
+  /* Open and check every table before anything is mounted. */
   sst_reader_options ro;
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
-  if ((rc = sst_reader_open(table, &ro, &fs.reader, &err)) != 0) {
-    fprintf(stderr, "sstfs: %s\n", err.msg);
-    goto out_opts;
+  char table[PATH_MAX], first[PATH_MAX];
+  for (int i = 0; i < fs.conf.nargs - 1; i++) {
+    const char *arg = fs.conf.args[i];
+    sst_error err;
+    if (realpath(arg, table) == NULL) {
+      fprintf(stderr, "sstfs: %s: %s\n", arg, strerror(errno));
+      goto out_reader;
+    }
+    if ((rc = sst_reader_open(table, &ro, &fs.readers[fs.n], &err)) != 0) {
+      fprintf(stderr, "sstfs: %s\n", err.msg);
+      goto out_reader;
+    }
+    fs.n++;
+    /* Times: the newest table's. */
+    struct stat st;
+    if (stat(table, &st) == 0 &&
+        (st.st_mtim.tv_sec > fs.mtime.tv_sec ||
+         (st.st_mtim.tv_sec == fs.mtime.tv_sec &&
+          st.st_mtim.tv_nsec > fs.mtime.tv_nsec)))
+      fs.mtime = st.st_mtim;
+    if (i == 0)
+      snprintf(first, sizeof first, "%s", table);
   }
-  struct stat st;
-  if (stat(table, &st) == 0)
-    fs.mtime = st.st_mtim;
-  if ((rc = sst_tree_open(fs.reader, fs.conf.flat ? SST_PATH_FLAT : 0,
-                          &fs.tree)) != 0) {
-    fprintf(stderr, "sstfs: %s: %s\n", table, sst_strerror(rc));
+  if ((rc = sst_tree_open_stack((const sst_reader *const *)fs.readers, fs.n,
+                                fs.conf.flat ? SST_PATH_FLAT : 0,
+                                &fs.tree)) != 0) {
+    fprintf(stderr, "sstfs: %s: %s\n", first, sst_strerror(rc));
     goto out_reader;
   }
   struct stat mst;
@@ -667,7 +698,7 @@ int main(int argc, char *argv[]) {
                                            : "not a directory");
     goto out_tree;
   }
-  if (add_mount_opts(&args, table) != 0) {
+  if (add_mount_opts(&args, first) != 0) {
     fprintf(stderr, "sstfs: out of memory\n");
     goto out_tree;
   }
@@ -709,11 +740,13 @@ out_session:
 out_tree:
   sst_tree_close(fs.tree);
 out_reader:
-  sst_reader_close(fs.reader);
+  for (size_t i = 0; i < fs.n; i++)
+    sst_reader_close(fs.readers[i]);
 out_opts:
   free(opts.mountpoint);
 out_args:
-  free(fs.conf.table);
+  for (int i = 0; i < fs.conf.nargs; i++)
+    free(fs.conf.args[i]);
   fuse_opt_free_args(&args);
   return status;
 }
