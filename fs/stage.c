@@ -50,17 +50,24 @@
 #include "sstable.h"
 #include "sstpath.h"
 
+#define MAX_BASES 64
+
 typedef struct stage_conf {
-  char *out, *base, *stagedir;
-  int overwrite, resume;
+  char *out, *stagedir;
+  char *bases[MAX_BASES];
+  int nbases;
+  int overwrite, resume, delta;
   int show_help;
 } stage_conf;
 
 typedef struct stage {
   stage_conf conf;
-  char out[PATH_MAX], dir[PATH_MAX], base_path[PATH_MAX];
+  char out[PATH_MAX], dir[PATH_MAX];
   int dir_fd, tree_fd, wh_fd, tmp_fd;
-  sst_reader *base;
+  /* The base: tables stacked, the last on top (one --base each). */
+  sst_reader *base[MAX_BASES];
+  char base_path[MAX_BASES][PATH_MAX];
+  size_t nbase;
   sst_tree *base_tree;
   int foreground;
 } stage;
@@ -111,7 +118,7 @@ static int make_parents(int fd, const char *relpath) {
 /* Whether the base's entry at relpath is hidden: a whiteout at it or at
  * one of its ancestors. */
 static int hidden(const char *relpath) {
-  if (S.base == NULL)
+  if (S.nbase == 0)
     return 1;
   if (strcmp(relpath, ".") == 0)
     return 0;
@@ -135,7 +142,7 @@ static int hidden(const char *relpath) {
 /* The base's node at path, if visible. 0 or an errno value. */
 static int base_node(const char *path, sst_node *n) {
   const char *r = rel(path);
-  if (S.base == NULL || hidden(r))
+  if (S.nbase == 0 || hidden(r))
     return ENOENT;
   memset(n, 0, sizeof *n);
   n->ino = SST_TREE_ROOT;
@@ -199,9 +206,11 @@ static int write_all(int fd, const uint8_t *p, uint64_t n) {
 /* Copies the base file at path into the tree (before a change to it). */
 static int copy_up(const char *path, const sst_node *n) {
   const char *r = rel(path);
-  int rc = sst_reader_value_check(S.base, &n->entry);
+  const sst_reader *b = S.base[n->entry.source];
+  int rc = sst_reader_value_check(b, &n->entry);
   if (rc) {
-    log_msg("%s: base value of %s: %s", S.base_path, r, sst_strerror(rc));
+    log_msg("%s: base value of %s: %s", sst_reader_path(b), r,
+            sst_strerror(rc));
     return EIO;
   }
   if ((rc = make_parents(S.tree_fd, r)) != 0)
@@ -214,7 +223,7 @@ static int copy_up(const char *path, const sst_node *n) {
                   0644);
   if (fd < 0)
     return errno;
-  rc = write_all(fd, sst_reader_data(S.base) + n->entry.value_offset,
+  rc = write_all(fd, sst_reader_data(b) + n->entry.value_offset,
                  n->entry.value_len);
   if (close(fd) != 0 && rc == 0)
     rc = errno;
@@ -340,6 +349,7 @@ static int st_mkdir(const char *path, mode_t mode) {
 /* An open file: a staged file's descriptor, or a base value. */
 typedef struct handle {
   int fd; /* -1 for a base value */
+  const sst_reader *base;
   uint64_t offset, len;
 } handle;
 
@@ -384,8 +394,9 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
       return -rc;
     return open_staged(path, fi->flags & ~O_CREAT, 0, fi);
   }
-  if ((rc = sst_reader_value_check(S.base, &n.entry)) != 0) {
-    log_msg("%s: base value of %s: %s", S.base_path, rel(path),
+  const sst_reader *b = S.base[n.entry.source];
+  if ((rc = sst_reader_value_check(b, &n.entry)) != 0) {
+    log_msg("%s: base value of %s: %s", sst_reader_path(b), rel(path),
             sst_strerror(rc));
     return -EIO;
   }
@@ -393,6 +404,7 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
   if (h == NULL)
     return -ENOMEM;
   h->fd = -1;
+  h->base = b;
   h->offset = n.entry.value_offset;
   h->len = n.entry.value_len;
   fi->fh = (uint64_t)(uintptr_t)h;
@@ -413,7 +425,7 @@ static int st_read(const char *path, char *buf, size_t size, off_t off,
   uint64_t n = h->len - (uint64_t)off;
   if (n > size)
     n = size;
-  memcpy(buf, sst_reader_data(S.base) + h->offset + (uint64_t)off, (size_t)n);
+  memcpy(buf, sst_reader_data(h->base) + h->offset + (uint64_t)off, (size_t)n);
   return (int)n;
 }
 
@@ -868,17 +880,32 @@ static int add_staged(sst_writer *w, const staged_file *f, char *err,
   return rc;
 }
 
-/* Whether a base key stays: not hidden and not replaced by a staged entry
- * at its path. */
-static int base_key_visible(const sst_entry *e, int also_dir) {
+/* Whether a base key is under a whiteout. */
+static int base_key_hidden(const sst_entry *e, int also_dir) {
   static char path[SST_PATH_MAX + 1];
   size_t n;
   if (sst_path_from_key(e->key, e->key_len, 0, also_dir, path, &n) != 0)
+    return 1;
+  return hidden(path);
+}
+
+static int dir_is_empty(int fd) {
+  int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+  if (d == NULL) {
+    if (dup_fd >= 0)
+      close(dup_fd);
     return 0;
-  struct stat st;
-  if (fstatat(S.tree_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
-    return 0;
-  return !hidden(path);
+  }
+  struct dirent *e;
+  int empty = 1;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      empty = 0;
+      break;
+    }
+  closedir(d);
+  return empty;
 }
 
 /* Writes OUT from tree/ and the base. On failure, err says why. */
@@ -904,10 +931,15 @@ static int commit(char *err, size_t errlen) {
     snprintf(err, errlen, "%s", serr.msg);
     goto done;
   }
-  /* Merge the sorted staged files with the base's visible keys. */
+  /* Merge the sorted staged files with the base's keys. A staged file
+   * replaces the base key it names; a base key under a whiteout is gone
+   * (a tombstone in a delta); the others are copied, or in a delta left
+   * out as unchanged. */
   size_t i = 0;
-  if (S.base) {
-    if ((rc = sst_iter_new(S.base, &it)) || (rc = sst_iter_new(S.base, &probe)))
+  if (S.nbase > 0) {
+    const sst_reader *const *bases = (const sst_reader *const *)S.base;
+    if ((rc = sst_iter_new_merged(bases, S.nbase, &it)) ||
+        (rc = sst_iter_new_merged(bases, S.nbase, &probe)))
       goto done;
     sst_iter_set_skip_tombstones(it, 1);
     sst_iter_set_skip_tombstones(probe, 1);
@@ -915,16 +947,12 @@ static int commit(char *err, size_t errlen) {
       rc = ENOMEM;
       goto done;
     }
+    int any_whiteouts = !dir_is_empty(S.wh_fd);
     for (sst_iter_seek_first(it); rc == 0 && sst_iter_valid(it);
          sst_iter_next(it)) {
       sst_entry e = *sst_iter_entry(it);
       memcpy(key, e.key, e.key_len);
       e.key = key;
-      key[e.key_len] = '/';
-      sst_iter_prefix(probe, key, e.key_len + 1);
-      int also_dir = sst_iter_valid(probe);
-      if (!base_key_visible(&e, also_dir))
-        continue;
       for (; rc == 0 && i < l.n &&
              cmp_key(l.v[i].key, l.v[i].key_len, e.key, e.key_len) < 0;
            i++)
@@ -933,16 +961,27 @@ static int commit(char *err, size_t errlen) {
         break;
       if (i < l.n && cmp_key(l.v[i].key, l.v[i].key_len, e.key, e.key_len) == 0)
         continue; /* the staged file wins */
+      if (any_whiteouts) {
+        key[e.key_len] = '/';
+        sst_iter_prefix(probe, key, e.key_len + 1);
+        if (base_key_hidden(&e, sst_iter_valid(probe))) {
+          if (S.conf.delta)
+            rc = sst_writer_add_tombstone(w, e.key, e.key_len);
+          continue;
+        }
+      }
+      if (S.conf.delta)
+        continue;
       const uint8_t *v;
-      if ((rc = sst_reader_value(S.base, &e, &v)) != 0) {
-        snprintf(err, errlen, "%s: a base value: %s", S.base_path,
-                 sst_strerror(rc));
+      if ((rc = sst_reader_value(S.base[e.source], &e, &v)) != 0) {
+        snprintf(err, errlen, "%s: a base value: %s",
+                 sst_reader_path(S.base[e.source]), sst_strerror(rc));
         break;
       }
       rc = sst_writer_add(w, e.key, e.key_len, v, e.value_len);
     }
     if (rc == 0 && (rc = sst_iter_status(it)) != 0)
-      snprintf(err, errlen, "%s: %s", S.base_path, sst_strerror(rc));
+      snprintf(err, errlen, "base tables: %s", sst_strerror(rc));
   }
   for (; rc == 0 && i < l.n; i++)
     rc = add_staged(w, &l.v[i], err, errlen);
@@ -982,21 +1021,23 @@ static int run(const char *cmd, const char *arg1, const char *arg2,
 }
 
 static void target_text(char *buf, size_t len) {
-  int n = snprintf(buf, len, "out %s\n", S.out);
-  if (S.base) {
+  size_t n = (size_t)snprintf(buf, len, "out %s\n", S.out);
+  for (size_t i = 0; i < S.nbase && n < len; i++) {
     struct stat st;
-    stat(S.base_path, &st);
-    snprintf(buf + n, len - (size_t)n, "base %s %lld %lld.%09ld\n",
-             S.base_path, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-             st.st_mtim.tv_nsec);
+    stat(S.base_path[i], &st);
+    n += (size_t)snprintf(buf + n, len - n, "base %s %lld %lld.%09ld\n",
+                          S.base_path[i], (long long)st.st_size,
+                          (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   }
+  if (S.conf.delta && n < len)
+    snprintf(buf + n, len - n, "delta\n");
 }
 
 static int open_area(int fresh) {
   if (fresh) {
     if (mkdir(S.dir, 0700) != 0)
       return errno;
-    char text[2 * PATH_MAX + 128];
+    static char text[(MAX_BASES + 1) * (PATH_MAX + 64)];
     target_text(text, sizeof text);
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/target", S.dir);
@@ -1027,7 +1068,9 @@ static int open_area(int fresh) {
 
 /* An existing staging area: is it ours, and may we resume it? */
 static int check_existing(void) {
-  char p[PATH_MAX + 16], have[2 * PATH_MAX + 128] = "", want[sizeof have];
+  static char have[(MAX_BASES + 1) * (PATH_MAX + 64)], want[sizeof have];
+  char p[PATH_MAX + 16];
+  have[0] = '\0';
   snprintf(p, sizeof p, "%s/target", S.dir);
   FILE *f = fopen(p, "r");
   if (f) {
@@ -1064,6 +1107,8 @@ static int check_existing(void) {
   return 0;
 }
 
+static int sstfs_stage_run(int argc, char *argv[]);
+
 static const char stage_usage[] =
     "NAME\n"
     "    sstfs --stage - a writable tree that becomes a table when unmounted\n"
@@ -1097,7 +1142,11 @@ static const char stage_usage[] =
     "\n"
     "OPTIONS\n"
     "    --base TABLE      start from TABLE's contents (read from TABLE\n"
-    "                      until changed)\n"
+    "                      until changed); several --base stack, the last\n"
+    "                      on top, as in a read-only mount of them\n"
+    "    -o delta          with --base: write only what changed: new and\n"
+    "                      changed files, and a tombstone for each deleted\n"
+    "                      key, so that OUT stacks over the base\n"
     "    -o overwrite      allow OUT to exist already (it is replaced)\n"
     "    -o resume         resume an existing staging area\n"
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
@@ -1118,9 +1167,8 @@ enum { KEY_STAGE, KEY_HELP };
   { t, offsetof(stage_conf, p), v }
 
 static const struct fuse_opt stage_opts[] = {
-    STAGE_OPT("--base %s", base, 0),
-    STAGE_OPT("--base=%s", base, 0),
     STAGE_OPT("overwrite", overwrite, 1),
+    STAGE_OPT("delta", delta, 1),
     STAGE_OPT("resume", resume, 1),
     STAGE_OPT("stagedir=%s", stagedir, 0),
     FUSE_OPT_KEY("--stage", KEY_STAGE),
@@ -1169,6 +1217,34 @@ static int absolute_out(const char *out) {
 }
 
 int sstfs_stage_main(int argc, char *argv[]) {
+  /* --base may come several times: take those out before fuse_opt. */
+  char **rest = calloc((size_t)argc + 1, sizeof *rest);
+  int nrest = 0;
+  if (rest == NULL)
+    return 1;
+  for (int i = 0; i < argc; i++) {
+    const char *base = NULL;
+    if (strcmp(argv[i], "--base") == 0 && i + 1 < argc)
+      base = argv[++i];
+    else if (strncmp(argv[i], "--base=", 7) == 0)
+      base = argv[i] + 7;
+    else
+      rest[nrest++] = argv[i];
+    if (base != NULL) {
+      if (S.conf.nbases == MAX_BASES) {
+        fprintf(stderr, "sstfs: at most %d --base tables\n", MAX_BASES);
+        free(rest);
+        return 2;
+      }
+      S.conf.bases[S.conf.nbases++] = (char *)base;
+    }
+  }
+  int status = sstfs_stage_run(nrest, rest);
+  free(rest);
+  return status;
+}
+
+static int sstfs_stage_run(int argc, char *argv[]) {
   struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
   struct fuse_cmdline_opts opts = {0};
   struct fuse *fuse = NULL;
@@ -1203,20 +1279,29 @@ int sstfs_stage_main(int argc, char *argv[]) {
     goto out_opts;
   if (!S.conf.stagedir)
     strcat(S.dir, ".stage");
-  if (S.conf.base) {
+  for (int i = 0; i < S.conf.nbases; i++) {
     sst_error err;
-    if (realpath(S.conf.base, S.base_path) == NULL) {
-      fprintf(stderr, "sstfs: %s: %s\n", S.conf.base, strerror(errno));
-      goto out_opts;
-    }
-    if (sst_reader_open(S.base_path, NULL, &S.base, &err) != 0) {
-      fprintf(stderr, "sstfs: %s\n", err.msg);
-      goto out_opts;
-    }
-    if (sst_tree_open(S.base, 0, &S.base_tree) != 0) {
-      fprintf(stderr, "sstfs: %s: cannot be shown as a tree\n", S.base_path);
+    if (realpath(S.conf.bases[i], S.base_path[i]) == NULL) {
+      fprintf(stderr, "sstfs: %s: %s\n", S.conf.bases[i], strerror(errno));
       goto out_base;
     }
+    if (sst_reader_open(S.base_path[i], NULL, &S.base[i], &err) != 0) {
+      fprintf(stderr, "sstfs: %s\n", err.msg);
+      goto out_base;
+    }
+    S.nbase++;
+  }
+  if (S.conf.delta && S.nbase == 0) {
+    fprintf(stderr, "sstfs: -o delta needs --base\n");
+    status = 2;
+    goto out_base;
+  }
+  if (S.nbase > 0 &&
+      sst_tree_open_stack((const sst_reader *const *)S.base, S.nbase, 0,
+                          &S.base_tree) != 0) {
+    fprintf(stderr, "sstfs: %s: cannot be shown as a tree\n",
+            S.base_path[0]);
+    goto out_base;
   }
   struct stat st;
   int exists = stat(S.dir, &st) == 0;
@@ -1321,12 +1406,12 @@ out_area:
       close(*fds[i]);
 out_base:
   sst_tree_close(S.base_tree);
-  sst_reader_close(S.base);
+  for (size_t i = 0; i < S.nbase; i++)
+    sst_reader_close(S.base[i]);
 out_opts:
   free(opts.mountpoint);
 out_args:
   free(S.conf.out);
-  free(S.conf.base);
   free(S.conf.stagedir);
   fuse_opt_free_args(&args);
   return status;
