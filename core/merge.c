@@ -155,3 +155,18 @@ int sst_merge_seek_position(sst_merge *m, uint64_t pos) {
 int sst_merge_valid(const sst_merge *m) { return m->valid; }
 int sst_merge_status(const sst_merge *m) { return m->status; }
 const sst_entry *sst_merge_entry(const sst_merge *m) { return &m->e; }
+
+int sst_merged_find(const sst_reader *const *readers, size_t n,
+                    const void *key, size_t key_len, sst_entry *e) {
+  for (size_t i = n; i-- > 0;) {
+    int rc = sst_reader_find(readers[i], key, key_len, e);
+    if (rc == SST_ENOTFOUND)
+      continue;
+    if (rc == 0) {
+      e->source = (unsigned)i;
+      e->position = e->position * n + i;
+    }
+    return rc;
+  }
+  return SST_ENOTFOUND;
+}

@@ -599,39 +599,60 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
       rc = irc;
     goto done;
   }
-  /* One seek answers both questions: is there a file key K, and is there
-   * a directory K/ (its keys follow K, unless keys like "K-x" sort between
-   * them; then a second seek finds out). */
-  int irc = sst_iter_seek(o->it, o->key, klen);
-  if (irc) {
-    rc = irc;
-    goto done;
-  }
   sst_entry file = {0};
-  int have_file = 0;
-  if (sst_iter_valid(o->it) && sst_iter_entry(o->it)->key_len == klen &&
-      memcmp(sst_iter_entry(o->it)->key, o->key, klen) == 0) {
-    file = *sst_iter_entry(o->it);
-    have_file = 1;
-    if ((irc = sst_iter_next(o->it)) != 0) {
+  int have_file = 0, irc;
+  const sst_entry *d = NULL; /* the first key under K/, if any */
+  if (t->n > 1) {
+    /* A stack: the file question goes to the tables newest first, each
+     * table's filter skipping it when it cannot hold K; the directory
+     * question needs an ordered seek in every table. */
+    irc = sst_merged_find(t->readers, t->n, o->key, klen, &file);
+    if (irc == 0 && !(file.flags & SST_FLAG_TOMBSTONE))
+      have_file = 1;
+    else if (irc != 0 && irc != SST_ENOTFOUND) {
       rc = irc;
       goto done;
     }
-  }
-  const sst_entry *d = NULL; /* the first key under K/, if any */
-  if (!t->flat && sst_iter_valid(o->it)) {
-    const sst_entry *nx = sst_iter_entry(o->it);
-    if (nx->key_len > klen && memcmp(nx->key, o->key, klen) == 0) {
-      if (nx->key[klen] == '/') {
-        d = nx;
-      } else if (nx->key[klen] < '/') {
-        o->key[klen] = '/';
-        if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
-          rc = irc;
-          goto done;
+    if (!t->flat) {
+      o->key[klen] = '/';
+      if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
+        rc = irc;
+        goto done;
+      }
+      if (sst_iter_valid(o->it))
+        d = sst_iter_entry(o->it);
+    }
+  } else {
+    /* One table: one seek answers both questions (the keys of K/ follow
+     * K, unless keys like "K-x" sort between them; then a second seek
+     * finds out). */
+    if ((irc = sst_iter_seek(o->it, o->key, klen)) != 0) {
+      rc = irc;
+      goto done;
+    }
+    if (sst_iter_valid(o->it) && sst_iter_entry(o->it)->key_len == klen &&
+        memcmp(sst_iter_entry(o->it)->key, o->key, klen) == 0) {
+      file = *sst_iter_entry(o->it);
+      have_file = 1;
+      if ((irc = sst_iter_next(o->it)) != 0) {
+        rc = irc;
+        goto done;
+      }
+    }
+    if (!t->flat && sst_iter_valid(o->it)) {
+      const sst_entry *nx = sst_iter_entry(o->it);
+      if (nx->key_len > klen && memcmp(nx->key, o->key, klen) == 0) {
+        if (nx->key[klen] == '/') {
+          d = nx;
+        } else if (nx->key[klen] < '/') {
+          o->key[klen] = '/';
+          if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
+            rc = irc;
+            goto done;
+          }
+          if (sst_iter_valid(o->it))
+            d = sst_iter_entry(o->it);
         }
-        if (sst_iter_valid(o->it))
-          d = sst_iter_entry(o->it);
       }
     }
   }

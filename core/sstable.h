@@ -273,6 +273,14 @@ void sst_iter_free(sst_iter *it);
 int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
                         sst_iter **out);
 
+/* Looks key up in n tables stacked (readers[n - 1] on top): the tables are
+ * asked newest first, each one's filter skipping it when it cannot hold
+ * the key, and the first that holds it answers (a tombstone included:
+ * check e->flags). e->source and e->position are as in a merged iterator.
+ * Returns 0 or SST_ENOTFOUND, or an error of sst_reader_find. */
+int sst_merged_find(const sst_reader *const *readers, size_t n,
+                    const void *key, size_t key_len, sst_entry *e);
+
 /* Positions at the first entry (seek_first), or the first entry whose key
  * is >= key (seek). Clears any bound set before. */
 int sst_iter_seek_first(sst_iter *it);
