@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -64,6 +65,7 @@ typedef struct stage {
   stage_conf conf;
   char out[PATH_MAX], dir[PATH_MAX];
   int dir_fd, tree_fd, wh_fd, tmp_fd;
+  int lock_fd; /* flock'ed while a daemon uses the area (see lock_area) */
   /* The base: tables stacked, the last on top (one --base each). */
   sst_reader *base[MAX_BASES];
   char base_path[MAX_BASES][PATH_MAX];
@@ -91,6 +93,28 @@ static void log_msg(const char *fmt, ...) {
 /* "/a/b" -> "a/b"; "/" -> "." (for the *at calls). */
 static const char *rel(const char *path) {
   return path[1] ? path + 1 : ".";
+}
+
+/* libfuse renames a file that is unlinked while open to
+ * DIR/.fuse_hiddenNNNN, and unlinks that at the last close. Such files are
+ * kept in tmp/, out of the tree: never listed, never committed, never in
+ * the way of an rmdir. at() says where a path lives: its directory fd and
+ * the name relative to it. */
+#define HIDDEN_PREFIX ".fuse_hidden"
+
+static int is_hidden_path(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  return strncmp(base, HIDDEN_PREFIX, sizeof HIDDEN_PREFIX - 1) == 0;
+}
+
+static int at(const char *path, const char **name) {
+  if (is_hidden_path(path)) {
+    *name = strrchr(path, '/') + 1;
+    return S.tmp_fd;
+  }
+  *name = rel(path);
+  return S.tree_fd;
 }
 
 static int to_errno(int rc) {
@@ -255,8 +279,12 @@ static void fill_base_stat(const sst_node *n, struct stat *st) {
 static int st_getattr(const char *path, struct stat *st,
                       struct fuse_file_info *fi) {
   (void)fi;
-  if (fstatat(S.tree_fd, rel(path), st, AT_SYMLINK_NOFOLLOW) == 0)
+  const char *name;
+  int dfd = at(path, &name);
+  if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
     return 0;
+  if (dfd != S.tree_fd)
+    return -errno;
   if (errno != ENOENT)
     return -errno;
   sst_node n;
@@ -355,11 +383,12 @@ typedef struct handle {
 
 static int open_staged(const char *path, int flags, mode_t mode,
                        struct fuse_file_info *fi) {
-  const char *r = rel(path);
-  int rc = make_parents(S.tree_fd, r);
+  const char *r;
+  int dfd = at(path, &r);
+  int rc = dfd == S.tree_fd ? make_parents(S.tree_fd, r) : 0;
   if (rc)
     return -rc;
-  int fd = openat(S.tree_fd, r, (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC,
+  int fd = openat(dfd, r, (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC,
                   mode);
   if (fd < 0)
     return -errno;
@@ -380,7 +409,9 @@ static int st_create(const char *path, mode_t mode,
 
 static int st_open(const char *path, struct fuse_file_info *fi) {
   struct stat st;
-  if (fstatat(S.tree_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0)
+  const char *name;
+  int dfd = at(path, &name);
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     return open_staged(path, fi->flags & ~O_CREAT, 0, fi);
   sst_node n;
   int rc = base_node(path, &n);
@@ -465,7 +496,7 @@ static int st_fsync(const char *path, int datasync,
     return 0;
   if ((datasync ? fdatasync(h->fd) : fsync(h->fd)) != 0)
     return -errno;
-  return -sync_parents(rel(path));
+  return is_hidden_path(path) ? 0 : -sync_parents(rel(path));
 }
 
 static int st_release(const char *path, struct fuse_file_info *fi) {
@@ -486,7 +517,11 @@ static int st_truncate(const char *path, off_t size,
     return ftruncate(h->fd, size) == 0 ? 0 : -errno;
   }
   struct stat st;
-  if (fstatat(S.tree_fd, rel(path), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+  const char *name;
+  int dfd = at(path, &name);
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (dfd != S.tree_fd)
+      return -errno;
     sst_node n;
     int rc = base_node(path, &n);
     if (rc)
@@ -496,7 +531,7 @@ static int st_truncate(const char *path, off_t size,
     if ((rc = copy_up(path, &n)) != 0)
       return -rc;
   }
-  int fd = openat(S.tree_fd, rel(path), O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(dfd, name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return -errno;
   int rc = ftruncate(fd, size) == 0 ? 0 : -errno;
@@ -505,10 +540,13 @@ static int st_truncate(const char *path, off_t size,
 }
 
 static int st_unlink(const char *path) {
-  const char *r = rel(path);
-  int staged = unlinkat(S.tree_fd, r, 0) == 0;
+  const char *r;
+  int dfd = at(path, &r);
+  int staged = unlinkat(dfd, r, 0) == 0;
   if (!staged && errno != ENOENT)
     return -errno;
+  if (dfd != S.tree_fd)
+    return staged ? 0 : -ENOENT;
   sst_node n;
   if (base_node(path, &n) == 0) {
     if (n.is_dir)
@@ -603,7 +641,9 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
   int from_in_base = base_node(from, &n) == 0;
   if (from_in_base) {
     struct stat st;
-    int staged = fstatat(S.tree_fd, rel(from), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    const char *fname;
+    int ffd = at(from, &fname);
+    int staged = fstatat(ffd, fname, &st, AT_SYMLINK_NOFOLLOW) == 0;
     if (n.is_dir)
       rc = copy_up_dir(from, &n);
     else if (!staged)
@@ -619,9 +659,11 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
         unlinkat(S.tree_fd, rel(to), AT_REMOVEDIR) != 0 && errno != ENOENT)
       return -errno;
   }
-  if ((rc = make_parents(S.tree_fd, rel(to))) != 0)
+  const char *from_name, *to_name;
+  int from_fd = at(from, &from_name), to_fd = at(to, &to_name);
+  if (to_fd == S.tree_fd && (rc = make_parents(S.tree_fd, to_name)) != 0)
     return -rc;
-  if (renameat(S.tree_fd, rel(from), S.tree_fd, rel(to)) != 0)
+  if (renameat(from_fd, from_name, to_fd, to_name) != 0)
     return -errno;
   if (from_in_base && (rc = whiteout(rel(from))) != 0)
     return -rc;
@@ -630,7 +672,9 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
 
 static int st_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
   (void)fi;
-  if (fchmodat(S.tree_fd, rel(path), mode | 0600, 0) == 0)
+  const char *name;
+  int dfd = at(path, &name);
+  if (fchmodat(dfd, name, mode | 0600, 0) == 0)
     return 0;
   return errno == ENOENT ? 0 : -errno; /* base entries: accepted, not kept */
 }
@@ -644,7 +688,9 @@ static int st_chown(const char *path, uid_t uid, gid_t gid,
 static int st_utimens(const char *path, const struct timespec tv[2],
                       struct fuse_file_info *fi) {
   (void)fi;
-  if (utimensat(S.tree_fd, rel(path), tv, AT_SYMLINK_NOFOLLOW) == 0)
+  const char *name;
+  int dfd = at(path, &name);
+  if (utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) == 0)
     return 0;
   return errno == ENOENT ? 0 : -errno;
 }
@@ -698,7 +744,7 @@ static int st_setxattr(const char *path, const char *name, const char *value,
 static void *st_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
   conn->max_write = 1u << 20; /* large files arrive in 1 MiB writes */
   cfg->use_ino = 0;
-  cfg->hard_remove = 1; /* unlinking an open staged file is safe */
+  cfg->hard_remove = 0; /* open files unlinked move to tmp/ (see at()) */
   /* Only this mount changes the tree, and the kernel updates its caches
    * on every change made through it: cache names and attributes. */
   cfg->entry_timeout = cfg->attr_timeout = cfg->negative_timeout = 60.0;
@@ -1033,6 +1079,21 @@ static void target_text(char *buf, size_t len) {
     snprintf(buf + n, len - n, "delta\n");
 }
 
+/* Takes the staging area's lock, held for the daemon's whole life (the
+ * descriptor survives fuse_daemonize's fork): a second daemon cannot take
+ * over a live area, and sstfs --unmount knows the daemon has finished when
+ * it can take the lock itself. EBUSY when another daemon holds it. */
+static int lock_area(void) {
+  char p[PATH_MAX + 16];
+  snprintf(p, sizeof p, "%s/lock", S.dir);
+  S.lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (S.lock_fd < 0)
+    return errno;
+  if (flock(S.lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return errno == EWOULDBLOCK ? EBUSY : errno;
+  return 0;
+}
+
 static int open_area(int fresh) {
   if (fresh) {
     if (mkdir(S.dir, 0700) != 0)
@@ -1066,8 +1127,8 @@ static int open_area(int fresh) {
   return 0;
 }
 
-/* An existing staging area: is it ours, and may we resume it? */
-static int check_existing(void) {
+/* An existing staging area: is it ours? */
+static int check_target(void) {
   static char have[(MAX_BASES + 1) * (PATH_MAX + 64)], want[sizeof have];
   char p[PATH_MAX + 16];
   have[0] = '\0';
@@ -1086,6 +1147,11 @@ static int check_existing(void) {
             S.dir, have[0] ? have : "(no target file)\n");
     return 1;
   }
+  return 0;
+}
+
+/* May we resume it? (Asked with the area locked.) */
+static int check_resume(void) {
   if (!S.conf.resume) {
     if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
       fprintf(stderr, "sstfs: a staging area for %s exists in %s.\n"
@@ -1249,7 +1315,7 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   struct fuse_cmdline_opts opts = {0};
   struct fuse *fuse = NULL;
   int status = 1;
-  S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = -1;
+  S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = S.lock_fd = -1;
 
   if (fuse_opt_parse(&args, &S.conf, stage_opts, stage_opt_proc) != 0)
     return 2;
@@ -1310,11 +1376,22 @@ static int sstfs_stage_run(int argc, char *argv[]) {
             S.out);
     goto out_base;
   }
-  if (exists && check_existing() != 0)
-    goto out_base;
-  int rc = open_area(!exists);
+  int rc;
+  if (exists && check_target() != 0)
+    goto out_area;
+  if (exists && (rc = lock_area()) != 0) {
+    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
+            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
+    goto out_area;
+  }
+  if (exists && check_resume() != 0)
+    goto out_area;
+  rc = open_area(!exists);
+  if (rc == 0 && !exists)
+    rc = lock_area();
   if (rc) {
-    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir, strerror(rc));
+    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
+            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
     goto out_area;
   }
   if (stat(opts.mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -1400,7 +1477,7 @@ out_fuse:
 out_area:
   if (S.dir_fd >= 0)
     unlinkat(S.dir_fd, "pid", 0);
-  int *fds[] = {&S.dir_fd, &S.tree_fd, &S.wh_fd, &S.tmp_fd};
+  int *fds[] = {&S.dir_fd, &S.tree_fd, &S.wh_fd, &S.tmp_fd, &S.lock_fd};
   for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
     if (*fds[i] >= 0)
       close(*fds[i]);
@@ -1464,31 +1541,31 @@ int sstfs_unmount_main(const char *mountpoint) {
     fprintf(stderr, "sstfs: %s: not an sstfs mount\n", mnt);
     return 1;
   }
-  /* A staging mount's source is its staging area, holding the pid. */
+  /* A staging mount's source is its staging area; its lock is held by
+   * the daemon until it exits. A read-only mount's source is a table. */
   char p[PATH_MAX + 16];
-  snprintf(p, sizeof p, "%s/pid", source);
-  long pid = 0;
-  FILE *f = fopen(p, "r");
-  if (f) {
-    if (fscanf(f, "%ld", &pid) != 1)
-      pid = 0;
-    fclose(f);
-  }
+  snprintf(p, sizeof p, "%s/lock", source);
+  int lock = open(p, O_RDONLY | O_CLOEXEC);
   if (run("fusermount3", "-u", "--", mnt) != 0) {
     fprintf(stderr, "sstfs: could not unmount %s\n", mnt);
+    if (lock >= 0)
+      close(lock);
     return 1;
   }
-  if (pid <= 0)
+  if (lock < 0)
     return 0; /* a read-only mount: nothing to wait for */
-  /* Wait for the commit: the area disappears when the table is written;
-   * the daemon exits (leaving the area and an error) when it is not. */
+  /* Wait for the commit: the area moves away once the table is written;
+   * the daemon exits, releasing the lock and leaving the area with an
+   * error, when it is not. */
   struct stat st;
-  while (stat(source, &st) == 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) {
+  while (stat(source, &st) == 0 && flock(lock, LOCK_EX | LOCK_NB) != 0) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
+  close(lock);
   if (stat(source, &st) != 0)
     return 0; /* committed: the staging area is gone */
+  FILE *f;
   snprintf(p, sizeof p, "%s/error", source);
   char msg[PATH_MAX + 512] = "";
   if ((f = fopen(p, "r")) != NULL) {
