@@ -23,6 +23,13 @@ struct sst_iter {
   sst_merge *merge; /* set: a view of several tables (merge.c) */
 };
 
+/* Loads key block i into it->h and it->b. */
+static int load_block(sst_iter *it, uint64_t i) {
+  it->block = i;
+  sst_table_cached_handle(it->r, i, &it->h);
+  return sst_table_block(it->r, i, &it->h, &it->b, 0);
+}
+
 int sst_iter_new(const sst_reader *r, sst_iter **out) {
   sst_iter *it = calloc(1, sizeof *it);
   if (it == NULL || (it->keybuf = malloc(SST_KEY_MAX)) == NULL ||
@@ -90,9 +97,7 @@ static int enter_block(sst_iter *it, uint64_t i) {
   it->valid = 0;
   if (i >= it->r->f.block_count)
     return 0;
-  it->block = i;
-  sst_table_cached_handle(it->r, i, &it->h);
-  int rc = sst_table_block(it->r, i, &it->h, &it->b, 0);
+  int rc = load_block(it, i);
   if (rc)
     return stop(it, rc);
   if (it->b.entries_len == 0)
@@ -137,9 +142,7 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
     return stop(it, rc);
   if (bi < 0)
     return enter_block(it, 0);
-  it->block = (uint64_t)bi;
-  sst_table_cached_handle(it->r, it->block, &it->h);
-  if ((rc = sst_table_block(it->r, it->block, &it->h, &it->b, 0)))
+  if ((rc = load_block(it, (uint64_t)bi)))
     return stop(it, rc);
   int found;
   if ((rc = sst_block_seek(&it->b, key, key_len, it->keybuf, &it->be,
@@ -236,9 +239,7 @@ int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
   }
   if (lo == 0)
     return SST_ENOTFOUND;
-  it->block = lo - 1;
-  sst_table_cached_handle(r, it->block, &it->h);
-  int rc = sst_table_block(r, it->block, &it->h, &it->b, 0);
+  int rc = load_block(it, lo - 1);
   if (rc)
     return stop(it, rc);
   if (pos - it->h.block_off >= it->b.entries_len)

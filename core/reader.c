@@ -175,6 +175,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
+  sst_table_release(r, r->f.index_off, r->size - r->f.index_off);
+  sst_table_release(r, 0, SST_HEADER_SIZE);
   /* Untouched pages of a large calloc cost nothing until used. */
   if ((r->checked = calloc(r->f.block_count ? r->f.block_count : 1, 1)) ==
       NULL) {
@@ -403,9 +405,9 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   if (rc == 0 && (!found || be.key_len != key_len ||
                   memcmp(keybuf, key, key_len) != 0))
     rc = SST_ENOTFOUND;
+  if (rc == 0)
+    rc = sst_table_entry(&h, &be, e);
   if (rc)
-    return rc;
-  if ((rc = sst_table_entry(&h, &be, e)))
     return rc;
   e->key = key;
   e->key_len = key_len;
@@ -422,6 +424,21 @@ static void release_pages(const uint8_t *p, uint64_t len) {
   uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) &
                   ~(uintptr_t)(page - 1);
   madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
+/* A fault maps the pages around it too (the kernel's fault-around, 64 KiB
+ * by default), so what a block or filter read leaves resident is the
+ * aligned window around it. */
+#define FAULT_WINDOW ((uint64_t)64 << 10)
+
+void sst_table_release(const sst_reader *r, uint64_t off, uint64_t len) {
+  if (!r->o.release_pages || len == 0)
+    return;
+  uint64_t start = off & ~(FAULT_WINDOW - 1);
+  uint64_t end = (off + len + FAULT_WINDOW - 1) & ~(FAULT_WINDOW - 1);
+  if (end > r->size)
+    end = r->size;
+  release_pages(r->data + start, end - start);
 }
 
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
@@ -444,8 +461,7 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
     sum = (uint32_t)XXH3_64bits_digest(state);
     XXH3_freeState(state);
   }
-  if (r->o.release_pages)
-    release_pages(p, len);
+  sst_table_release(r, e->value_offset, len);
   return sum == e->value_checksum ? 0 : SST_ECHECKSUM;
 }
 

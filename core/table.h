@@ -76,6 +76,10 @@ int sst_table_find_block(const sst_reader *r, const uint8_t *key,
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always);
 
+/* With the release_pages option, gives the pages around [off, off + len)
+ * back to the kernel (they stay in the page cache). */
+void sst_table_release(const sst_reader *r, uint64_t off, uint64_t len);
+
 /* Checks the filter partition of block i (once per reader). */
 int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h);
 
