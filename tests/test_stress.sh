@@ -1,0 +1,462 @@
+#!/usr/bin/env bash
+# test_stress.sh — the read-only mount under load: 16 reader processes at
+# once for a bounded time, every byte checked, and the daemon's memory
+# flat from the first pass to the end.
+#
+# Usage: bash tests/test_stress.sh BINDIR [SECONDS]
+#   BINDIR   holds sst and sstfs
+#   SECONDS  length of the random phase (default 20)
+#
+# A generated tree (a few thousand files of 0 to 64 KiB in nested
+# directories, a few of 1 to 4 MiB) is packed with `sst pack` and mounted
+# by a foreground daemon logging to a file. Then:
+#   1. first pass: 16 readers share the tree, each reading its files whole
+#      (through the daemon: O_DIRECT, in pieces of random sizes), stat-ing
+#      them and listing its directories; then a warm-up round of step 2;
+#   2. random phase: 16 readers for SECONDS doing random lookups (names
+#      that exist and names that do not), listings of random directories
+#      and reads of random byte ranges, two thirds of them with O_DIRECT
+#      or after dropping the file's cached pages, so that the daemon
+#      serves them rather than the page cache.
+# Every answer is compared with the source tree. The daemon's VmRSS, VmHWM
+# and RssAnon are taken after the first pass and at the end: RssAnon at the
+# end may exceed the first pass by ANON_SLACK_KIB at most, plus
+# THREAD_SLACK_KIB for each worker thread the daemon started in between
+# (see below). The daemon's log must stay empty and it must exit 0 once
+# unmounted.
+#
+# The first pass ends with a warm-up round of the random mix (SECONDS),
+# because the daemon's anonymous memory grows during its first seconds of
+# random reads and then levels off: libfuse copies each reply shorter than
+# two pages into a page-aligned buffer (posix_memalign, free), which
+# fragments each worker thread's malloc arena to about 1 MiB. That growth
+# is bounded by the thread count (libfuse starts workers as the load asks,
+# hence the allowance per added thread); a leak grows with the operations,
+# and the measured round after the warm-up catches it. The RssAnon after
+# the whole-tree read alone is printed too, so the warm-up growth stays
+# visible. With a sanitizer build of the daemon the memory check is
+# skipped (its quarantine grows by design); the log check then catches any
+# sanitizer report.
+#
+# Prints "ok - NAME" or "not ok - NAME" per check, the line
+# "stress: N operations, M mismatches, RssAnon first pass X KiB, end Y KiB",
+# then "N passed, M failed". Exits non-zero if a check failed, 77 when FUSE
+# or python3 is not available here.
+#
+# Functions run from the trap and through `check` look unreachable to the
+# linter (SC2317); the perl line's $ signs are perl's (SC2016).
+# shellcheck disable=SC2016,SC2317
+set -u
+
+BIN=${1:?usage: test_stress.sh BINDIR [SECONDS]}
+SECONDS_RANDOM=${2:-20}
+SECONDS_WARMUP=$SECONDS_RANDOM
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
+SST=$BIN/sst
+SSTFS=$BIN/sstfs
+READERS=16
+ANON_SLACK_KIB=2048
+THREAD_SLACK_KIB=1536 # for each worker thread the daemon added
+export LC_ALL=C
+
+if [ ! -c /dev/fuse ]; then
+  echo "SKIP: /dev/fuse is missing"
+  exit 77
+fi
+if ! command -v fusermount3 >/dev/null 2>&1; then
+  echo "SKIP: fusermount3 is not installed"
+  exit 77
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "SKIP: python3 is not installed"
+  exit 77
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/sst-stress.XXXXXX") || exit 1
+cd "$WORK" || exit 1
+MNT=$WORK/mnt
+mkdir "$MNT" out
+
+passed=0
+failed=0
+daemon_pid=
+readers=()
+
+is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
+
+# alive PID: the process runs (a zombie has ended).
+alive() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+cleanup() {
+  local pid
+  for pid in "${readers[@]}"; do
+    kill "$pid" 2>/dev/null
+  done
+  if is_mounted "$MNT"; then
+    for _ in 1 2 3 4 5; do
+      fusermount3 -u "$MNT" 2>/dev/null && break
+      sleep 0.2
+    done
+    is_mounted "$MNT" && fusermount3 -uz "$MNT" 2>/dev/null
+  fi
+  if [ -n "$daemon_pid" ] && alive "$daemon_pid"; then
+    kill "$daemon_pid" 2>/dev/null
+  fi
+  cd / || return
+  # Never recurse into a mount that is somehow still there.
+  if ! grep -qF " $WORK/" /proc/self/mounts; then
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# check NAME TEST...: passes when TEST succeeds; DETAILS (a file) is shown
+# after a failure.
+DETAILS=/dev/null
+check() {
+  local name=$1
+  shift
+  if "$@"; then
+    echo "ok - $name"
+    passed=$((passed + 1))
+  else
+    echo "not ok - $name"
+    sed 's/^/#   /' "$DETAILS" 2>/dev/null | head -n 10
+    failed=$((failed + 1))
+  fi
+  DETAILS=/dev/null
+}
+
+finish() {
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+}
+
+# kib FIELD: a field of the daemon's /proc status (in KiB for sizes).
+kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$daemon_pid/status"; }
+
+# ---- the tree ----------------------------------------------------------------
+
+cat >gen.py <<'EOF'
+# Writes the source tree: nested directories of small files of 0-64 KiB
+# (sizes biased towards 0 and page boundaries), a few of 1-4 MiB, and
+# neighbours that sort between a directory and its entries ("x" "x-1"
+# "x.y" "x/..."). No directory is empty: a table has no empty directories.
+import os, random, sys
+root, count = sys.argv[1], int(sys.argv[2])
+rng = random.Random(20240611)
+def size():
+    r = rng.random()
+    if r < 0.05:
+        return 0
+    if r < 0.25:
+        return rng.choice((1, 4095, 4096, 4097, 65535, 65536))
+    return rng.randrange(0, 65537)
+def write(path, n):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(rng.randbytes(n))
+dirs = [""]
+for a in range(12):
+    dirs.append("d%02d" % a)
+    for b in range(rng.randrange(1, 6)):
+        dirs.append("d%02d/s%d" % (a, b))
+        if rng.random() < 0.3:
+            dirs.append("d%02d/s%d/deep/er/est" % (a, b))
+for i in range(count):
+    d = dirs[i % len(dirs)]
+    write(os.path.join(root, d, "f%05d%s" % (i, ".bin" if i % 7 == 0 else "")),
+          size())
+for name in ("x/inside", "x-1", "x.y/z", "x0", "with space/a b"):
+    write(os.path.join(root, name), size())
+for i, mib in enumerate((1, 2, 3, 4)):
+    write(os.path.join(root, "big", "big%d.bin" % i),
+          mib * 1048576 - rng.randrange(0, 4096))
+EOF
+
+# The reader: one process of a phase. Writes "OPS MISMATCHES" to its
+# result file and the first few mismatches to stderr.
+cat >reader.py <<'EOF'
+import errno, os, random, stat, sys, time
+mnt, src, manifest, mode, seed, seconds, result = sys.argv[1:8]
+seed, seconds = int(seed), float(seconds)
+files, dirs = [], []
+with open(manifest) as f:
+    for line in f:
+        kind, size, path = line.rstrip("\n").split("\t", 2)
+        (files if kind == "f" else dirs).append((path, int(size)))
+rng = random.Random(seed)
+ops = mismatches = 0
+def bad(what):
+    global mismatches
+    mismatches += 1
+    if mismatches <= 5:
+        print("mismatch: %s" % what, file=sys.stderr)
+def source_range(path, off, n):
+    with open(os.path.join(src, path), "rb") as f:
+        return os.pread(f.fileno(), n, off)
+def read_range(path, size, off, n, how):
+    p = os.path.join(mnt, path)
+    flags = os.O_RDONLY
+    if how == "direct":
+        flags |= os.O_DIRECT
+    try:
+        fd = os.open(p, flags)
+    except OSError as e:
+        if how == "direct" and e.errno == errno.EINVAL:
+            return read_range(path, size, off, n, "drop")
+        raise
+    try:
+        if how == "drop":
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        got, at = [], off
+        while at < off + n:
+            chunk = os.pread(fd, off + n - at, at)
+            if not chunk:
+                break
+            got.append(chunk)
+            at += len(chunk)
+        got = b"".join(got)
+    finally:
+        os.close(fd)
+    want = source_range(path, off, n)
+    if got != want:
+        bad("%s [%d, +%d) %s: %d bytes differ in %d read" % (
+            path, off, n, how, sum(a != b for a, b in zip(got, want)) +
+            abs(len(got) - len(want)), len(got)))
+def read_whole(path, size):
+    # Every byte through the daemon (not the page cache), in pieces of
+    # random sizes, and the end of the file.
+    p = os.path.join(mnt, path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        fd = os.open(p, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    try:
+        got, at = [], 0
+        while True:
+            chunk = os.pread(fd, rng.randrange(1, 131073), at)
+            if not chunk:
+                break
+            got.append(chunk)
+            at += len(chunk)
+    finally:
+        os.close(fd)
+    got = b"".join(got)
+    if got != source_range(path, 0, size + 1):
+        bad("%s: %d bytes read whole, want %d" % (path, len(got), size))
+def check_stat(path, size):
+    st = os.stat(os.path.join(mnt, path))
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        bad("stat %s: mode %o size %d, want a file of %d" % (
+            path, st.st_mode, st.st_size, size))
+def stat_errno(path):
+    try:
+        os.stat(path)
+        return 0
+    except OSError as e:
+        return e.errno
+def check_missing(path):
+    # The source says what the answer is: ENOENT, or ENOTDIR below a file.
+    want = stat_errno(os.path.join(src, path))
+    got = stat_errno(os.path.join(mnt, path))
+    if got != want:
+        bad("stat %s: %s, want %s" % (
+            path, os.strerror(got) if got else "found",
+            os.strerror(want) if want else "found"))
+def check_listing(path):
+    got = sorted(os.listdir(os.path.join(mnt, path)))
+    want = sorted(os.listdir(os.path.join(src, path)))
+    if got != want:
+        bad("ls %s: %d names, want %d" % (path or "/", len(got), len(want)))
+def one(op):
+    global ops
+    try:
+        op()
+    except OSError as e:
+        bad("unexpected error: %s" % e)
+    ops += 1
+if mode == "first":
+    # This reader's share of the tree, every file read whole.
+    part, parts = seed, int(os.environ["READERS"])
+    for i, (path, size) in enumerate(files):
+        if i % parts == part:
+            one(lambda: check_stat(path, size))
+            one(lambda: read_whole(path, size))
+    for i, (path, _) in enumerate(dirs):
+        if i % parts == part:
+            one(lambda: check_listing(path))
+else:
+    # The random mix, for the warm-up round and the measured one.
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        r = rng.random()
+        path, size = rng.choice(files)
+        if r < 0.25:
+            one(lambda: check_stat(path, size))
+        elif r < 0.40:
+            d = rng.choice(dirs)[0]
+            name = rng.choice(("nope-%d" % rng.randrange(1 << 30),
+                               os.path.basename(path) + "~",
+                               "%=" + os.path.basename(path),
+                               os.path.basename(path) + "/x"))
+            one(lambda: check_missing(os.path.join(d, name)))
+        elif r < 0.55:
+            one(lambda: check_listing(rng.choice(dirs)[0]))
+        else:
+            off = rng.randrange(0, size + 1)
+            n = rng.choice((1, 4096, 65536, 131072, 1048576))
+            n = rng.randrange(0, n + 1)
+            how = rng.choice(("plain", "direct", "drop"))
+            one(lambda: read_range(path, size, off, n, how))
+with open(result, "w") as f:
+    print(ops, mismatches, file=f)
+EOF
+
+mkdir src
+python3 gen.py src 3000 2>gen.err
+DETAILS=gen.err
+check "generate the source tree" [ -s src/big/big3.bin ]
+(
+  cd src || exit 1
+  find . -type f -printf 'f\t%s\t%P\n'
+  find . -type d -printf 'd\t0\t%P\n'
+) >manifest
+nfiles=$(grep -c '^f' manifest)
+"$SST" pack -q src table.sst 2>pack.err
+rc=$?
+DETAILS=pack.err
+packed() { [ "$rc" -eq 0 ] && [ -s table.sst ]; }
+check "pack $nfiles files ($(du -sk src | cut -f1) KiB)" packed
+[ "$failed" -eq 0 ] || finish
+
+# ---- the mount ---------------------------------------------------------------
+
+# The daemon as a child whose SIGINT is not ignored (a shell starts
+# background commands with SIGINT ignored); the wrapper execs the daemon,
+# so $! is its pid.
+if env --default-signal=INT true 2>/dev/null; then
+  fg_daemon=(env --default-signal=INT "$SSTFS" -f)
+else
+  fg_daemon=(perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127'
+    "$SSTFS" -f)
+fi
+"${fg_daemon[@]}" table.sst "$MNT" 2>daemon.log &
+daemon_pid=$!
+for ((i = 0; i < 200; i++)); do
+  is_mounted "$MNT" && break
+  alive "$daemon_pid" || break
+  sleep 0.05
+done
+DETAILS=daemon.log
+check "mount the table" is_mounted "$MNT"
+is_mounted "$MNT" || finish
+
+# run_phase MODE SECONDS: READERS readers at once; sums their results
+# into $ops and $mismatches; failed readers count as mismatches.
+run_phase() {
+  local i pid bad=0 o m
+  readers=()
+  for ((i = 0; i < READERS; i++)); do
+    READERS=$READERS python3 reader.py "$MNT" src manifest "$1" "$i" "$2" \
+      "out/$1.$i" 2>"out/$1.$i.err" &
+    readers+=($!)
+  done
+  for pid in "${readers[@]}"; do
+    wait "$pid" || bad=$((bad + 1))
+  done
+  readers=()
+  phase_ops=0
+  phase_mismatches=$bad
+  for ((i = 0; i < READERS; i++)); do
+    if read -r o m <"out/$1.$i" 2>/dev/null; then
+      phase_ops=$((phase_ops + o))
+      phase_mismatches=$((phase_mismatches + m))
+    else
+      phase_mismatches=$((phase_mismatches + 1))
+    fi
+  done
+  cat out/"$1".*.err >"out/$1.errors"
+}
+
+run_phase first 0
+DETAILS=out/first.errors
+check "first pass: $nfiles files read whole, $phase_ops operations, every byte right" \
+  [ "$phase_mismatches" -eq 0 ]
+ops=$phase_ops
+mismatches=$phase_mismatches
+anon_tree=$(kib RssAnon)
+
+run_phase warmup "$SECONDS_WARMUP"
+DETAILS=out/warmup.errors
+check "first pass: warm-up of ${SECONDS_WARMUP}s, $phase_ops operations, no mismatch" \
+  [ "$phase_mismatches" -eq 0 ]
+ops=$((ops + phase_ops))
+mismatches=$((mismatches + phase_mismatches))
+rss_first=$(kib VmRSS) hwm_first=$(kib VmHWM) anon_first=$(kib RssAnon)
+threads_first=$(kib Threads)
+
+run_phase random "$SECONDS_RANDOM"
+DETAILS=out/random.errors
+check "random phase: ${SECONDS_RANDOM}s, $phase_ops operations, no mismatch" \
+  [ "$phase_mismatches" -eq 0 ]
+ops=$((ops + phase_ops))
+mismatches=$((mismatches + phase_mismatches))
+rss_end=$(kib VmRSS) hwm_end=$(kib VmHWM) anon_end=$(kib RssAnon)
+threads_end=$(kib Threads)
+
+echo "# daemon RssAnon after reading the whole tree: $anon_tree KiB"
+echo "# daemon after the first pass: VmRSS $rss_first KiB," \
+  "VmHWM $hwm_first KiB, RssAnon $anon_first KiB, $threads_first threads"
+echo "# daemon at the end:           VmRSS $rss_end KiB," \
+  "VmHWM $hwm_end KiB, RssAnon $anon_end KiB, $threads_end threads"
+added=$((${threads_end:-0} - ${threads_first:-0}))
+[ "$added" -gt 0 ] || added=0
+slack=$((ANON_SLACK_KIB + added * THREAD_SLACK_KIB))
+anon_flat() {
+  [ -n "$anon_first" ] && [ -n "$anon_end" ] &&
+    [ "$anon_end" -le $((anon_first + slack)) ]
+}
+# A sanitizer's quarantine and shadow memory are anonymous memory too.
+if grep -qa __asan_ "$SSTFS"; then
+  echo "ok - daemon RssAnon at the end # SKIP sanitizer build"
+else
+  check "daemon RssAnon at the end is within $slack KiB of the first pass" \
+    anon_flat
+fi
+
+# ---- the end -----------------------------------------------------------------
+
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  is_mounted "$MNT" || break
+  fusermount3 -u "$MNT" 2>/dev/null && break
+  sleep 0.2
+done
+for ((i = 0; i < 200; i++)); do
+  alive "$daemon_pid" || break
+  sleep 0.05
+done
+if alive "$daemon_pid"; then
+  status=timeout
+else
+  wait "$daemon_pid"
+  status=$?
+fi
+daemon_pid=
+DETAILS=daemon.log
+check "daemon exited 0 once unmounted (status $status)" [ "$status" = 0 ]
+DETAILS=daemon.log
+check "daemon log is empty" [ ! -s daemon.log ]
+
+echo "stress: $ops operations, $mismatches mismatches," \
+  "RssAnon first pass ${anon_first:-?} KiB, end ${anon_end:-?} KiB"
+finish
