@@ -43,6 +43,7 @@ typedef struct config {
  * memory stays flat whatever is read. A value that falls out is simply
  * checked again. */
 #define CHECKED_SLOTS 4096
+#define LISTED_SLOTS 4096
 #define LOGGED_SLOTS 256
 
 typedef struct sstfs {
@@ -52,8 +53,9 @@ typedef struct sstfs {
   config conf;
   struct timespec mtime;
   int foreground;
-  int no_open, no_opendir; /* opens answered ENOSYS: never sent again */
+  int no_open; /* opens answered ENOSYS: never sent again */
   uint64_t checked[CHECKED_SLOTS];
+  uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
   uint64_t logged[LOGGED_SLOTS];
 } sstfs;
 
@@ -184,15 +186,13 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
   /* libfuse sizes requests (max_pages) from max_write: this lets reads
    * be 1 MiB, not 128 KiB, though nothing is ever written. */
   conn->max_write = 1u << 20;
-  /* Opens of files and directories then never reach the daemon: the
-   * kernel keeps their pages cached (FOPEN_KEEP_CACHE, FOPEN_CACHE_DIR
-   * are the no-open defaults), and reads check values themselves. */
+  /* Opens of files then never reach the daemon: the kernel keeps their
+   * pages cached (FOPEN_KEEP_CACHE is the no-open default), and reads
+   * check values themselves. Opens of directories do reach it: see
+   * op_opendir. */
   if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
     conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
-  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT)
-    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
   fs->no_open = (conn->want & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
-  fs->no_opendir = (conn->want & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -298,12 +298,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, to_errno(rc));
     return;
   }
-  if (fs->no_opendir) {
-    fuse_reply_err(req, ENOSYS); /* success, and no more opendirs */
-    return;
+  /* The kernel can keep a directory's listing in its page cache, and then
+   * lists it again without asking; but filling that cache costs about as
+   * much as the listing itself (find over a fresh mount took 40% longer).
+   * So a directory is cached from its second opening on: what is listed
+   * once goes at full speed, what is listed again is served by the kernel.
+   * The record of openings is a fixed, lossy table: a directory whose slot
+   * was taken by another one is simply listed uncached once more. */
+  uint64_t *slot = &fs->listed[slot_of(ino, LISTED_SLOTS)];
+  if (__atomic_exchange_n(slot, (uint64_t)ino, __ATOMIC_RELAXED) == ino) {
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
   }
-  fi->cache_readdir = 1;
-  fi->keep_cache = 1;
   fuse_reply_open(req, fi);
 }
 
@@ -345,9 +351,19 @@ static int dir_add_child(void *ctx, const char *name, const sst_node *node,
   return dir_add(ctx, name, node, next);
 }
 
+/* The kernel asks for the first batch of a directory with attributes
+ * (readdirplus), and for later batches only if the reader looked at
+ * entries of the batch before (ls -l does, find does not). Every entry
+ * sent with attributes costs the kernel an inode, so the first batch is
+ * kept small: a reader that never stats, like find, gets the rest as
+ * plain names, and one that does gets attributes from the second on. */
+#define FIRST_PLUS_BATCH 1024
+
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
                            off_t off, int plus) {
   sstfs *fs = fs_of(req);
+  if (plus && off == 0 && size > FIRST_PLUS_BATCH)
+    size = FIRST_PLUS_BATCH;
   dirbuf d = {.req = req, .fs = fs, .size = size, .plus = plus};
   if ((d.buf = malloc(size)) == NULL) {
     fuse_reply_err(req, ENOMEM);

@@ -589,6 +589,36 @@ if mount_fg bigdirplus bigdir.sstable; then
   unmount_fg bigdirplus
 fi
 
+# How listings reach the daemon, read from its -d log: the first batch of a
+# directory comes with attributes (READDIRPLUS) but is small, so find,
+# which never stats, gets the rest as plain names; ls -l gets attributes in
+# bulk, with no LOOKUP per file; the second opening of a directory fills
+# the kernel's cache of its listing and the third is served from it.
+# requests OPCODE: how many the daemon has logged so far.
+requests() { grep -c "opcode: $1 " "log/rdplus"; }
+if mount_fg rdplus bigdir.sstable -d; then
+  run find "$MNT/big"
+  check "find of the 5000-name directory: every name" eval \
+    'status_is 0 && [ "$(wc -l <out)" -eq 5001 ]'
+  check "find: one small READDIRPLUS, the rest plain READDIR" eval \
+    '[ "$(requests READDIRPLUS)" -eq 1 ] && [ "$(requests READDIR)" -ge 1 ] &&
+     [ "$(grep -A1 "opcode: READDIRPLUS " log/rdplus |
+          sed -n "s/.*outsize: //p")" -le 1024 ]'
+  lookups=$(requests LOOKUP)
+  run ls -l "$MNT/big"
+  check "ls -l of it: every name and size, no LOOKUP per file" eval \
+    'status_is 0 && [ "$(grep -c "^-r--r--r--" out)" -eq 5000 ] &&
+     [ "$(awk "/^-/ { s += \$5 } END { print s }" out)" -eq "$bigdir_bytes" ] &&
+     [ $(($(requests LOOKUP) - lookups)) -le 2 ]'
+  listed=$(($(requests READDIR) + $(requests READDIRPLUS)))
+  run ls "$MNT/big"
+  check "a third listing: from the kernel's cache, same names" eval \
+    'status_is 0 && sort out | cmp -s - bigdir.names &&
+     [ $(($(requests READDIR) + $(requests READDIRPLUS))) -eq "$listed" ]'
+  unmount_fg rdplus
+  mv log/rdplus rdplus.log && : >log/rdplus # the debug lines are no finding
+fi
+
 # ---- a damaged value -------------------------------------------------------
 
 cp tree.sstable badvalue.sstable
