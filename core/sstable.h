@@ -170,7 +170,7 @@ typedef struct sst_reader_options {
   int verify_values;
   /* After checking a value, give its pages back (madvise MADV_DONTNEED):
    * they stay in the page cache but leave the process's resident set, and
-   * a large value is checked 1 MiB at a time. For long-running servers
+   * a large value is checked 256 KiB at a time. For long-running servers
    * that hand values out through sst_reader_fd rather than the mapping
    * (default 0). */
   int release_pages;
@@ -231,6 +231,13 @@ const uint8_t *sst_reader_data(const sst_reader *r);
 /* A read-only descriptor of the table file, for callers that serve value
  * bytes with pread or splice (at value_offset). Valid until close. */
 int sst_reader_fd(const sst_reader *r);
+
+/* Gives every page of the mapping back to the kernel (madvise
+ * MADV_DONTNEED): they stay in the page cache, but leave the process's
+ * resident set until touched again. Pointers into the mapping stay valid.
+ * For long-running servers that bound their memory; safe while other
+ * threads read. */
+void sst_reader_release(const sst_reader *r);
 
 typedef struct sst_info {
   uint32_t format_version;

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +55,9 @@ typedef struct sstfs {
   struct timespec mtime;
   int foreground;
   int no_open; /* opens answered ENOSYS: never sent again */
+  int statm_fd; /* /proc/self/statm of the daemon, or -1 */
+  unsigned long requests;
+  unsigned long anon_floor; /* anonymous bytes after the last malloc_trim */
   uint64_t checked[CHECKED_SLOTS];
   uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
   uint64_t logged[LOGGED_SLOTS];
@@ -168,8 +172,71 @@ static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
   return rc;
 }
 
+/* Memory. Listings and lookups read the table's key blocks through its
+ * mapping, and every page so touched (with the pages the kernel maps
+ * around it) stays in the daemon's resident set until it is unmapped: a
+ * listing of the whole table would count the table's size. The kernel
+ * maps 64 KiB around each touched page, so even one listing can map a lot:
+ * a folder's entry is found by skipping the folder before it, a block
+ * elsewhere in the table each (the root of the benchmark table, 200
+ * folders, mapped 16 MiB in one request). So every TRIM_EVERY requests,
+ * and every TRIM_EVERY entries of a listing, the daemon reads its resident
+ * file-backed pages, and past TRIM_LIMIT gives all the tables' pages back
+ * (they stay in the page cache; the next touch maps them again without
+ * reading the disk). Its resident set stays under TRIM_LIMIT plus what
+ * TRIM_EVERY steps can map, whatever is read or listed. */
+#define TRIM_EVERY 8
+#define TRIM_LIMIT (4ul << 20)
+/* The same check bounds the daemon's own memory: libfuse's worker threads
+ * allocate and free reply buffers of up to 1 MiB, and the freed memory
+ * stays resident in their malloc arenas (about 1 MiB per thread once many
+ * readers have run at once) until malloc_trim gives it back. It is called
+ * when anonymous memory has grown by TRIM_ANON since the last call. */
+#define TRIM_ANON (2ul << 20)
+
+static int read_statm(const sstfs *fs, unsigned long *anon,
+                      unsigned long *file) {
+  char buf[128];
+  ssize_t n = pread(fs->statm_fd, buf, sizeof buf - 1, 0);
+  if (n <= 0)
+    return -1;
+  buf[n] = '\0';
+  unsigned long size, resident, shared;
+  if (sscanf(buf, "%lu %lu %lu", &size, &resident, &shared) != 3 ||
+      shared > resident)
+    return -1;
+  static long page;
+  if (page == 0)
+    page = sysconf(_SC_PAGESIZE);
+  *anon = (resident - shared) * (unsigned long)page;
+  *file = shared * (unsigned long)page;
+  return 0;
+}
+
+static void trim_now(sstfs *fs) {
+  unsigned long anon, file;
+  if (fs->statm_fd < 0 || read_statm(fs, &anon, &file) != 0)
+    return;
+  if (file > TRIM_LIMIT)
+    for (size_t i = 0; i < fs->n; i++)
+      sst_reader_release(fs->readers[i]);
+  if (anon > __atomic_load_n(&fs->anon_floor, __ATOMIC_RELAXED) + TRIM_ANON) {
+    malloc_trim(0);
+    if (read_statm(fs, &anon, &file) == 0)
+      __atomic_store_n(&fs->anon_floor, anon, __ATOMIC_RELAXED);
+  }
+}
+
+static void trim(sstfs *fs) {
+  if (__atomic_add_fetch(&fs->requests, 1, __ATOMIC_RELAXED) % TRIM_EVERY == 0)
+    trim_now(fs);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
   sstfs *fs = userdata;
+  /* Opened here, in the daemon: before it detaches, "self" is another
+   * process. */
+  fs->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS;
   /* Plus only when the reader also wants attributes (ls -l, not find). */
@@ -213,6 +280,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   }
   fill_entry(fs, &n, &e);
   fuse_reply_entry(req, &e);
+  trim(fs);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -228,6 +296,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
   struct stat st;
   fill_attr(fs, &n, &st);
   fuse_reply_attr(req, &st, CACHE_SECONDS);
+  trim(fs);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino,
@@ -285,6 +354,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   bv.buf[0].fd = sst_reader_fd(fs->readers[n.entry.source]);
   bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
   fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+  trim(fs);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -324,6 +394,7 @@ typedef struct dirbuf {
   char *buf;
   size_t size, used;
   int plus;
+  unsigned added; /* entries added */
 } dirbuf;
 
 static int dir_add(dirbuf *d, const char *name, const sst_node *n,
@@ -348,7 +419,10 @@ static int dir_add(dirbuf *d, const char *name, const sst_node *n,
 static int dir_add_child(void *ctx, const char *name, const sst_node *node,
                          uint64_t next_cookie) {
   off_t next = next_cookie == UINT64_MAX ? OFF_END : (off_t)next_cookie;
-  return dir_add(ctx, name, node, next);
+  dirbuf *d = ctx;
+  if (++d->added % TRIM_EVERY == 0)
+    trim_now(d->fs);
+  return dir_add(d, name, node, next);
 }
 
 /* The kernel asks for the first batch of a directory with attributes
@@ -384,6 +458,7 @@ reply:
   else
     fuse_reply_buf(req, d.buf, d.used);
   free(d.buf);
+  trim(fs);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -640,6 +715,12 @@ int main(int argc, char *argv[]) {
   struct fuse_cmdline_opts opts = {0};
   struct fuse_session *se = NULL;
   sstfs fs = {0};
+  fs.statm_fd = -1;
+  /* Buffers of 32 KiB and more (the per-thread scratch space of lookups,
+   * listing buffers, libfuse's reply copies) get their own mappings, given
+   * back when freed, instead of staying resident in each worker thread's
+   * malloc arena (see trim). */
+  mallopt(M_MMAP_THRESHOLD, 32 << 10);
   int status = 1, rc;
 
   if (fuse_opt_parse(&args, &fs.conf, conf_opts, opt_proc) != 0) {
@@ -756,6 +837,8 @@ out_session:
 out_tree:
   sst_tree_close(fs.tree);
 out_reader:
+  if (fs.statm_fd >= 0)
+    close(fs.statm_fd);
   for (size_t i = 0; i < fs.n; i++)
     sst_reader_close(fs.readers[i]);
 out_opts:

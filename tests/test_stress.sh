@@ -428,7 +428,7 @@ anon_flat() {
 }
 # A sanitizer's quarantine and shadow memory are anonymous memory too.
 if grep -qa __asan_ "$SSTFS"; then
-  echo "ok - daemon RssAnon at the end # SKIP sanitizer build"
+  echo "# daemon RssAnon: compared in the non-sanitizer build only"
 else
   check "daemon RssAnon at the end is within $slack KiB of the first pass" \
     anon_flat
