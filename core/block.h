@@ -51,6 +51,11 @@ typedef struct sst_block {
   size_t entries_len; /* entries occupy [0, entries_len) */
   const uint8_t *restarts;
   uint32_t restart_count;
+  /* A copy of the block read from the file, when the reader reads blocks
+   * rather than use its mapping (option pread_blocks); the block's owner
+   * frees it. Zero-initialise a block to start without one. */
+  uint8_t *own;
+  size_t own_cap;
 } sst_block;
 
 /* Frames a block of `len` bytes. 0 or SST_ECORRUPT. */

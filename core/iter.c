@@ -62,6 +62,7 @@ void sst_iter_free(sst_iter *it) {
   if (it == NULL)
     return;
   sst_merge_free(it->merge);
+  free(it->b.own);
   free(it->keybuf);
   free(it->bound_key);
   free(it);

@@ -315,9 +315,41 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
   __atomic_fetch_or(&r->checked[i], (uint8_t)what, __ATOMIC_RELAXED);
 }
 
+/* Reads len bytes of the table at off into buf. 0 or an errno value. */
+static int read_at(const sst_reader *r, uint64_t off, uint8_t *buf,
+                   size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = pread(r->fd, buf + done, len - done, (off_t)(off + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    if (n == 0)
+      return SST_ETRUNCATED;
+    done += (size_t)n;
+  }
+  return 0;
+}
+
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   const uint8_t *p = r->data + h->block_off;
+  if (r->o.pread_blocks && !always) {
+    size_t need = (size_t)h->block_len + 4; /* and its checksum */
+    if (b->own_cap < need) {
+      size_t cap = need < 8192 ? 8192 : need;
+      uint8_t *n = realloc(b->own, cap);
+      if (n == NULL)
+        return ENOMEM;
+      b->own = n;
+      b->own_cap = cap;
+    }
+    int rc = read_at(r, h->block_off, b->own, need);
+    if (rc)
+      return rc;
+    p = b->own;
+  }
   if (always || !is_checked(r, i, CHECKED_BLOCK)) {
     if (sst_get_u32(p + h->block_len) !=
         sst_checksum(p, (size_t)h->block_len))
@@ -327,10 +359,11 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
   return sst_block_open(b, p, (size_t)h->block_len);
 }
 
-int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h) {
+int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
+                     const uint8_t *part) {
   if (is_checked(r, i, CHECKED_FILTER))
     return 0;
-  int rc = sst_filter_check(r->data + h->filter_off, (size_t)h->filter_len);
+  int rc = sst_filter_check(part, (size_t)h->filter_len);
   if (rc == 0)
     set_checked(r, i, CHECKED_FILTER);
   return rc;
@@ -385,23 +418,39 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   sst_table_cached_handle(r, (uint64_t)bi, &h);
   /* Start the loads this lookup is about to wait for, all at once: the
    * filter bits, and both ends of the key block (entries and restarts). */
-  __builtin_prefetch(r->data + h.filter_off);
-  __builtin_prefetch(r->data + h.block_off);
-  __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
+  if (!r->o.pread_blocks) {
+    __builtin_prefetch(r->data + h.filter_off);
+    __builtin_prefetch(r->data + h.block_off);
+    __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
+  }
+  sst_block b = {0};
   if (r->f.filter_probes) {
     const uint8_t *part = r->data + h.filter_off;
-    if ((rc = sst_table_filter(r, (uint64_t)bi, &h)))
-      return rc;
+    if (r->o.pread_blocks) {
+      /* The partition goes through the block's buffer, read next. */
+      size_t cap = h.filter_len < 8192 ? 8192 : (size_t)h.filter_len;
+      if ((b.own = malloc(cap)) == NULL)
+        return ENOMEM;
+      b.own_cap = cap;
+      if ((rc = read_at(r, h.filter_off, b.own, (size_t)h.filter_len)))
+        goto out;
+      part = b.own;
+    }
+    if ((rc = sst_table_filter(r, (uint64_t)bi, &h, part)))
+      goto out;
     if (!sst_filter_may_contain(part, (size_t)h.filter_len, r->f.filter_probes,
-                                sst_filter_hash(key, key_len)))
-      return SST_ENOTFOUND;
+                                sst_filter_hash(key, key_len))) {
+      rc = SST_ENOTFOUND;
+      goto out;
+    }
   }
-  sst_block b;
   if ((rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0)))
-    return rc;
+    goto out;
   uint8_t *keybuf = thread_keybuf();
-  if (keybuf == NULL)
-    return ENOMEM;
+  if (keybuf == NULL) {
+    rc = ENOMEM;
+    goto out;
+  }
   sst_block_entry be;
   int found;
   rc = sst_block_seek(&b, key, key_len, keybuf, &be, &found);
@@ -410,11 +459,13 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     rc = SST_ENOTFOUND;
   if (rc == 0)
     rc = sst_table_entry(&h, &be, e);
-  if (rc)
-    return rc;
-  e->key = key;
-  e->key_len = key_len;
-  return 0;
+  if (rc == 0) {
+    e->key = key;
+    e->key_len = key_len;
+  }
+out:
+  free(b.own);
+  return rc;
 }
 
 /* Gives the pages of [p, p + len) back to the kernel: they stay in the
@@ -448,11 +499,37 @@ void sst_table_release(const sst_reader *r, uint64_t off, uint64_t len) {
  * that many checks at once stay small). */
 #define CHECK_STEP ((size_t)256 << 10)
 
+/* A value's checksum from the file itself (pread_blocks), step by step. */
+static int check_by_pread(const sst_reader *r, const sst_entry *e,
+                          uint32_t *sum) {
+  uint64_t len = e->value_len;
+  size_t cap = len < CHECK_STEP ? (size_t)len : CHECK_STEP;
+  uint8_t *buf = malloc(cap ? cap : 1);
+  XXH3_state_t *state = XXH3_createState();
+  int rc = buf && state ? 0 : ENOMEM;
+  if (rc == 0)
+    XXH3_64bits_reset(state);
+  for (uint64_t off = 0; rc == 0 && off < len; off += cap) {
+    size_t n = len - off < cap ? (size_t)(len - off) : cap;
+    if ((rc = read_at(r, e->value_offset + off, buf, n)) == 0)
+      XXH3_64bits_update(state, buf, n);
+  }
+  if (rc == 0)
+    *sum = (uint32_t)XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  free(buf);
+  return rc;
+}
+
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
   const uint8_t *p = r->data + e->value_offset;
   uint64_t len = e->value_len;
   uint32_t sum;
-  if (!r->o.release_pages || len <= CHECK_STEP) {
+  if (r->o.pread_blocks) {
+    int rc = check_by_pread(r, e, &sum);
+    if (rc)
+      return rc;
+  } else if (!r->o.release_pages || len <= CHECK_STEP) {
     sum = sst_checksum(p, (size_t)len);
   } else {
     /* In steps, so a large value is never resident all at once. */

@@ -174,6 +174,13 @@ typedef struct sst_reader_options {
    * that hand values out through sst_reader_fd rather than the mapping
    * (default 0). */
   int release_pages;
+  /* Read key blocks and filter partitions with pread into buffers of the
+   * lookup or iterator, instead of through the mapping: the mapped pages
+   * of a table stay out of the process's resident set however much is
+   * listed or looked up (a touch of a mapped file can map a whole 2 MiB
+   * page-cache folio). For long-running servers that bound their memory
+   * (default 0). */
+  int pread_blocks;
 } sst_reader_options;
 
 void sst_reader_options_init(sst_reader_options *opts);

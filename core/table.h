@@ -81,7 +81,8 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
 void sst_table_release(const sst_reader *r, uint64_t off, uint64_t len);
 
 /* Checks the filter partition of block i (once per reader). */
-int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h);
+int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
+                     const uint8_t *part);
 
 /* Decodes an entry's value reference into e (flags, length, offset,
  * checksum, position), checking it against the block's handle. */

@@ -122,7 +122,7 @@ static int check_block(verify_state *s, uint64_t bi) {
                          r->path, (unsigned long long)bi);
   if (h.values_off != s->data_pos)
     return bad_block(s, bi, &h, SST_ECORRUPT, "values misplaced");
-  sst_block b;
+  sst_block b = {0};
   int rc = sst_table_block(r, bi, &h, &b, 1);
   if (rc)
     return bad_block(s, bi, &h, rc,

@@ -172,20 +172,16 @@ static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
   return rc;
 }
 
-/* Memory. Listings and lookups read the table's key blocks through its
- * mapping, and every page so touched (with the pages the kernel maps
- * around it) stays in the daemon's resident set until it is unmapped: a
- * listing of the whole table would count the table's size. The kernel
- * maps 64 KiB around each touched page, so even one listing can map a lot:
- * a folder's entry is found by skipping the folder before it, a block
- * elsewhere in the table each (the root of the benchmark table, 200
- * folders, mapped 16 MiB in one request). So every TRIM_EVERY requests,
- * and every TRIM_EVERY entries of a listing, the daemon reads its resident
+/* Memory. Key blocks, filters and values are read with pread (reader
+ * option pread_blocks), not through the table's mapping: a touch of a
+ * mapped file can map a whole 2 MiB page-cache folio, and a listing of
+ * the whole table used to leave the daemon as large as the table. What
+ * still goes through the mapping (the index, read at open) is given back.
+ * As a safety net, every TRIM_EVERY requests the daemon reads its resident
  * file-backed pages, and past TRIM_LIMIT gives all the tables' pages back
  * (they stay in the page cache; the next touch maps them again without
- * reading the disk). Its resident set stays under TRIM_LIMIT plus what
- * TRIM_EVERY steps can map, whatever is read or listed. */
-#define TRIM_EVERY 8
+ * reading the disk). */
+#define TRIM_EVERY 64
 #define TRIM_LIMIT (4ul << 20)
 /* The same check bounds the daemon's own memory: libfuse's worker threads
  * allocate and free reply buffers of up to 1 MiB, and the freed memory
@@ -394,7 +390,6 @@ typedef struct dirbuf {
   char *buf;
   size_t size, used;
   int plus;
-  unsigned added; /* entries added */
 } dirbuf;
 
 static int dir_add(dirbuf *d, const char *name, const sst_node *n,
@@ -419,10 +414,7 @@ static int dir_add(dirbuf *d, const char *name, const sst_node *n,
 static int dir_add_child(void *ctx, const char *name, const sst_node *node,
                          uint64_t next_cookie) {
   off_t next = next_cookie == UINT64_MAX ? OFF_END : (off_t)next_cookie;
-  dirbuf *d = ctx;
-  if (++d->added % TRIM_EVERY == 0)
-    trim_now(d->fs);
-  return dir_add(d, name, node, next);
+  return dir_add(ctx, name, node, next);
 }
 
 /* The kernel asks for the first batch of a directory with attributes
@@ -759,6 +751,7 @@ int main(int argc, char *argv[]) {
   sst_reader_options ro;
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
+  ro.pread_blocks = 1;
   char table[PATH_MAX], first[PATH_MAX];
   for (int i = 0; i < fs.conf.nargs - 1; i++) {
     const char *arg = fs.conf.args[i];

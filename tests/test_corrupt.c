@@ -44,12 +44,13 @@ static const char *make_table(uint8_t **data, size_t *len) {
   return p;
 }
 
-/* Opens path; if it opens, no lookup or scan returns bytes that differ
- * from the original. Returns verify's result (or open's error). */
-static int probe(const char *path) {
+/* Opens path with options o; if it opens, no lookup or scan returns bytes
+ * that differ from the original. Returns verify's result (or open's
+ * error). */
+static int probe_opts(const char *path, const sst_reader_options *o) {
   sst_reader *r;
   sst_error err;
-  int rc = sst_reader_open(path, NULL, &r, &err);
+  int rc = sst_reader_open(path, o, &r, &err);
   if (rc != 0) {
     ck_assert(strstr(err.msg, path) != NULL);
     return rc;
@@ -80,6 +81,18 @@ static int probe(const char *path) {
   if (rc)
     ck_assert(strstr(err.msg, path) != NULL);
   sst_reader_close(r);
+  return rc;
+}
+
+/* probe_opts through the mapping, then with blocks, filters and value
+ * checks read by pread (as the mount daemon reads): the same result. */
+static int probe(const char *path) {
+  int rc = probe_opts(path, NULL);
+  sst_reader_options o;
+  sst_reader_options_init(&o);
+  o.release_pages = 1;
+  o.pread_blocks = 1;
+  ck_assert_int_eq(probe_opts(path, &o), rc);
   return rc;
 }
 

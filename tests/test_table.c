@@ -86,10 +86,11 @@ static void write_table(const char *path, const kv *a, size_t n,
 }
 
 /* Everything a reader can say about the table matches a. */
-static void check_table(const char *path, const kv *a, size_t n) {
+static void check_table_opts(const char *path, const kv *a, size_t n,
+                             const sst_reader_options *o) {
   sst_reader *r;
   sst_error err;
-  ck_assert_msg(sst_reader_open(path, NULL, &r, &err) == 0, "%s", err.msg);
+  ck_assert_msg(sst_reader_open(path, o, &r, &err) == 0, "%s", err.msg);
   ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
   sst_info info;
   sst_reader_info(r, &info);
@@ -123,6 +124,17 @@ static void check_table(const char *path, const kv *a, size_t n) {
   ck_assert_uint_eq(i, n);
   sst_iter_free(it);
   sst_reader_close(r);
+}
+
+/* Every check, through the mapping and again with blocks, filters and
+ * value checks read by pread (as the mount daemon reads). */
+static void check_table(const char *path, const kv *a, size_t n) {
+  check_table_opts(path, a, n, NULL);
+  sst_reader_options o;
+  sst_reader_options_init(&o);
+  o.release_pages = 1;
+  o.pread_blocks = 1;
+  check_table_opts(path, a, n, &o);
 }
 
 START_TEST(empty_table) {

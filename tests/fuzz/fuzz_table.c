@@ -830,12 +830,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 
-  /* Both ways of serving values: checked on every read or not at all,
-   * with pages kept or given back. */
+  /* Every way of serving values: checked on every read or not at all,
+   * with pages kept or given back, blocks read through the mapping or
+   * with pread. */
   sst_reader_options opts;
   sst_reader_options_init(&opts);
   opts.verify_values = (f.rng >> 3) & 1;
   opts.release_pages = (f.rng >> 4) & 1;
+  opts.pread_blocks = (f.rng >> 6) & 1;
   sst_error err;
   memset(&err, 0, sizeof err);
   int rc = sst_reader_open(path, &opts, &f.r, &err);
