@@ -11,6 +11,8 @@
 # after the command under test: the single quotes are intended.
 # shellcheck disable=SC2016,SC2034
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SST=${1:?usage: test_cli.sh path/to/sst}
 case $SST in /*) ;; *) SST=$PWD/$SST ;; esac
@@ -23,32 +25,6 @@ passed=0
 failed=0
 rc=0
 
-# run CMD...: runs a command with stdout in ./out, stderr in ./err, status
-# in $rc.
-run() {
-  "$@" >out 2>err
-  rc=$?
-}
-
-# check NAME TEST...: passes when TEST succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok - $name"
-    passed=$((passed + 1))
-  else
-    echo "not ok - $name"
-    echo "#   last status $rc; stderr:"
-    sed 's/^/#   /' err 2>/dev/null | head -n 5
-    failed=$((failed + 1))
-  fi
-}
-
-status_is() { [ "$rc" -eq "$1" ]; }
-out_is() { [ "$(cat out)" = "$1" ]; }
-out_has() { grep -qF -- "$1" out; }
-err_has() { grep -qF -- "$1" err; }
 err_empty() { [ ! -s err ]; }
 same() { cmp -s "$1" "$2"; }
 ok_and_out_is() { status_is 0 && out_is "$1"; }

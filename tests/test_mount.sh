@@ -17,6 +17,8 @@
 # the single quotes are intended.
 # shellcheck disable=SC2016,SC2034
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BIN=${1:?usage: test_mount.sh BINDIR}
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
@@ -47,8 +49,6 @@ declare -A daemon  # foreground daemon name -> pid
 declare -A status  # foreground daemon name -> exit status once it ended
 declare -A expect  # foreground daemon name -> log lines it may write
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
-
 cleanup() {
   local m pid
   for pid in "${readers[@]}"; do
@@ -74,37 +74,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# run CMD...: runs a command with stdout in ./out, stderr in ./err, status
-# in $rc.
-run() {
-  "$@" >out 2>err
-  rc=$?
-}
-
-# check NAME TEST...: passes when TEST succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok - $name"
-    passed=$((passed + 1))
-  else
-    echo "not ok - $name"
-    echo "#   last status $rc; stderr:"
-    sed 's/^/#   /' err 2>/dev/null | head -n 5
-    failed=$((failed + 1))
-  fi
-}
-
-skip() {
-  echo "ok - $1 # SKIP $2"
-  skipped=$((skipped + 1))
-}
-
-status_is() { [ "$rc" -eq "$1" ]; }
-out_is() { [ "$(cat out)" = "$1" ]; }
-out_has() { grep -qF -- "$1" out; }
-err_has() { grep -qF -- "$1" err; }
 ok_and_out_is() { [ "$rc" -eq 0 ] && out_is "$1"; }
 
 # same_files PATH...: each file of src is the same in $MNT.
@@ -134,25 +103,6 @@ else
   fg_daemon=(perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127'
     "$SSTFS" -f)
 fi
-
-# waits until mount point $1 is mounted (or, with $2, daemon pid $2 has
-# ended), at most 10 s.
-wait_mounted() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    is_mounted "$1" && return 0
-    [ -n "${2:-}" ] && ! alive "$2" && return 1
-    sleep 0.05
-  done
-  return 1
-}
-
-# alive PID: the process runs (a zombie has ended).
-alive() {
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
 
 # mount_fg NAME TABLE [OPTION...]: mounts TABLE at mnt/NAME with a
 # foreground daemon logging to log/NAME; sets MNT. Fails (as a check) if

@@ -39,6 +39,8 @@
 # the single quotes are intended.
 # shellcheck disable=SC2016,SC2034
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BIN=${1:?usage: test_stage.sh BINDIR}
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
@@ -81,15 +83,6 @@ declare -A status  # foreground daemon name -> exit status once it ended
 declare -A want    # foreground daemon name -> the exit status it should have
 declare -A allow   # foreground daemon name -> ERE of log lines it may write
 
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
-
-# alive PID: the process runs (a zombie has ended).
-alive() {
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
 cleanup() {
   local m pid i
   for pid in "${helpers[@]}"; do
@@ -125,36 +118,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# run CMD...: runs a command with stdout in ./out, stderr in ./err, status
-# in $rc.
-run() {
-  "$@" >out 2>err
-  rc=$?
-}
-
-# check NAME TEST...: passes when TEST succeeds.
-check() {
-  local name=$1
-  shift
-  if "$@"; then
-    echo "ok - $name"
-    passed=$((passed + 1))
-  else
-    echo "not ok - $name"
-    echo "#   last status $rc; stderr:"
-    sed 's/^/#   /' err 2>/dev/null | head -n 5
-    failed=$((failed + 1))
-  fi
-}
-
-skip() {
-  echo "ok - $1 # SKIP $2"
-  skipped=$((skipped + 1))
-}
-
-status_is() { [ "$rc" -eq "$1" ]; }
-out_is() { [ "$(cat out)" = "$1" ]; }
-err_has() { grep -qF -- "$1" err; }
 # note FILE: shows the first lines of FILE as "#" lines.
 note() { sed 's/^/#   /' "$1" | head -n "${2:-10}"; }
 
@@ -166,18 +129,6 @@ if env --default-signal=INT true 2>/dev/null; then
 else
   fg_prefix=(perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127')
 fi
-
-# waits until mount point $1 is mounted (or, with $2, daemon pid $2 has
-# ended), at most 10 s.
-wait_mounted() {
-  local i
-  for ((i = 0; i < 200; i++)); do
-    is_mounted "$1" && return 0
-    [ -n "${2:-}" ] && ! alive "$2" && return 1
-    sleep 0.05
-  done
-  return 1
-}
 
 # start_fg NAME ENV... -- ARG...: starts `sstfs -f ARG...` (with the
 # environment assignments ENV) as foreground daemon NAME, logging to
@@ -314,10 +265,8 @@ mismatches = 0
 counts = {"ok": 0, "err": 0}
 cache = None  # ROOT_B's (directories, files) until the tree changes
 
-
 def j(root, p):
     return root + "/" + p if p else root
-
 
 def walk():
     global cache
@@ -337,11 +286,9 @@ def walk():
         cache = (sorted(ds), sorted(fs))
     return cache
 
-
 def rpath():
     """Any path of 1 to 3 names: its parents may well not exist."""
     return "/".join(rng.choice(NAMES) for _ in range(rng.randint(1, 3)))
-
 
 def pick():
     """Mostly an existing file or directory, sometimes any path."""
@@ -350,7 +297,6 @@ def pick():
         return rng.choice(sorted(ds + fs))
     return rpath()
 
-
 def pick_new():
     """Mostly a name in an existing directory, sometimes any path."""
     if rng.random() < 0.2:
@@ -358,10 +304,8 @@ def pick_new():
     d = rng.choice([""] + walk()[0])
     return (d + "/" if d else "") + rng.choice(NAMES)
 
-
 def data(max_len):
     return rng.randbytes(rng.randint(0, max_len))
-
 
 def outcome(fn, *args):
     try:
@@ -369,18 +313,15 @@ def outcome(fn, *args):
     except OSError as e:
         return ("err", e.errno)
 
-
 def short(r):
     s = repr(r)
     return s if len(s) < 100 else s[:97] + "..."
-
 
 def report(n, what, ra, rb):
     global mismatches
     mismatches += 1
     if mismatches <= 20:
         print(f"op {n}: {what}: {short(ra)} in {root_a}, {short(rb)} in {root_b}")
-
 
 def both(n, what, fn, *args):
     """Runs fn(root, *args) on each root; returns both outcomes."""
@@ -391,14 +332,12 @@ def both(n, what, fn, *args):
         report(n, what, ra, rb)
     return ra, rb
 
-
 def do_write(root, p, off, d):
     fd = os.open(j(root, p), os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         return os.pwrite(fd, d, off)
     finally:
         os.close(fd)
-
 
 def do_append(root, p, d):
     fd = os.open(j(root, p), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -407,16 +346,13 @@ def do_append(root, p, d):
     finally:
         os.close(fd)
 
-
 def do_read(root, p):
     with open(j(root, p), "rb") as f:
         return f.read()
 
-
 def do_stat(root, p):
     st = os.stat(j(root, p))
     return "dir" if os.path.isdir(j(root, p)) else ("file", st.st_size)
-
 
 def op(n):
     """One operation; returns whether it may have changed the tree."""
@@ -461,7 +397,6 @@ def op(n):
     else:
         session(n)
     return True
-
 
 def session(n):
     """One file held open on both roots: writes read back, ftruncate,
@@ -520,11 +455,9 @@ def session(n):
             report(n, f"close {p}", r if root == root_a else "ok",
                    r if root == root_b else "ok")
 
-
 for n in range(nops):
     if op(n):
         cache = None
-
 
 def tree(root):
     """Every path under root: "dir" or the file's bytes."""
@@ -542,7 +475,6 @@ def tree(root):
                         out[p] = f.read()
     scan("")
     return out
-
 
 try:
     ta = tree(root_a)
@@ -569,17 +501,14 @@ import sys
 case, path, want = sys.argv[1:4]
 step = "open"
 
-
 def fail(msg):
     print(f"{case}: {step}: {msg}")
     sys.exit(1)
-
 
 def expect(got, model):
     if got != model:
         fail(f"got {len(got)} bytes, want {len(model)} (first difference at "
              f"{next((i for i, (a, b) in enumerate(zip(got, model)) if a != b), min(len(got), len(model)))})")
-
 
 try:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)

@@ -47,6 +47,8 @@
 # linter (SC2317); the perl line's $ signs are perl's (SC2016).
 # shellcheck disable=SC2016,SC2317
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BIN=${1:?usage: test_stress.sh BINDIR [SECONDS]}
 SECONDS_RANDOM=${2:-20}
@@ -81,15 +83,6 @@ passed=0
 failed=0
 daemon_pid=
 readers=()
-
-is_mounted() { awk -v m="$1" '$2 == m { found = 1 } END { exit !found }' /proc/self/mounts; }
-
-# alive PID: the process runs (a zombie has ended).
-alive() {
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
 
 cleanup() {
   local pid
