@@ -58,3 +58,16 @@ wait_mounted() {
   done
   return 1
 }
+
+# require_fuse: exits 77 (SKIP, with the reason) where no FUSE mount can be
+# made: no /dev/fuse or no fusermount3.
+require_fuse() {
+  if [ ! -c /dev/fuse ]; then
+    echo "SKIP: /dev/fuse is missing"
+    exit 77
+  fi
+  if ! command -v fusermount3 >/dev/null 2>&1; then
+    echo "SKIP: fusermount3 is not installed"
+    exit 77
+  fi
+}

@@ -5,15 +5,14 @@
 # finished before the kill must be in the table with the right bytes, and
 # the output path must never hold a table before the commit.
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bin=$(cd "$1" && pwd)
 trials=${2:-10}
 sst=$bin/sst
 sstfs=$bin/sstfs
 
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-  echo "SKIP: needs /dev/fuse and fusermount3"
-  exit 77
-fi
+require_fuse
 
 tmp=$(mktemp -d)
 mnt=$tmp/mnt

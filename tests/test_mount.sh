@@ -26,14 +26,7 @@ SST=$BIN/sst
 SSTFS=$BIN/sstfs
 export LC_ALL=C
 
-if [ ! -c /dev/fuse ]; then
-  echo "SKIP: /dev/fuse is missing"
-  exit 77
-fi
-if ! command -v fusermount3 >/dev/null 2>&1; then
-  echo "SKIP: fusermount3 is not installed"
-  exit 77
-fi
+require_fuse
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sst-mount.XXXXXX") || exit 1
 cd "$WORK" || exit 1

@@ -5,14 +5,13 @@
 # the stack, mounted alone, shows the same tree; a directory in one table
 # and a file of the same name in another follow the one-table rule.
 set -u
+# shellcheck source=tests/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bin=$(cd "$1" && pwd)
 sst=$bin/sst
 sstfs=$bin/sstfs
 
-if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
-  echo "SKIP: needs /dev/fuse and fusermount3"
-  exit 77
-fi
+require_fuse
 
 tmp=$(mktemp -d)
 mounts=()

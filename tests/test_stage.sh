@@ -48,14 +48,7 @@ SST=$BIN/sst
 SSTFS=$BIN/sstfs
 export LC_ALL=C
 
-if [ ! -c /dev/fuse ]; then
-  echo "SKIP: /dev/fuse is missing"
-  exit 77
-fi
-if ! command -v fusermount3 >/dev/null 2>&1; then
-  echo "SKIP: fusermount3 is not installed"
-  exit 77
-fi
+require_fuse
 have_python=0
 command -v python3 >/dev/null 2>&1 && have_python=1
 # A sanitizer build keeps freed memory in a quarantine, which counts in

@@ -61,14 +61,7 @@ ANON_SLACK_KIB=2048
 THREAD_SLACK_KIB=1536 # for each worker thread the daemon added
 export LC_ALL=C
 
-if [ ! -c /dev/fuse ]; then
-  echo "SKIP: /dev/fuse is missing"
-  exit 77
-fi
-if ! command -v fusermount3 >/dev/null 2>&1; then
-  echo "SKIP: fusermount3 is not installed"
-  exit 77
-fi
+require_fuse
 if ! command -v python3 >/dev/null 2>&1; then
   echo "SKIP: python3 is not installed"
   exit 77
