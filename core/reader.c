@@ -10,6 +10,7 @@
 #include <xxhash.h>
 
 #include "filter.h"
+#include "spill.h"
 #include "table.h"
 
 void sst_reader_options_init(sst_reader_options *o) {
@@ -315,23 +316,6 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
   __atomic_fetch_or(&r->checked[i], (uint8_t)what, __ATOMIC_RELAXED);
 }
 
-/* Reads len bytes of the table at off into buf. 0 or an errno value. */
-static int read_at(const sst_reader *r, uint64_t off, uint8_t *buf,
-                   size_t len) {
-  size_t done = 0;
-  while (done < len) {
-    ssize_t n = pread(r->fd, buf + done, len - done, (off_t)(off + done));
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return errno;
-    if (n == 0)
-      return SST_ETRUNCATED;
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   const uint8_t *p = r->data + h->block_off;
@@ -345,7 +329,7 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
       b->own = n;
       b->own_cap = cap;
     }
-    int rc = read_at(r, h->block_off, b->own, need);
+    int rc = sst_pread_all(r->fd, b->own, need, h->block_off);
     if (rc)
       return rc;
     p = b->own;
@@ -432,7 +416,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
       if ((b.own = malloc(cap)) == NULL)
         return ENOMEM;
       b.own_cap = cap;
-      if ((rc = read_at(r, h.filter_off, b.own, (size_t)h.filter_len)))
+      if ((rc = sst_pread_all(r->fd, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
     }
@@ -511,7 +495,7 @@ static int check_by_pread(const sst_reader *r, const sst_entry *e,
     XXH3_64bits_reset(state);
   for (uint64_t off = 0; rc == 0 && off < len; off += cap) {
     size_t n = len - off < cap ? (size_t)(len - off) : cap;
-    if ((rc = read_at(r, e->value_offset + off, buf, n)) == 0)
+    if ((rc = sst_pread_all(r->fd, buf, n, e->value_offset + off)) == 0)
       XXH3_64bits_update(state, buf, n);
   }
   if (rc == 0)
@@ -558,10 +542,6 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
 }
 
 int sst_reader_fd(const sst_reader *r) { return r->fd; }
-
-void sst_reader_release(const sst_reader *r) {
-  release_pages(r->data, r->size);
-}
 
 int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value) {

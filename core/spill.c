@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sstable.h"
+
 int sst_temp_fd(const char *dir) {
   if (dir == NULL || *dir == '\0')
     dir = getenv("TMPDIR");
@@ -38,6 +40,24 @@ int sst_write_all(int fd, const void *data, size_t len) {
     }
     p += n;
     len -= (size_t)n;
+  }
+  return 0;
+}
+
+int sst_pread_all(int fd, void *buf, size_t len, uint64_t off) {
+  uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return errno;
+    }
+    if (n == 0)
+      return SST_ETRUNCATED;
+    p += n;
+    len -= (size_t)n;
+    off += (uint64_t)n;
   }
   return 0;
 }

@@ -33,4 +33,8 @@ int sst_temp_fd(const char *dir);
 /* write(2) until done; 0 or an errno value. */
 int sst_write_all(int fd, const void *data, size_t len);
 
+/* pread(2) of len bytes at off until done; 0, an errno value, or
+ * SST_ETRUNCATED if the file ends first. */
+int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
 #endif

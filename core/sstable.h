@@ -174,8 +174,9 @@ typedef struct sst_reader_options {
    * that hand values out through sst_reader_fd rather than the mapping
    * (default 0). */
   int release_pages;
-  /* Read key blocks and filter partitions with pread into buffers of the
-   * lookup or iterator, instead of through the mapping: the mapped pages
+  /* Read key blocks, filter partitions and the values checked by
+   * sst_reader_value_check with pread into buffers of the lookup,
+   * iterator or check, instead of through the mapping: the mapped pages
    * of a table stay out of the process's resident set however much is
    * listed or looked up (a touch of a mapped file can map a whole 2 MiB
    * page-cache folio). For long-running servers that bound their memory
@@ -238,13 +239,6 @@ const uint8_t *sst_reader_data(const sst_reader *r);
 /* A read-only descriptor of the table file, for callers that serve value
  * bytes with pread or splice (at value_offset). Valid until close. */
 int sst_reader_fd(const sst_reader *r);
-
-/* Gives every page of the mapping back to the kernel (madvise
- * MADV_DONTNEED): they stay in the page cache, but leave the process's
- * resident set until touched again. Pointers into the mapping stay valid.
- * For long-running servers that bound their memory; safe while other
- * threads read. */
-void sst_reader_release(const sst_reader *r);
 
 typedef struct sst_info {
   uint32_t format_version;

@@ -55,9 +55,6 @@ typedef struct sstfs {
   struct timespec mtime;
   int foreground;
   int no_open; /* opens answered ENOSYS: never sent again */
-  int statm_fd; /* /proc/self/statm of the daemon, or -1 */
-  unsigned long requests;
-  unsigned long anon_floor; /* anonymous bytes after the last malloc_trim */
   uint64_t checked[CHECKED_SLOTS];
   uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
   uint64_t logged[LOGGED_SLOTS];
@@ -172,68 +169,14 @@ static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
   return rc;
 }
 
-/* Memory. Key blocks, filters and values are read with pread (reader
- * option pread_blocks), not through the table's mapping: a touch of a
- * mapped file can map a whole 2 MiB page-cache folio, and a listing of
- * the whole table used to leave the daemon as large as the table. What
- * still goes through the mapping (the index, read at open) is given back.
- * As a safety net, every TRIM_EVERY requests the daemon reads its resident
- * file-backed pages, and past TRIM_LIMIT gives all the tables' pages back
- * (they stay in the page cache; the next touch maps them again without
- * reading the disk). */
-#define TRIM_EVERY 64
-#define TRIM_LIMIT (4ul << 20)
-/* The same check gives back what is free in the malloc arenas
- * (malloc_trim) when anonymous memory has grown by TRIM_ANON since the
- * last time. Under many concurrent readers libfuse runs up to 10 worker
- * threads, and each keeps about 1 MiB resident in its arena: RssAnon was
- * 13 MiB with 11 threads in tests/test_stress.sh, against 1.5 MiB for one
- * reader at a time. */
-#define TRIM_ANON (2ul << 20)
-
-static int read_statm(const sstfs *fs, unsigned long *anon,
-                      unsigned long *file) {
-  char buf[128];
-  ssize_t n = pread(fs->statm_fd, buf, sizeof buf - 1, 0);
-  if (n <= 0)
-    return -1;
-  buf[n] = '\0';
-  unsigned long size, resident, shared;
-  if (sscanf(buf, "%lu %lu %lu", &size, &resident, &shared) != 3 ||
-      shared > resident)
-    return -1;
-  static long page;
-  if (page == 0)
-    page = sysconf(_SC_PAGESIZE);
-  *anon = (resident - shared) * (unsigned long)page;
-  *file = shared * (unsigned long)page;
-  return 0;
-}
-
-static void trim_now(sstfs *fs) {
-  unsigned long anon, file;
-  if (fs->statm_fd < 0 || read_statm(fs, &anon, &file) != 0)
-    return;
-  if (file > TRIM_LIMIT)
-    for (size_t i = 0; i < fs->n; i++)
-      sst_reader_release(fs->readers[i]);
-  if (anon > __atomic_load_n(&fs->anon_floor, __ATOMIC_RELAXED) + TRIM_ANON) {
-    malloc_trim(0);
-    if (read_statm(fs, &anon, &file) == 0)
-      __atomic_store_n(&fs->anon_floor, anon, __ATOMIC_RELAXED);
-  }
-}
-
-static void trim(sstfs *fs) {
-  if (__atomic_add_fetch(&fs->requests, 1, __ATOMIC_RELAXED) % TRIM_EVERY == 0)
-    trim_now(fs);
-}
+/* Memory. Key blocks, filters and value checks read the table with pread
+ * (reader option pread_blocks), not through its mapping: on Linux 6.18 a
+ * touch of a mapped file maps the whole page-cache folio around it, up to
+ * 2 MiB, and a listing of the whole table used to leave the daemon as
+ * large as the table. Values go to the kernel by splice from the file. */
 
 static void op_init(void *userdata, struct fuse_conn_info *conn) {
   sstfs *fs = userdata;
-  /* Opened here, in the daemon: before it detaches, "self" is another
-   * process. */
-  fs->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (conn->capable & FUSE_CAP_READDIRPLUS)
     conn->want |= FUSE_CAP_READDIRPLUS;
   /* Plus only when the reader also wants attributes (ls -l, not find). */
@@ -277,7 +220,6 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   }
   fill_entry(fs, &n, &e);
   fuse_reply_entry(req, &e);
-  trim(fs);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -293,7 +235,6 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
   struct stat st;
   fill_attr(fs, &n, &st);
   fuse_reply_attr(req, &st, CACHE_SECONDS);
-  trim(fs);
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino,
@@ -351,7 +292,6 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   bv.buf[0].fd = sst_reader_fd(fs->readers[n.entry.source]);
   bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
   fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
-  trim(fs);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -451,7 +391,6 @@ reply:
   else
     fuse_reply_buf(req, d.buf, d.used);
   free(d.buf);
-  trim(fs);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -708,11 +647,10 @@ int main(int argc, char *argv[]) {
   struct fuse_cmdline_opts opts = {0};
   struct fuse_session *se = NULL;
   sstfs fs = {0};
-  fs.statm_fd = -1;
   /* Buffers of 32 KiB and more (the per-thread scratch space of lookups,
    * listing buffers, libfuse's reply copies) get their own mappings, given
    * back when freed, instead of staying resident in each worker thread's
-   * malloc arena (see trim). */
+   * malloc arena. */
   mallopt(M_MMAP_THRESHOLD, 32 << 10);
   int status = 1, rc;
 
@@ -831,8 +769,6 @@ out_session:
 out_tree:
   sst_tree_close(fs.tree);
 out_reader:
-  if (fs.statm_fd >= 0)
-    close(fs.statm_fd);
   for (size_t i = 0; i < fs.n; i++)
     sst_reader_close(fs.readers[i]);
 out_opts:
