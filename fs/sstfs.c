@@ -24,6 +24,8 @@
 
 #include "sstable.h"
 #include "sstpath.h"
+#include "daemon.h"
+#include "uring.h"
 #include "stage.h"
 
 #define CACHE_SECONDS 86400.0 /* the table never changes under the mount */
@@ -664,8 +666,10 @@ int main(int argc, char *argv[]) {
     goto out_args;
   }
   if (fs.conf.show_version) {
-    printf("sstfs " SST_VERSION_STRING " (table format %d, FUSE %s)\n",
-           SST_FORMAT_VERSION, fuse_pkgversion());
+    printf("sstfs " SST_VERSION_STRING
+           " (table format %d, FUSE %s, staging over io_uring: %s)\n",
+           SST_FORMAT_VERSION, fuse_pkgversion(),
+           sstfs_uring_built() ? "yes" : "no");
     status = 0;
     goto out_args;
   }
@@ -741,7 +745,8 @@ int main(int argc, char *argv[]) {
     goto out_signals;
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
-  fuse_daemonize(opts.foreground);
+  if (sstfs_daemonize(opts.foreground) != 0)
+    goto out_unmount;
 
   if (opts.singlethread) {
     rc = fuse_session_loop(se);
@@ -761,6 +766,7 @@ int main(int argc, char *argv[]) {
   /* A loop ended by SIGTERM, SIGINT or SIGHUP returns the signal number:
    * that is a clean unmount too. */
   status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+out_unmount:
   fuse_session_unmount(se);
 out_signals:
   fuse_remove_signal_handlers(se);

@@ -50,6 +50,8 @@
 
 #include "sstable.h"
 #include "sstpath.h"
+#include "daemon.h"
+#include "uring.h"
 
 #define MAX_BASES 64
 
@@ -57,7 +59,7 @@ typedef struct stage_conf {
   char *out, *stagedir;
   char *bases[MAX_BASES];
   int nbases;
-  int overwrite, resume, delta;
+  int overwrite, resume, delta, nouring;
   int show_help;
 } stage_conf;
 
@@ -147,7 +149,10 @@ static int hidden(const char *relpath) {
   if (strcmp(relpath, ".") == 0)
     return 0;
   char buf[PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", relpath);
+  size_t n = strlen(relpath);
+  if (n >= sizeof buf)
+    return 0; /* no whiteout can have a name this long */
+  memcpy(buf, relpath, n + 1);
   for (char *p = buf;; p++) {
     if (*p == '/' || *p == '\0') {
       char c = *p;
@@ -1080,7 +1085,7 @@ static void target_text(char *buf, size_t len) {
 }
 
 /* Takes the staging area's lock, held for the daemon's whole life (the
- * descriptor survives fuse_daemonize's fork): a second daemon cannot take
+ * descriptor survives sstfs_daemonize's fork): a second daemon cannot take
  * over a live area, and sstfs --unmount knows the daemon has finished when
  * it can take the lock itself. EBUSY when another daemon holds it. */
 static int lock_area(void) {
@@ -1216,7 +1221,18 @@ static const char stage_usage[] =
     "    -o overwrite      allow OUT to exist already (it is replaced)\n"
     "    -o resume         resume an existing staging area\n"
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
+    "    -o nouring        never take requests through io_uring (see\n"
+    "                      PERFORMANCE)\n"
     "    -f, -d, -s        foreground, debug, single-threaded\n"
+    "\n"
+    "PERFORMANCE\n"
+    "    Each file copied in costs several FUSE requests. On Linux 6.14 and\n"
+    "    later, FUSE can pass them through io_uring, one queue per CPU,\n"
+    "    which on most machines makes copying small files much faster.\n"
+    "    The kernel offers it only when the fuse module allows it; as root:\n"
+    "        echo Y > /sys/module/fuse/parameters/enable_uring\n"
+    "    (or fuse.enable_uring=1 on the kernel command line). sstfs uses\n"
+    "    it whenever it is offered, and /dev/fuse otherwise.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 on success; 1 on failure (nothing is lost: the staging area is\n"
@@ -1237,6 +1253,7 @@ static const struct fuse_opt stage_opts[] = {
     STAGE_OPT("delta", delta, 1),
     STAGE_OPT("resume", resume, 1),
     STAGE_OPT("stagedir=%s", stagedir, 0),
+    STAGE_OPT("nouring", nouring, 1),
     FUSE_OPT_KEY("--stage", KEY_STAGE),
     FUSE_OPT_KEY("-h", KEY_HELP),
     FUSE_OPT_KEY("--help", KEY_HELP),
@@ -1417,9 +1434,13 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     goto out_fuse;
   if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
     goto out_unmount;
+  if (!S.conf.nouring && sstfs_uring_attach(fuse_get_session(fuse),
+                                            log_msg) != 0)
+    goto out_unmount;
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
-  fuse_daemonize(opts.foreground);
+  if (sstfs_daemonize(opts.foreground) != 0)
+    goto out_unmount;
   {
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -1441,6 +1462,10 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   }
   fuse_remove_signal_handlers(fuse_get_session(fuse));
   fuse_unmount(fuse);
+  uint64_t through_uring = sstfs_uring_detach();
+  if (through_uring > 0 && opts.foreground)
+    log_msg("%llu requests were served through io_uring",
+            (unsigned long long)through_uring);
   fuse_destroy(fuse);
   fuse = NULL;
 

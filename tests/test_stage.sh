@@ -2,7 +2,14 @@
 # test_stage.sh — the staging mount (sstfs --stage) and sstfs --unmount,
 # tested through real FUSE mounts.
 #
-# Usage: bash tests/test_stage.sh BINDIR    (BINDIR holds sst and sstfs)
+# Usage: bash tests/test_stage.sh BINDIR [dev|uring]
+#   BINDIR holds sst and sstfs. With dev (the default) every staging daemon
+#   started here gets -o nouring: requests go through /dev/fuse whatever
+#   the kernel offers. With uring the script sets the fuse module's
+#   enable_uring (putting the old value back at the end), so requests go
+#   through io_uring (fs/uring.c), and checks that they did. ctest runs the
+#   uring one alone (RUN_SERIAL): turning enable_uring off makes the kernel
+#   refuse the replies of a daemon already using io_uring.
 #
 # Prints "ok - NAME" or "not ok - NAME" per check (with details on "#"
 # lines after a failure), then "N passed, M failed". Exits non-zero if any
@@ -42,13 +49,40 @@ set -u
 # shellcheck source=tests/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BIN=${1:?usage: test_stage.sh BINDIR}
+BIN=${1:?usage: test_stage.sh BINDIR [dev|uring]}
+MODE=${2:-dev}
+case $MODE in
+  dev | uring) ;;
+  *)
+    echo "usage: test_stage.sh BINDIR [dev|uring]" >&2
+    exit 2
+    ;;
+esac
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
 SST=$BIN/sst
 SSTFS=$BIN/sstfs
 export LC_ALL=C
 
 require_fuse
+URING_PARAM=/sys/module/fuse/parameters/enable_uring
+uring_was=
+stage_opts=(-o nouring)
+if [ "$MODE" = uring ]; then
+  if [ ! -e "$URING_PARAM" ]; then
+    echo "SKIP: this kernel has no FUSE over io_uring (no $URING_PARAM; Linux 6.14 or later has it)"
+    exit 77
+  fi
+  if ! "$SSTFS" --version | grep -q "io_uring: yes"; then
+    echo "SKIP: sstfs was built without liburing (scripts/setup installs liburing-dev)"
+    exit 77
+  fi
+  uring_was=$(cat "$URING_PARAM")
+  if ! echo Y 2>/dev/null >"$URING_PARAM"; then
+    echo "SKIP: cannot set $URING_PARAM (not root?)"
+    exit 77
+  fi
+  stage_opts=()
+fi
 have_python=0
 command -v python3 >/dev/null 2>&1 && have_python=1
 # A sanitizer build keeps freed memory in a quarantine, which counts in
@@ -78,6 +112,8 @@ declare -A allow   # foreground daemon name -> ERE of log lines it may write
 
 cleanup() {
   local m pid i
+  # Afterwards: the daemons are gone by then.
+  trap '[ -z "$uring_was" ] || echo "$uring_was" >"$URING_PARAM"' RETURN
   for pid in "${helpers[@]}"; do
     kill "$pid" 2>/dev/null
   done
@@ -138,6 +174,7 @@ start_fg() {
   MNT=$WORK/mnt/$name
   mkdir -p "$MNT"
   mounts+=("$MNT")
+  [ "$1" = --stage ] && set -- "$@" "${stage_opts[@]}"
   env "${vars[@]}" "${fg_prefix[@]}" "$SSTFS" -f "$@" 2>"log/$name" </dev/null &
   daemon[$name]=$!
   want[$name]=0
@@ -215,6 +252,8 @@ keys() { "$SST" dump --escape "$1" | sed 's/,.*//'; }
 # libfuse 3.14.0 logs this when given max_idle_threads UINT_MAX; it is
 # libfuse's noise, not the daemon's.
 threads_noise='^Ignoring invalid max threads value 4294967295 > max'
+# A foreground staging daemon's last line, when it used io_uring.
+uring_count='^sstfs: [0-9]* requests were served through io_uring$'
 
 # ---- helper programs ---------------------------------------------------------
 
@@ -660,6 +699,7 @@ for t in escape tree; do
   # preserves modes that way); the daemon refuses it and logs a line (the
   # name "new<LF>line" is logged as it is, so its line comes in two).
   allow[rt-$t]='extended attribute|^sstfs: /new$'
+  nfiles=$(find "$ro" -type f | wc -l)
   run cp -a "$ro/." "$MNT/"
   check "$t: cp -a from the read-only mount into a staging mount" status_is 0
   run diff -r "$ro" "$MNT"
@@ -679,6 +719,15 @@ for t in escape tree; do
   check "$t: the table files are identical (cmp)" status_is 0
   run "$SST" verify "rt-$t.sstable"
   check "$t: sst verify of the copy" status_is 0
+  served=$(sed -n 's/^sstfs: \([0-9]*\) requests were served through io_uring$/\1/p' "log/rt-$t")
+  if [ "$MODE" = uring ]; then
+    # cp -a makes at least 5 requests a file (lookup, create, write, 2
+    # setattr) and its release.
+    check "$t: requests went through io_uring (${served:-none} for $nfiles files)" \
+      eval '[ "${served:-0}" -ge $((5 * nfiles)) ]'
+  else
+    check "$t: -o nouring: no request went through io_uring" [ -z "$served" ]
+  fi
 done
 
 # ---- 9, 10. what a table cannot hold ---------------------------------------
@@ -1185,7 +1234,8 @@ for d in $(printf '%s\n' "${!daemon[@]}" | sort); do
   : >err
   rc=${status[$d]}
   check "daemon $d exited ${want[$d]}" [ "$rc" = "${want[$d]}" ]
-  grep -v "$threads_noise" "log/$d" | grep -vE "${allow[$d]}" >err
+  grep -v "$threads_noise" "log/$d" | grep -v "$uring_count" |
+    grep -vE "${allow[$d]}" >err
   check "daemon $d: only the log lines expected, no sanitizer report" eval \
     '[ ! -s err ] && ! grep -qE "Sanitizer|runtime error|SUMMARY:" "log/$d"'
 done
