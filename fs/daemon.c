@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 int sstfs_daemonize(int foreground) {
@@ -13,29 +14,34 @@ int sstfs_daemonize(int foreground) {
     return 0;
   }
   int ready[2];
-  if (pipe(ready) != 0) {
+  if (pipe2(ready, O_CLOEXEC) != 0) {
     fprintf(stderr, "sstfs: pipe: %s\n", strerror(errno));
     return -1;
   }
-  switch (fork()) {
-  case -1:
+  pid_t pid = fork();
+  if (pid < 0) {
     fprintf(stderr, "sstfs: fork: %s\n", strerror(errno));
     close(ready[0]);
     close(ready[1]);
     return -1;
-  case 0:
-    break;
-  default: {
-    char c;
-    close(ready[1]);
-    /* The child holds the mount; the command returns when it is ready. */
-    (void)!read(ready[0], &c, 1);
-    _exit(0);
   }
+  if (pid > 0) {
+    /* Both sides set the group, so no Ctrl-C can reach the child in
+     * between. The command returns when the child is ready, and fails if
+     * the child does not say so (it exited, having unmounted). */
+    (void)setpgid(pid, pid);
+    close(ready[1]);
+    char c = 1;
+    ssize_t n;
+    do
+      n = read(ready[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    _exit(n == 1 && c == 0 ? 0 : 1);
   }
   close(ready[0]);
   if (setpgid(0, 0) != 0) {
     fprintf(stderr, "sstfs: setpgid: %s\n", strerror(errno));
+    close(ready[1]);
     return -1;
   }
   (void)!chdir("/");
@@ -47,7 +53,7 @@ int sstfs_daemonize(int foreground) {
     if (null > 2)
       close(null);
   }
-  char c = 1;
+  char c = 0;
   (void)!write(ready[1], &c, 1);
   close(ready[1]);
   return 0;

@@ -9,9 +9,11 @@
  * scheduler's autogroup of the programs that use the mount: a request is
  * then a wake-up within one group, and copying small files into a staging
  * mount runs about 1.8 times as fast (docs/BENCHMARKS.md). Its own process
- * group keeps the terminal's job-control signals away from it. With
- * foreground set, it only changes directory to "/". Returns 0 or -1 with
- * a message on stderr. */
+ * group keeps the terminal's job-control signals away from it; it keeps
+ * the session's controlling terminal, but never reads or writes it. The
+ * parent exits 0 once the child is set up, 1 if the child fails first.
+ * With foreground set, it only changes directory to "/". Returns 0 (in
+ * the child) or -1 with a message on stderr. */
 int sstfs_daemonize(int foreground);
 
 #endif

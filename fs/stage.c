@@ -1434,9 +1434,11 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     goto out_fuse;
   if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
     goto out_unmount;
-  if (!S.conf.nouring && sstfs_uring_attach(fuse_get_session(fuse),
-                                            log_msg) != 0)
-    goto out_unmount;
+  if (!S.conf.nouring) {
+    int urc = sstfs_uring_attach(fuse_get_session(fuse), log_msg);
+    if (urc != 0)
+      fprintf(stderr, "sstfs: io_uring not used: %s\n", strerror(-urc));
+  }
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
   if (sstfs_daemonize(opts.foreground) != 0)

@@ -28,10 +28,12 @@
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -111,7 +113,7 @@ typedef struct queue {
 
 static struct {
   struct fuse_session *se;
-  int fd;
+  int fd; /* our own duplicate of the session's /dev/fuse descriptor */
   void (*log)(const char *fmt, ...);
   uint64_t init_unique; /* the INIT that offered io_uring, 0 if none */
   size_t payload;       /* payload buffer size the kernel requires */
@@ -119,6 +121,7 @@ static struct {
   int nq;
   int stop;
   int reg_failed; /* logged once */
+  int gave_up;
   uint64_t served;
 } U;
 
@@ -151,6 +154,21 @@ static int possible_cpus(void) {
 
 /* ------------------------------------------------------------------ */
 /* The queue threads.                                                  */
+
+/* Once the kernel uses the rings, a request made on CPU n goes to queue n
+ * and nowhere else: a queue that stops serving leaves every later request
+ * from that CPU waiting. So a failure there ends the mount (SIGTERM, as
+ * for a clean unmount: a staging mount then commits what it holds), and
+ * the kernel answers the waiting requests with an error when the
+ * connection closes. */
+static void give_up(int qid, const char *what, int err) {
+  if (__atomic_load_n(&U.stop, __ATOMIC_RELAXED) ||
+      __atomic_exchange_n(&U.gave_up, 1, __ATOMIC_RELAXED))
+    return;
+  U.log("io_uring queue %d: %s: %s; ending the mount", qid, what,
+        strerror(err));
+  kill(getpid(), SIGTERM);
+}
 
 static void prep_cmd(struct io_uring_sqe *sqe, int op, ent *e, uint16_t qid,
                      uint64_t commit_id) {
@@ -206,6 +224,13 @@ static void *queue_main(void *arg) {
   char name[16];
   snprintf(name, sizeof name, "sstfs-uring%d", q->qid);
   pthread_setname_np(pthread_self(), name);
+  /* The session's loop takes the signals that end it, even with -s. */
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   struct io_uring ring;
   struct io_uring_params p = {.flags = IORING_SETUP_SQE128 |
@@ -227,18 +252,19 @@ static void *queue_main(void *arg) {
              (uint16_t)q->qid, 0);
   io_uring_submit(&ring);
 
-  int live = DEPTH;
-  while (live > 0) {
+  int live = DEPTH, served = 0;
+  while (live > 0 && !__atomic_load_n(&U.stop, __ATOMIC_RELAXED)) {
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
     rc = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
-    if (rc == -ETIME || rc == -EINTR) {
-      if (__atomic_load_n(&U.stop, __ATOMIC_RELAXED))
-        break;
+    if (rc == -ETIME || rc == -EINTR)
       continue;
-    }
     if (rc < 0) {
-      U.log("io_uring queue %d: %s", q->qid, strerror(-rc));
+      if (served)
+        give_up(q->qid, "waiting", -rc);
+      else
+        U.log("io_uring queue %d: %s; requests go through /dev/fuse",
+              q->qid, strerror(-rc));
       break;
     }
     unsigned head, seen = 0;
@@ -257,10 +283,7 @@ static void *queue_main(void *arg) {
             res == -ECONNABORTED)
           continue;
         if (e->unique != 0) /* a reply, not a registration */
-          U.log("io_uring: the kernel refused the reply to request %llu "
-                "(%s): was enable_uring turned off? That request stays "
-                "unanswered until the mount ends",
-                (unsigned long long)e->unique, strerror(-res));
+          give_up(q->qid, "the kernel refused a reply", -res);
         else if (!__atomic_exchange_n(&U.reg_failed, 1, __ATOMIC_RELAXED))
           U.log("io_uring registration refused: %s; requests go through "
                 "/dev/fuse",
@@ -268,11 +291,17 @@ static void *queue_main(void *arg) {
         continue;
       }
       serve(e);
+      served = 1;
+      /* At most DEPTH commands are ever prepared: never NULL. */
       prep_cmd(io_uring_get_sqe(&ring), RING_CMD_COMMIT_AND_FETCH, e,
                (uint16_t)q->qid, e->hdr->ent.commit_id);
     }
     io_uring_cq_advance(&ring, seen);
-    io_uring_submit(&ring);
+    rc = io_uring_submit(&ring);
+    if (rc < 0) {
+      give_up(q->qid, "sending replies", -rc);
+      break;
+    }
   }
   /* Leaving cancels the entries still waiting in the kernel. */
   io_uring_queue_exit(&ring);
@@ -380,7 +409,8 @@ static ssize_t accept_uring(int fd, const struct iovec *iov) {
   out.flags2 |= (uint32_t)(RING_OVER_IO_URING >> 32);
   /* The kernel refuses entries smaller than its largest request. */
   size_t pages = (out.flags & FUSE_MAX_PAGES) ? out.max_pages : 32;
-  size_t need = pages * 4096;
+  long page = sysconf(_SC_PAGESIZE);
+  size_t need = pages * (size_t)(page > 0 ? page : 4096);
   if (need < out.max_write)
     need = out.max_write;
   if (need < 8192)
@@ -417,9 +447,20 @@ int sstfs_uring_attach(struct fuse_session *se,
   static const struct fuse_custom_io io = {.writev = u_writev,
                                            .read = u_read};
   U.se = se;
-  U.fd = fuse_session_fd(se);
   U.log = log;
-  return fuse_session_custom_io(se, &io, U.fd);
+  /* The rings get a descriptor of their own: fuse_unmount() closes the
+   * session's while the queue threads may still be answering. */
+  U.fd = fcntl(fuse_session_fd(se), F_DUPFD_CLOEXEC, 3);
+  if (U.fd < 0) {
+    U.se = NULL;
+    return -errno;
+  }
+  int rc = fuse_session_custom_io(se, &io, fuse_session_fd(se));
+  if (rc != 0) {
+    close(U.fd);
+    U.se = NULL;
+  }
+  return rc;
 }
 
 int sstfs_uring_built(void) {
@@ -432,6 +473,9 @@ uint64_t sstfs_uring_detach(void) {
     if (U.q[i].running)
       pthread_join(U.q[i].thread, NULL);
   free_queues();
+  if (U.se != NULL)
+    close(U.fd);
+  U.se = NULL;
   return __atomic_load_n(&U.served, __ATOMIC_RELAXED);
 }
 

@@ -24,8 +24,12 @@ struct fuse_session;
 
 /* Called after the session is mounted and before its loop runs. log gets
  * one line per problem. Returns 0, or -errno if the session's I/O could
- * not be taken over (the session then works as before). Built without
- * liburing, it does nothing and returns 0. */
+ * not be taken over (the session then works as before, through
+ * /dev/fuse). Built without liburing, it does nothing and returns 0.
+ * Once the kernel uses the rings, a queue that fails ends the mount with
+ * SIGTERM: requests from its CPU could not be answered otherwise. The
+ * queue threads run file system callbacks concurrently with the
+ * session's loop, even a single-threaded (-s) one. */
 int sstfs_uring_attach(struct fuse_session *se,
                        void (*log)(const char *fmt, ...));
 

@@ -7,9 +7,10 @@
 #   started here gets -o nouring: requests go through /dev/fuse whatever
 #   the kernel offers. With uring the script sets the fuse module's
 #   enable_uring (putting the old value back at the end), so requests go
-#   through io_uring (fs/uring.c), and checks that they did. ctest runs the
-#   uring one alone (RUN_SERIAL): turning enable_uring off makes the kernel
-#   refuse the replies of a daemon already using io_uring.
+#   through io_uring (fs/uring.c), and checks that they did; also that a
+#   daemon already using io_uring keeps working when enable_uring is
+#   turned off. ctest runs the uring one alone (RUN_SERIAL), as it changes
+#   a kernel setting that other tests' daemons would see.
 #
 # Prints "ok - NAME" or "not ok - NAME" per check (with details on "#"
 # lines after a failure), then "N passed, M failed". Exits non-zero if any
@@ -729,6 +730,23 @@ for t in escape tree; do
     check "$t: -o nouring: no request went through io_uring" [ -z "$served" ]
   fi
 done
+
+# ---- io_uring: the kernel setting turned off under a running mount ---------
+
+if [ "$MODE" = uring ] && stage_fg toggle "$WORK/toggle.sstable"; then
+  echo one >"$MNT/a" 2>err
+  echo N >"$URING_PARAM"
+  run timeout 20 sh -c 'echo two >"$1/b" && cat "$1/a" "$1/b"' sh "$MNT"
+  echo Y >"$URING_PARAM"
+  check "enable_uring turned off under the mount: it keeps working" eval \
+    'status_is 0 && [ "$(cat out)" = "$(printf "one\ntwo")" ]'
+  commit toggle
+  check "enable_uring turned off under the mount: the commit holds both files" eval \
+    'status_is 0 && [ "${status[toggle]}" = 0 ] &&
+     [ "$("$SST" get toggle.sstable b 2>&1)" = two ]'
+  check "enable_uring turned off under the mount: served through io_uring" \
+    grep -q "requests were served through io_uring" log/toggle
+fi
 
 # ---- 9, 10. what a table cannot hold ---------------------------------------
 
