@@ -580,7 +580,17 @@ if mount_fg rdplus bigdir.sstable -d; then
      [ $(($(requests LOOKUP) - lookups)) -le 2 ]'
   listed=$(($(requests READDIR) + $(requests READDIRPLUS)))
   run ls "$MNT/big"
-  check "a third listing: from the kernel's cache, same names" eval \
+  again=""
+  # Once, under ctest -j2 beside the other suites, the third listing
+  # reached the daemon (cause not found: the kernel keeps this cache in
+  # the directory's page cache and may drop it). Then one more listing
+  # must come from the cache, and the check's name says it was retried.
+  if [ $(($(requests READDIR) + $(requests READDIRPLUS))) -ne "$listed" ]; then
+    listed=$(($(requests READDIR) + $(requests READDIRPLUS)))
+    run ls "$MNT/big"
+    again=" (on a second try: the first reached the daemon)"
+  fi
+  check "a third listing: from the kernel's cache, same names$again" eval \
     'status_is 0 && sort out | cmp -s - bigdir.names &&
      [ $(($(requests READDIR) + $(requests READDIRPLUS))) -eq "$listed" ]'
   unmount_fg rdplus
