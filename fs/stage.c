@@ -390,11 +390,17 @@ static int open_staged(const char *path, int flags, mode_t mode,
                        struct fuse_file_info *fi) {
   const char *r;
   int dfd = at(path, &r);
-  int rc = dfd == S.tree_fd ? make_parents(S.tree_fd, r) : 0;
-  if (rc)
-    return -rc;
-  int fd = openat(dfd, r, (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC,
-                  mode);
+  flags = (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC;
+  int fd = openat(dfd, r, flags, mode);
+  /* The parent is missing from tree/ only where it is a base directory
+   * with nothing staged under it yet. */
+  if (fd < 0 && errno == ENOENT && (flags & O_CREAT) && dfd == S.tree_fd &&
+      strchr(r, '/')) {
+    int rc = make_parents(S.tree_fd, r);
+    if (rc)
+      return -rc;
+    fd = openat(dfd, r, flags, mode);
+  }
   if (fd < 0)
     return -errno;
   handle *h = malloc(sizeof *h);

@@ -256,12 +256,14 @@ static void *queue_main(void *arg) {
   while (live > 0 && !__atomic_load_n(&U.stop, __ATOMIC_RELAXED)) {
     struct io_uring_cqe *cqe;
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 200000000};
-    rc = io_uring_wait_cqe_timeout(&ring, &cqe, &ts);
+    /* One system call sends the replies prepared in the last pass and
+     * waits for the next requests. */
+    rc = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
     if (rc == -ETIME || rc == -EINTR)
       continue;
     if (rc < 0) {
       if (served)
-        give_up(q->qid, "waiting", -rc);
+        give_up(q->qid, "sending replies and waiting for requests", -rc);
       else
         U.log("io_uring queue %d: %s; requests go through /dev/fuse",
               q->qid, strerror(-rc));
@@ -297,12 +299,9 @@ static void *queue_main(void *arg) {
                (uint16_t)q->qid, e->hdr->ent.commit_id);
     }
     io_uring_cq_advance(&ring, seen);
-    rc = io_uring_submit(&ring);
-    if (rc < 0) {
-      give_up(q->qid, "sending replies", -rc);
-      break;
-    }
   }
+  if (io_uring_sq_ready(&ring) > 0 && (rc = io_uring_submit(&ring)) < 0)
+    give_up(q->qid, "sending replies", -rc);
   /* Leaving cancels the entries still waiting in the kernel. */
   io_uring_queue_exit(&ring);
   return NULL;
