@@ -17,9 +17,11 @@
  *
  * When the mount ends, the union of tree/ and the base becomes OUT through
  * the library's writer (temporary file, fsync, rename), and the staging
- * area is removed. If the commit fails, the area stays, with the reason in
- * `error`, and `sstfs --stage ... -o resume` picks it up again. Names map
- * to keys through the same codec as the read-only mount (docs/PATHS.md).
+ * area is removed. If the commit fails, the area stays, with the reason
+ * in `error`, and `sstfs --stage ... -o resume` picks it up again. An
+ * fsync of the mount's root (`sync MOUNTPOINT`) writes OUT the same way
+ * while the mount goes on. Names map to keys through the same codec as
+ * the read-only mount (docs/PATHS.md).
  *
  * The daemon uses libfuse's path-based API: staging is dominated by writes,
  * and paths map directly onto the staging tree.
@@ -34,6 +36,7 @@
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +77,10 @@ typedef struct stage {
   size_t nbase;
   sst_tree *base_tree;
   int foreground;
+  /* Taken shared by every operation that changes the staging area, and
+   * exclusively by a commit while mounted (st_fsyncdir), so that such a
+   * commit sees no change half done. */
+  pthread_rwlock_t lock;
 } stage;
 
 static stage S; /* one staging mount per process */
@@ -762,24 +769,74 @@ static void *st_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
   return NULL;
 }
 
+static int commit(char *err, size_t errlen);
+
+/* fsync of a directory. On the mount's root it writes OUT from what is
+ * staged now, as the end of the mount would, and the mount goes on
+ * (`sync MOUNTPOINT`); the staging area stays, and the end of the mount
+ * writes OUT again. Elsewhere it makes the staging area durable. */
+static int st_fsyncdir(const char *path, int datasync,
+                       struct fuse_file_info *fi) {
+  (void)datasync, (void)fi;
+  if (strcmp(path, "/") != 0)
+    return syncfs(S.tree_fd) == 0 ? 0 : -errno;
+  char err[PATH_MAX + 512] = "";
+  pthread_rwlock_wrlock(&S.lock);
+  int rc = commit(err, sizeof err);
+  pthread_rwlock_unlock(&S.lock);
+  if (rc == 0)
+    return 0;
+  log_msg("commit of %s on sync of the mount failed: %s; the mount goes on",
+          S.out, err);
+  return rc == ENOSPC || rc == EDQUOT ? -rc : -EIO;
+}
+
+/* The operations that change the staging area, under S.lock. */
+#define SHARED(name, params, args)                                             \
+  static int shared_##name params {                                            \
+    pthread_rwlock_rdlock(&S.lock);                                            \
+    int rc = name args;                                                        \
+    pthread_rwlock_unlock(&S.lock);                                            \
+    return rc;                                                                 \
+  }
+SHARED(st_mkdir, (const char *p, mode_t m), (p, m))
+SHARED(st_create, (const char *p, mode_t m, struct fuse_file_info *fi),
+       (p, m, fi))
+SHARED(st_open, (const char *p, struct fuse_file_info *fi), (p, fi))
+SHARED(st_write,
+       (const char *p, const char *b, size_t n, off_t o,
+        struct fuse_file_info *fi),
+       (p, b, n, o, fi))
+SHARED(st_truncate, (const char *p, off_t n, struct fuse_file_info *fi),
+       (p, n, fi))
+SHARED(st_unlink, (const char *p), (p))
+SHARED(st_rmdir, (const char *p), (p))
+SHARED(st_rename, (const char *f, const char *t, unsigned int fl), (f, t, fl))
+SHARED(st_chmod, (const char *p, mode_t m, struct fuse_file_info *fi),
+       (p, m, fi))
+SHARED(st_utimens,
+       (const char *p, const struct timespec tv[2], struct fuse_file_info *fi),
+       (p, tv, fi))
+
 static const struct fuse_operations stage_ops = {
     .init = st_init,
     .getattr = st_getattr,
     .readdir = st_readdir,
-    .mkdir = st_mkdir,
-    .create = st_create,
-    .open = st_open,
+    .mkdir = shared_st_mkdir,
+    .create = shared_st_create,
+    .open = shared_st_open,
     .read = st_read,
-    .write = st_write,
+    .write = shared_st_write,
     .fsync = st_fsync,
+    .fsyncdir = st_fsyncdir,
     .release = st_release,
-    .truncate = st_truncate,
-    .unlink = st_unlink,
-    .rmdir = st_rmdir,
-    .rename = st_rename,
-    .chmod = st_chmod,
+    .truncate = shared_st_truncate,
+    .unlink = shared_st_unlink,
+    .rmdir = shared_st_rmdir,
+    .rename = shared_st_rename,
+    .chmod = shared_st_chmod,
     .chown = st_chown,
-    .utimens = st_utimens,
+    .utimens = shared_st_utimens,
     .statfs = st_statfs,
     .mknod = st_mknod,
     .symlink = st_symlink,
@@ -1217,6 +1274,13 @@ static const char stage_usage[] =
     "    the staging area is kept for a later resume. In the foreground\n"
     "    (-f), sstfs --stage exits with the status of the commit.\n"
     "\n"
+    "    sync MOUNTPOINT (an fsync of the mount's root directory) writes OUT\n"
+    "    from what is staged at that moment and leaves the mount as it is:\n"
+    "    changes under way finish first, later ones wait until OUT is\n"
+    "    written. sync exits 0 only if OUT was written. The end of the\n"
+    "    mount writes OUT again. An fsync of any other directory makes the\n"
+    "    staging area durable and writes no table.\n"
+    "\n"
     "OPTIONS\n"
     "    --base TABLE      start from TABLE's contents (read from TABLE\n"
     "                      until changed); several --base stack, the last\n"
@@ -1247,7 +1311,8 @@ static const char stage_usage[] =
     "EXAMPLES\n"
     "    sstfs --stage new.sstable /mnt/new && cp -a data/. /mnt/new/ &&\n"
     "        sstfs --unmount /mnt/new\n"
-    "    sstfs --stage v2.sstable /mnt/v2 --base v1.sstable\n";
+    "    sstfs --stage v2.sstable /mnt/v2 --base v1.sstable\n"
+    "    sync /mnt/v2     # v2.sstable now holds the tree as it is\n";
 
 enum { KEY_STAGE, KEY_HELP };
 
@@ -1433,6 +1498,13 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     goto out_area;
   }
   free(mopts);
+  pthread_rwlockattr_t la;
+  pthread_rwlockattr_init(&la);
+  /* A commit waits for the changes under way, not for every later one. */
+  pthread_rwlockattr_setkind_np(&la,
+                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&S.lock, &la);
+  pthread_rwlockattr_destroy(&la);
   fuse = fuse_new(&args, &stage_ops, sizeof stage_ops, NULL);
   if (fuse == NULL)
     goto out_area;

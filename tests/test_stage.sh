@@ -33,6 +33,9 @@
 #    written before stays intact;
 #  - a failed commit: sstfs --unmount and the foreground daemon exit 1,
 #    the area is kept with its error, and a resume then commits;
+#  - sync of the mount's root writes OUT while the mount goes on (also
+#    during a copy, and failing with EIO when OUT cannot be written); sync
+#    of another directory writes no table;
 #  - an existing OUT, an area of another target, an area in use: refused;
 #  - links, symlinks, devices, FIFOs and xattrs fail with a log line;
 #    empty directories are dropped.
@@ -1080,6 +1083,62 @@ if stage_fg fail "$OUT7" -o "stagedir=$AREA7"; then
   "$SST" get "$OUT7" fail.bin >got.bin 2>err
   check "a failed commit: then the table holds the files" eval \
     'cmp -s got.bin fail.bin && [ "$(keys "$OUT7" | tr "\n" " ")" = "fail.bin sub/kept " ]'
+fi
+
+# ---- 11. sync of the mount's root: a commit while mounted ------------------
+
+mkdir outdir11
+OUT11=$WORK/outdir11/live.sstable
+if stage_fg live "$OUT11" -o "stagedir=$WORK/area11"; then
+  allow[live]='commit of .* on sync of the mount failed: .*; the mount goes on'
+  echo one >"$MNT/a" && mkdir "$MNT/d" && echo two >"$MNT/d/b"
+  exec {held}>"$MNT/held"
+  echo first >&"$held"
+  run sync "$MNT"
+  check "sync of the root: exits 0 and writes OUT while mounted" eval \
+    'status_is 0 && is_mounted "$MNT" &&
+     [ "$(keys "$OUT11" | tr "\n" " ")" = "a d/b held " ] &&
+     [ "$("$SST" get "$OUT11" held)" = first ] &&
+     [ "$("$SST" get "$OUT11" d/b)" = two ]'
+  echo three >"$MNT/c" && rm "$MNT/a" && echo second >&"$held"
+  check "sync of the root: the mount goes on (write, unlink, a file held open)" \
+    eval '[ "$(cat "$MNT/c")" = three ] && [ ! -e "$MNT/a" ] &&
+          [ "$(cat "$MNT/held")" = "$(printf "first\nsecond")" ]'
+  run sync "$MNT/d"
+  check "sync of a subdirectory: exits 0, OUT as it was" eval \
+    'status_is 0 && [ "$(keys "$OUT11" | tr "\n" " ")" = "a d/b held " ]'
+  rm -rf outdir11 # the next commit cannot write OUT
+  run sync "$MNT"
+  check "sync of the root, the commit failing: sync fails (EIO), the mount goes on" \
+    eval '[ "$rc" -ne 0 ] && err_has "Input/output error" && is_mounted "$MNT" &&
+          [ "$(cat "$MNT/c")" = three ] && grep -q "on sync of the mount failed: .*outdir11" log/live'
+  mkdir outdir11
+  exec {held}>&-
+  commit live
+  check "sync of the root, then sstfs --unmount: OUT holds the final tree" \
+    eval 'status_is 0 && [ "${status[live]}" = 0 ] &&
+          [ "$(keys "$OUT11" | tr "\n" " ")" = "c d/b held " ] &&
+          [ "$("$SST" get "$OUT11" held)" = "$(printf "first\nsecond")" ]'
+fi
+
+# Commits while a copy goes on: each waits for the operations under way
+# and holds the later ones back until OUT is written.
+if stage_fg livecp "$WORK/livecp.sstable"; then
+  cp -r src/. "$MNT/" &
+  cp_pid=$!
+  syncs=0
+  for _ in 1 2 3 4 5; do
+    sync "$MNT" && syncs=$((syncs + 1))
+  done
+  wait "$cp_pid"
+  rc=$?
+  check "five syncs of the root during a cp -r: all exit 0, and so does cp" \
+    eval '[ "$syncs" = 5 ] && status_is 0'
+  commit livecp
+  "$SST" dump livecp.sstable >livecp.dump 2>err
+  "$SST" dump tree.sstable >tree.dump 2>>err
+  check "then sstfs --unmount: the table is the packed tree's (sst dump)" \
+    eval 'status_is 0 && cmp -s livecp.dump tree.dump'
 fi
 
 # ---- 5. SIGKILL in the middle of a copy, then -o resume --------------------
