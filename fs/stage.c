@@ -83,7 +83,9 @@ typedef struct stage {
   pthread_rwlock_t lock;
 } stage;
 
-static stage S; /* one staging mount per process */
+/* One staging mount per process. A commit while mounted waits for the
+ * changes under way, not for every later one: the lock prefers writers. */
+static stage S = {.lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP};
 
 static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_msg(const char *fmt, ...) {
@@ -1498,13 +1500,6 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     goto out_area;
   }
   free(mopts);
-  pthread_rwlockattr_t la;
-  pthread_rwlockattr_init(&la);
-  /* A commit waits for the changes under way, not for every later one. */
-  pthread_rwlockattr_setkind_np(&la,
-                                PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(&S.lock, &la);
-  pthread_rwlockattr_destroy(&la);
   fuse = fuse_new(&args, &stage_ops, sizeof stage_ops, NULL);
   if (fuse == NULL)
     goto out_area;
