@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
 
 #include "internal.h"

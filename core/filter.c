@@ -1,6 +1,7 @@
 #include "filter.h"
 
 #include <string.h>
+#define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
 
 #include "internal.h"

@@ -227,15 +227,20 @@ int sst_path_to_key(const char *path, unsigned flags, uint8_t *key,
 /* ------------------------------------------------------------------ */
 /* The tree view.                                                      */
 
+#define OP_POOL_MAX 16 /* sets of scratch space kept for reuse */
+
 struct sst_tree {
   const sst_reader **readers; /* the stack, readers[n - 1] on top */
   size_t n;
   int flat;
-  uint64_t id; /* tells a thread's cached scratch space which tree it is for */
   uint64_t keys_listed; /* keys read by listings, for sst_tree_keys_listed */
+  /* Scratch space of finished operations, the last one returned on top:
+   * there are as many sets as calls ever ran at once, not one per thread,
+   * and the next call gets the set whose pages were used last. */
+  pthread_mutex_t pool_lock;
+  struct op *pool[OP_POOL_MAX];
+  size_t npool;
 };
-
-static uint64_t next_tree_id = 1;
 
 /* Inode numbers: a file is its entry's position times two; a directory is
  * odd, with the length of its key prefix in bits 1..17 and the position of
@@ -272,7 +277,7 @@ int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
   memcpy(t->readers, readers, n * sizeof *readers);
   t->n = n;
   t->flat = (flags & SST_PATH_FLAT) != 0;
-  t->id = __atomic_fetch_add(&next_tree_id, 1, __ATOMIC_RELAXED);
+  pthread_mutex_init(&t->pool_lock, NULL);
   *out = t;
   return 0;
 }
@@ -281,8 +286,6 @@ int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
  * (64 KiB keys), so they live on the heap, one set per call. */
 typedef struct op {
   sst_tree *t;
-  uint64_t tree_id;
-  int in_use;
   sst_iter *it, *probe;
   uint8_t *prefix; /* the directory's key prefix */
   size_t prefix_len, cstart; /* cstart: where its unfinished component starts */
@@ -318,60 +321,45 @@ static int op_init(op *o, sst_tree *t) {
   return 0;
 }
 
-/* Each thread keeps one op for the tree it used last, so a FUSE request
- * does not allocate and free its scratch space. A call made while the
- * thread's op is busy (from a listing callback) gets a fresh one. */
-static pthread_key_t op_cache_key;
-static pthread_once_t op_cache_once = PTHREAD_ONCE_INIT;
-
-static void op_destroy(void *p) {
-  op_free(p);
-  free(p);
-}
-
-static void op_cache_init(void) { pthread_key_create(&op_cache_key, op_destroy); }
-
+/* Takes a set of scratch space from the tree's pool, or makes one. */
 static op *op_get(sst_tree *t) {
-  pthread_once(&op_cache_once, op_cache_init);
-  op *o = pthread_getspecific(op_cache_key);
-  if (o != NULL && !o->in_use && o->tree_id == t->id) {
-    o->in_use = 1;
+  op *o = NULL;
+  pthread_mutex_lock(&t->pool_lock);
+  if (t->npool > 0)
+    o = t->pool[--t->npool];
+  pthread_mutex_unlock(&t->pool_lock);
+  if (o != NULL)
     return o;
-  }
-  int cache = o == NULL || !o->in_use;
-  if (o != NULL && cache) {
-    pthread_setspecific(op_cache_key, NULL);
-    op_destroy(o);
-  }
   if ((o = malloc(sizeof *o)) == NULL || op_init(o, t) != 0) {
     free(o);
     return NULL;
   }
-  o->tree_id = t->id;
-  o->in_use = 1;
-  if (cache && pthread_setspecific(op_cache_key, o) != 0)
-    cache = 0;
-  if (!cache)
-    o->in_use = 2; /* not cached: freed by op_put */
   return o;
 }
 
+/* Gives it back for the next call, or frees it when the pool is full. */
 static void op_put(op *o) {
-  if (o->in_use == 2)
-    op_destroy(o);
-  else
-    o->in_use = 0;
+  sst_tree *t = o->t;
+  pthread_mutex_lock(&t->pool_lock);
+  if (t->npool < OP_POOL_MAX) {
+    t->pool[t->npool++] = o;
+    o = NULL;
+  }
+  pthread_mutex_unlock(&t->pool_lock);
+  if (o != NULL) {
+    op_free(o);
+    free(o);
+  }
 }
 
 void sst_tree_close(sst_tree *t) {
   if (t == NULL)
     return;
-  pthread_once(&op_cache_once, op_cache_init);
-  op *o = pthread_getspecific(op_cache_key);
-  if (o != NULL && o->tree_id == t->id && !o->in_use) {
-    pthread_setspecific(op_cache_key, NULL);
-    op_destroy(o);
+  for (size_t i = 0; i < t->npool; i++) {
+    op_free(t->pool[i]);
+    free(t->pool[i]);
   }
+  pthread_mutex_destroy(&t->pool_lock);
   free(t->readers);
   free(t);
 }

@@ -77,15 +77,18 @@ typedef struct stage {
   size_t nbase;
   sst_tree *base_tree;
   int foreground;
-  /* Taken shared by every operation that changes the staging area, and
-   * exclusively by a commit while mounted (st_fsyncdir), so that such a
-   * commit sees no change half done. */
-  pthread_rwlock_t lock;
 } stage;
 
-/* One staging mount per process. A commit while mounted waits for the
- * changes under way, not for every later one: the lock prefers writers. */
-static stage S = {.lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP};
+/* One staging mount per process (zeroed, so it takes no room in the
+ * binary). */
+static stage S;
+
+/* Taken shared by every operation that changes the staging area, and
+ * exclusively by a commit while mounted (st_fsyncdir), so that such a
+ * commit sees no change half done. A commit waits for the changes under
+ * way, not for every later one: the lock prefers writers. */
+static pthread_rwlock_t stage_lock =
+    PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
 static void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void log_msg(const char *fmt, ...) {
@@ -783,9 +786,9 @@ static int st_fsyncdir(const char *path, int datasync,
   if (strcmp(path, "/") != 0)
     return syncfs(S.tree_fd) == 0 ? 0 : -errno;
   char err[PATH_MAX + 512] = "";
-  pthread_rwlock_wrlock(&S.lock);
+  pthread_rwlock_wrlock(&stage_lock);
   int rc = commit(err, sizeof err);
-  pthread_rwlock_unlock(&S.lock);
+  pthread_rwlock_unlock(&stage_lock);
   if (rc == 0)
     return 0;
   log_msg("commit of %s on sync of the mount failed: %s; the mount goes on",
@@ -793,12 +796,12 @@ static int st_fsyncdir(const char *path, int datasync,
   return rc == ENOSPC || rc == EDQUOT ? -rc : -EIO;
 }
 
-/* The operations that change the staging area, under S.lock. */
+/* The operations that change the staging area, under stage_lock. */
 #define SHARED(name, params, args)                                             \
   static int shared_##name params {                                            \
-    pthread_rwlock_rdlock(&S.lock);                                            \
+    pthread_rwlock_rdlock(&stage_lock);                                            \
     int rc = name args;                                                        \
-    pthread_rwlock_unlock(&S.lock);                                            \
+    pthread_rwlock_unlock(&stage_lock);                                            \
     return rc;                                                                 \
   }
 SHARED(st_mkdir, (const char *p, mode_t m), (p, m))
