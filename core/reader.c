@@ -506,6 +506,15 @@ static int check_by_pread(const sst_reader *r, const sst_entry *e,
   return rc;
 }
 
+int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
+  int rc = sst_pread_all(r->fd, buf, (size_t)e->value_len, e->value_offset);
+  if (rc)
+    return rc;
+  return sst_checksum(buf, (size_t)e->value_len) == e->value_checksum
+             ? 0
+             : SST_ECHECKSUM;
+}
+
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
   const uint8_t *p = r->data + e->value_offset;
   uint64_t len = e->value_len;

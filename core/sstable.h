@@ -232,6 +232,12 @@ int sst_reader_value(const sst_reader *r, const sst_entry *e,
 /* Checks a value's checksum, whatever verify_values says. */
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e);
 
+/* Reads a whole value into buf (at least e->value_len bytes) with pread,
+ * not through the mapping, and checks its checksum on those bytes.
+ * SST_ECHECKSUM when they do not match; errno from pread, or
+ * SST_ETRUNCATED for a value that ends past the end of the file. */
+int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf);
+
 /* The whole mapping, for callers that serve byte ranges of a value after
  * checking it once (value bytes are data + value_offset). */
 const uint8_t *sst_reader_data(const sst_reader *r);

@@ -18,7 +18,11 @@ int sstfs_daemonize(int foreground) {
     fprintf(stderr, "sstfs: pipe: %s\n", strerror(errno));
     return -1;
   }
-  pid_t pid = fork();
+  /* _Fork: the process has one thread here, but once it has started any
+   * (sstfs binds thread start-up before detaching), fork() runs glibc's
+   * multi-threaded child-side resets, which map several more pages of libc
+   * into the daemon for locks that no other thread can hold. */
+  pid_t pid = _Fork();
   if (pid < 0) {
     fprintf(stderr, "sstfs: fork: %s\n", strerror(errno));
     close(ready[0]);

@@ -13,7 +13,9 @@
  * the session's controlling terminal, but never reads or writes it. The
  * parent exits 0 once the child is set up, 1 if the child fails first.
  * With foreground set, it only changes directory to "/". Returns 0 (in
- * the child) or -1 with a message on stderr. */
+ * the child) or -1 with a message on stderr. Call it while the process
+ * runs a single thread: the child is made with _Fork(), which skips
+ * fork()'s handlers. */
 int sstfs_daemonize(int foreground);
 
 #endif

@@ -47,6 +47,11 @@ typedef struct config {
  * memory stays flat whatever is read. A value that falls out is simply
  * checked again. */
 #define CHECKED_SLOTS 4096
+/* Values up to this size are read with pread and sent from a buffer on the
+ * stack: libfuse would not splice them anyway (it copies replies under two
+ * pages through a page-aligned allocation of its own, which scatters the
+ * heap), and reading them whole lets each read check the bytes it sends. */
+#define SMALL_VALUE 8192
 #define LISTED_SLOTS 4096
 #define LOGGED_SLOTS 256
 
@@ -155,6 +160,16 @@ static size_t slot_of(uint64_t offset, size_t slots) {
   return (size_t)((offset * 0x9E3779B97F4A7C15ull) >> 40) % slots;
 }
 
+/* A value that failed its check: one log line per value, whatever the
+ * number of reads. Returns rc. */
+static int value_failed(sstfs *fs, fuse_ino_t ino, const sst_entry *e, int rc) {
+  uint64_t tag = e->value_offset * fs->n + e->source + 1;
+  uint64_t *logged = &fs->logged[slot_of(tag, LOGGED_SLOTS)];
+  if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
+    log_bad_value(fs, ino, rc);
+  return rc;
+}
+
 /* Checks an entry's value, once per value while it stays in the table. */
 static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
   uint64_t tag = e->value_offset * fs->n + e->source + 1;
@@ -166,10 +181,7 @@ static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
     __atomic_store_n(slot, tag, __ATOMIC_RELAXED);
     return 0;
   }
-  uint64_t *logged = &fs->logged[slot_of(tag, LOGGED_SLOTS)];
-  if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
-    log_bad_value(fs, ino, rc);
-  return rc;
+  return value_failed(fs, ino, e, rc);
 }
 
 /* Memory. Key blocks, filters and value checks read the table with pread
@@ -273,6 +285,22 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   int rc = sst_tree_stat(fs->tree, ino, &n);
   if (rc == 0 && n.is_dir)
     rc = EISDIR;
+  if (rc == 0 && n.entry.value_len <= SMALL_VALUE) {
+    /* A small value is read whole and checked on the bytes served. */
+    uint8_t buf[SMALL_VALUE];
+    rc = sst_reader_value_pread(fs->readers[n.entry.source], &n.entry, buf);
+    if (rc == SST_ECHECKSUM)
+      value_failed(fs, ino, &n.entry, rc);
+    if (rc)
+      fuse_reply_err(req, to_errno(rc));
+    else if (off < 0 || (uint64_t)off >= n.entry.value_len)
+      fuse_reply_buf(req, NULL, 0);
+    else {
+      size_t rest = (size_t)(n.entry.value_len - (uint64_t)off);
+      fuse_reply_buf(req, (const char *)buf + off, rest < size ? rest : size);
+    }
+    return;
+  }
   if (rc == 0)
     rc = check_value(fs, ino, &n.entry);
   if (rc) {
@@ -668,11 +696,16 @@ int main(int argc, char *argv[]) {
   /* Static: its slot tables are zero pages until used, instead of 64 KiB
    * of stack written at start-up that the daemon would inherit. */
   static sstfs fs;
-  /* Buffers of 32 KiB and more (the per-thread scratch space of lookups,
-   * listing buffers, libfuse's reply copies) get their own mappings, given
-   * back when freed, instead of staying resident in each worker thread's
-   * malloc arena. */
+  /* Buffers of 32 KiB and more (the scratch space of lookups, listing
+   * buffers) get their own mappings, given back when freed. The heap grows
+   * by no more than it needs (no top pad), so that such a buffer is never
+   * carved from spare room at its top and left resident there. One arena
+   * serves all worker threads: their small allocations go through each
+   * thread's cache without the lock anyway, and every extra arena would
+   * keep pages of its own resident. */
   mallopt(M_MMAP_THRESHOLD, 32 << 10);
+  mallopt(M_TOP_PAD, 0);
+  mallopt(M_ARENA_MAX, 1);
   int status = 1, rc;
 
   if (fuse_opt_parse(&args, &fs.conf, conf_opts, opt_proc) != 0) {
