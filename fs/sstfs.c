@@ -160,10 +160,16 @@ static size_t slot_of(uint64_t offset, size_t slots) {
   return (size_t)((offset * 0x9E3779B97F4A7C15ull) >> 40) % slots;
 }
 
+/* What the checked and logged slots record of a value: unique in the
+ * stack of tables, never 0. */
+static uint64_t value_tag(const sstfs *fs, const sst_entry *e) {
+  return e->value_offset * fs->n + e->source + 1;
+}
+
 /* A value that failed its check: one log line per value, whatever the
  * number of reads. Returns rc. */
 static int value_failed(sstfs *fs, fuse_ino_t ino, const sst_entry *e, int rc) {
-  uint64_t tag = e->value_offset * fs->n + e->source + 1;
+  uint64_t tag = value_tag(fs, e);
   uint64_t *logged = &fs->logged[slot_of(tag, LOGGED_SLOTS)];
   if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
     log_bad_value(fs, ino, rc);
@@ -172,7 +178,7 @@ static int value_failed(sstfs *fs, fuse_ino_t ino, const sst_entry *e, int rc) {
 
 /* Checks an entry's value, once per value while it stays in the table. */
 static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
-  uint64_t tag = e->value_offset * fs->n + e->source + 1;
+  uint64_t tag = value_tag(fs, e);
   uint64_t *slot = &fs->checked[slot_of(tag, CHECKED_SLOTS)];
   if (__atomic_load_n(slot, __ATOMIC_RELAXED) == tag)
     return 0;

@@ -799,9 +799,9 @@ static int st_fsyncdir(const char *path, int datasync,
 /* The operations that change the staging area, under stage_lock. */
 #define SHARED(name, params, args)                                             \
   static int shared_##name params {                                            \
-    pthread_rwlock_rdlock(&stage_lock);                                            \
+    pthread_rwlock_rdlock(&stage_lock);                                        \
     int rc = name args;                                                        \
-    pthread_rwlock_unlock(&stage_lock);                                            \
+    pthread_rwlock_unlock(&stage_lock);                                        \
     return rc;                                                                 \
   }
 SHARED(st_mkdir, (const char *p, mode_t m), (p, m))
