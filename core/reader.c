@@ -124,7 +124,11 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   else
     sst_reader_options_init(&r->o);
   int rc = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer, and a
+   * device could wait for its carrier, before the check below refuses
+   * them. It is cleared again for the regular file, whose descriptor
+   * callers read through (io_uring answers EAGAIN on a non-blocking one). */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
     rc = sst_error_set(err, errno, "%s: %s", path, strerror(errno));
@@ -133,6 +137,11 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   if (!S_ISREG(st.st_mode)) {
     rc = sst_error_set(err, S_ISDIR(st.st_mode) ? EISDIR : SST_ENOTTABLE,
                        "%s: not a regular file", path);
+    goto fail;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+    rc = sst_error_set(err, errno, "%s: fcntl: %s", path, strerror(errno));
     goto fail;
   }
   r->size = (uint64_t)st.st_size;

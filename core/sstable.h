@@ -187,8 +187,11 @@ typedef struct sst_reader_options {
 void sst_reader_options_init(sst_reader_options *opts);
 
 /* Opens and maps `path`, checks the header, footer, index and their
- * checksums. Errors: errno from open/mmap, SST_ENOTTABLE, SST_EVERSION,
- * SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM. */
+ * checksums. A path that is not a regular file is refused at once ("PATH:
+ * not a regular file": EISDIR for a directory, SST_ENOTTABLE for a FIFO,
+ * socket or device), without waiting on it: a FIFO with no writer does
+ * not block the open. Errors: errno from open/mmap, SST_ENOTTABLE,
+ * SST_EVERSION, SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM. */
 int sst_reader_open(const char *path, const sst_reader_options *opts,
                     sst_reader **out, sst_error *err);
 

@@ -330,6 +330,22 @@ run "$SST" get blocks.sstable key04999 key00000
 check "get from a table without filter" ok_and_out_is \
   "value 2321 with, a commavalue 5000 with, a comma"
 
+# A FIFO (no writer) or a directory given as a table is refused at once:
+# opening a FIFO must not wait for a writer that never comes.
+mkfifo fifo
+mkdir -p notatable.d
+for args in "info fifo" "verify fifo" "get fifo k" "dump fifo" \
+  "merge -o merged.sstable fruit.sstable fifo"; do
+  # shellcheck disable=SC2086 # the words of $args are the arguments
+  run timeout 5 "$SST" $args
+  check "sst $args: refused at once as not a regular file" eval \
+    'status_is 1 && err_has "fifo: not a regular file"'
+done
+check "a merge with a FIFO input writes nothing" eval '[ ! -e merged.sstable ]'
+run timeout 5 "$SST" info notatable.d
+check "sst info of a directory: not a regular file" eval \
+  'status_is 1 && err_has "notatable.d: not a regular file"'
+
 # ---- verify --------------------------------------------------------------
 
 run "$SST" verify fruit.sstable big.sstable

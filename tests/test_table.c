@@ -2,7 +2,9 @@
  * tables, lookups, iteration, ranges, prefixes, tombstones, options. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -383,6 +385,48 @@ START_TEST(writer_open_errors) {
 }
 END_TEST
 
+/* A FIFO with no writer, a directory: refused at once, not waited on. */
+START_TEST(reader_refuses_non_regular) {
+  alarm(5); /* an open that blocks on the FIFO fails the test by SIGALRM */
+  const char *fifo = tu_path("fifo");
+  ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(fifo, NULL, &r, &err), SST_ENOTTABLE);
+  ck_assert_ptr_null(r);
+  char want[600];
+  snprintf(want, sizeof want, "%s: not a regular file", fifo);
+  ck_assert_str_eq(err.msg, want);
+  unlink(fifo);
+  const char *dir = tu_path("dir");
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  ck_assert_int_eq(sst_reader_open(dir, NULL, &r, &err), EISDIR);
+  snprintf(want, sizeof want, "%s: not a regular file", dir);
+  ck_assert_str_eq(err.msg, want);
+  rmdir(dir);
+  alarm(0);
+}
+END_TEST
+
+/* The descriptor of an open table blocks as usual: O_NONBLOCK, used to
+ * open it, is cleared. */
+START_TEST(reader_fd_is_blocking) {
+  const char *p = tu_path("blocking");
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "k", 1, "v", 1), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  int fl = fcntl(sst_reader_fd(r), F_GETFL);
+  ck_assert_int_ge(fl, 0);
+  ck_assert_int_eq(fl & O_NONBLOCK, 0);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 struct reader_job {
   const sst_reader *r;
   const kv *a;
@@ -478,6 +522,8 @@ int main(void) {
   tcase_add_test(tc, seek_range_prefix);
   tcase_add_test(tc, abort_keeps_old_file);
   tcase_add_test(tc, writer_open_errors);
+  tcase_add_test(tc, reader_refuses_non_regular);
+  tcase_add_test(tc, reader_fd_is_blocking);
   tcase_add_test(tc, concurrent_readers);
   tcase_add_test(tc, info_fields);
   suite_add_tcase(s, tc);
