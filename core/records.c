@@ -388,11 +388,13 @@ int sst_records_next(sst_records *p, const uint8_t **key, size_t *key_len,
     if (len == 0)
       continue;
     size_t at = records_split(p, line, len);
+    /* No delimiter, or an empty key: not a record. (An escaped key is
+     * empty only when its field is.) */
+    if ((at == len || at == 0) && p->opts.skip_bad) {
+      p->skipped++;
+      continue;
+    }
     if (at == len) {
-      if (p->opts.skip_bad) {
-        p->skipped++;
-        continue;
-      }
       char d[5];
       render_byte(p->opts.delimiter, d);
       return records_fail(p, err, SST_EPARSE, "%s:%llu: no '%s' delimiter",

@@ -341,7 +341,8 @@ typedef struct sst_records_options {
   unsigned char delimiter; /* default ',' */
   /* Keys and values carry backslash escapes (\\ \n \r \t \0 \xHH). */
   int escaped;
-  /* Lines without a delimiter are counted and skipped, not an error. */
+  /* Lines without a delimiter or with an empty key are counted and
+   * skipped, not an error. */
   int skip_bad;
 } sst_records_options;
 
@@ -359,7 +360,7 @@ int sst_records_next(sst_records *p, const uint8_t **key, size_t *key_len,
                      const uint8_t **value, size_t *value_len,
                      sst_error *err);
 
-/* Lines read, and lines skipped for having no delimiter. */
+/* Lines read, and lines skipped by skip_bad (no delimiter, empty key). */
 uint64_t sst_records_line_count(const sst_records *p);
 uint64_t sst_records_skipped(const sst_records *p);
 void sst_records_free(sst_records *p);

@@ -156,6 +156,15 @@ printf 'a,1\n\n,x\n' >emptykey.csv
 run "$SST" build emptykey.csv
 check "empty key fails with its line number" eval \
   'status_is 1 && err_has "emptykey.csv:3: empty key"'
+run "$SST" build --skip-bad emptykey.csv
+check "--skip-bad skips a line with an empty key" eval \
+  'status_is 0 && err_has "1 bad lines skipped" && err_has "1 unique keys"'
+run "$SST" dump emptykey.sstable
+check "... and keeps the other records" ok_and_out_is "a,1"
+printf ',v\nb,2\nno delimiter\n,\n' >mixedbad.csv
+run "$SST" build --skip-bad --escape mixedbad.csv
+check "--skip-bad --escape: empty keys and missing delimiters" eval \
+  'status_is 0 && err_has "3 bad lines skipped" && err_has "1 unique keys"'
 
 run "$SST" build -o nope.sstable missing.csv
 check "missing input file" eval 'status_is 1 && err_has "missing.csv"'

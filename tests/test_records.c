@@ -359,10 +359,26 @@ START_TEST(test_empty_key) {
   expect_record(&f, "a", "1");
   expect_error(&f, SST_EPARSE, ":2: empty key");
   feed_close(&f);
-  /* skip_bad skips lines without a delimiter only. */
-  feed_open(&f, ",v\n", ',', 1, 1);
-  expect_error(&f, SST_EPARSE, ":1: empty key");
+  feed_open(&f, "a,1\n,v\n", ',', 1, 0); /* escaped, the same */
+  expect_record(&f, "a", "1");
+  expect_error(&f, SST_EPARSE, ":2: empty key");
   feed_close(&f);
+}
+END_TEST
+
+/* skip_bad skips a line with an empty key as it skips one without a
+ * delimiter, escaped or not, whatever follows the delimiter. */
+START_TEST(test_skip_bad_empty_key) {
+  for (int escaped = 0; escaped <= 1; escaped++) {
+    feed f;
+    feed_open(&f, ",v\na,1\n,\n\n,x,y\r\nb,2\n,", ',', escaped, 1);
+    expect_record(&f, "a", "1");
+    expect_record(&f, "b", "2");
+    expect_end(&f);
+    ck_assert_uint_eq(sst_records_skipped(f.p), 4);
+    ck_assert_uint_eq(sst_records_line_count(f.p), 7);
+    feed_close(&f);
+  }
 }
 END_TEST
 
@@ -730,6 +746,7 @@ static Suite *records_suite(void) {
   tcase_add_test(bad, test_missing_delimiter_final_line);
   tcase_add_test(bad, test_missing_delimiter_rendering);
   tcase_add_test(bad, test_skip_bad);
+  tcase_add_test(bad, test_skip_bad_empty_key);
   tcase_add_test(bad, test_empty_key);
   tcase_add_test(bad, test_oversize_key);
   tcase_add_test(bad, test_oversize_escaped_key);
