@@ -83,10 +83,15 @@ typedef struct sst_writer_options {
 void sst_writer_options_init(sst_writer_options *opts);
 
 /* Creates a writer for `path`. The table is written to a temporary file in
- * the same directory (path + ".tmp.XXXXXX") and renamed onto `path` by
- * sst_writer_finish(), so `path` never holds a partial table. opts may be
- * NULL for defaults. On success *out owns the writer; free it with
- * sst_writer_free(). Errors: errno values from creating the file. */
+ * the same directory (path + ".tmp." + 8 hex digits) and renamed onto
+ * `path` by sst_writer_finish(), so `path` never holds a partial table.
+ * The writer holds flock(LOCK_EX) on its temporary file until then.
+ * Before creating its own, it removes the temporaries of `path` that a
+ * killed writer left: every file in the directory named exactly
+ * path + ".tmp." + 8 hex digits whose flock it can take at once. Those
+ * locked by a live writer are left alone. opts may be NULL for defaults.
+ * On success *out owns the writer; free it with sst_writer_free().
+ * Errors: errno values from creating or locking the file. */
 int sst_writer_open(const char *path, const sst_writer_options *opts,
                     sst_writer **out, sst_error *err);
 

@@ -5,7 +5,16 @@
  * collect in spill buffers and are copied after the last block, so memory
  * stays at one block plus the spill buffers' limits however large the
  * table grows.
+ *
+ * The table is written to OUT.tmp.XXXXXXXX (8 hex digits) beside OUT and
+ * renamed onto OUT at the end. The writer holds flock(LOCK_EX) on that
+ * temporary file from its creation until after the rename, so a lock
+ * that can be taken means its writer is gone (killed, or the machine
+ * stopped). Opening a writer for OUT first removes such temporaries of
+ * OUT; those of live writers stay.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -13,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +42,7 @@ struct sst_writer {
   sst_writer_options o;
   char *path, *tmp_path;
   int fd;
+  int lock_fd; /* holds the temporary file's flock until after the rename */
   int err;          /* sticky first error */
   sst_error errmsg; /* its message */
   int finished;
@@ -128,7 +139,73 @@ static int out_sink(void *ctx, const void *data, size_t len) {
   return out_write(ctx, data, len);
 }
 
-/* Creates `path.tmp.NNNN` exclusively, so the process umask applies. */
+#define TEMP_INFIX ".tmp."
+#define TEMP_DIGITS 8
+
+static int flock_retry(int fd, int op) {
+  int rc;
+  while ((rc = flock(fd, op)) != 0 && errno == EINTR)
+    ;
+  return rc;
+}
+
+static int same_file(const struct stat *a, const struct stat *b) {
+  return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Whether `name` is `base` + ".tmp." + 8 hex digits. */
+static int is_temp_of(const char *name, const char *base, size_t base_len) {
+  size_t infix = sizeof TEMP_INFIX - 1;
+  if (strlen(name) != base_len + infix + TEMP_DIGITS ||
+      memcmp(name, base, base_len) != 0 ||
+      memcmp(name + base_len, TEMP_INFIX, infix) != 0)
+    return 0;
+  for (const char *d = name + base_len + infix; *d != '\0'; d++)
+    if (!isxdigit((unsigned char)*d))
+      return 0;
+  return 1;
+}
+
+/* Removes the temporaries that writers of `path` killed before their
+ * rename left behind: each one whose flock can be taken at once. After
+ * locking, the name must still be the file that was locked, or another
+ * file now bears it and is left alone. Best effort: whatever cannot be
+ * read, opened or locked is kept. */
+static void remove_stale_temps(const char *path) {
+  char dir_buf[PATH_MAX], base_buf[PATH_MAX];
+  if (snprintf(dir_buf, sizeof dir_buf, "%s", path) >= (int)sizeof dir_buf)
+    return;
+  memcpy(base_buf, dir_buf, sizeof base_buf);
+  const char *base = basename(base_buf);
+  size_t base_len = strlen(base);
+  DIR *d = opendir(dirname(dir_buf));
+  if (d == NULL)
+    return;
+  int dfd = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!is_temp_of(e->d_name, base, base_len) ||
+        (e->d_type != DT_REG && e->d_type != DT_UNKNOWN))
+      continue;
+    int fd = openat(dfd, e->d_name,
+                    O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    struct stat locked, named;
+    if (flock_retry(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &locked) == 0 &&
+        S_ISREG(locked.st_mode) &&
+        fstatat(dfd, e->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        same_file(&locked, &named))
+      unlinkat(dfd, e->d_name, 0);
+    close(fd); /* drops the lock */
+  }
+  closedir(d);
+}
+
+/* Creates `path.tmp.XXXXXXXX` exclusively, so the process umask applies,
+ * and locks it. A scan of another writer may have taken the lock between
+ * the create and our flock and removed the file as stale: then the name
+ * no longer leads to the locked file, and another name is tried. */
 static int create_temp(sst_writer *w) {
   size_t n = strlen(w->path) + 40;
   if ((w->tmp_path = malloc(n)) == NULL)
@@ -137,10 +214,28 @@ static int create_temp(sst_writer *w) {
                   (unsigned)(uintptr_t)w;
   for (int attempt = 0; attempt < 100; attempt++) {
     seed = seed * 1103515245u + 12345u;
-    snprintf(w->tmp_path, n, "%s.tmp.%08x", w->path, seed);
+    snprintf(w->tmp_path, n, "%s" TEMP_INFIX "%0*x", w->path, TEMP_DIGITS,
+             seed);
     w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (w->fd >= 0 || errno != EEXIST)
-      return w->fd >= 0 ? 0 : errno;
+    if (w->fd < 0) {
+      if (errno == EEXIST)
+        continue;
+      return errno;
+    }
+    struct stat locked, named;
+    if (flock_retry(w->fd, LOCK_EX) != 0 || fstat(w->fd, &locked) != 0 ||
+        (w->lock_fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+      int rc = errno;
+      unlink(w->tmp_path);
+      close(w->fd);
+      w->fd = -1;
+      return rc;
+    }
+    if (stat(w->tmp_path, &named) == 0 && same_file(&locked, &named))
+      return 0;
+    close(w->lock_fd);
+    close(w->fd);
+    w->lock_fd = w->fd = -1;
   }
   return EEXIST;
 }
@@ -151,7 +246,7 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
   sst_writer *w = calloc(1, sizeof *w);
   if (w == NULL)
     return sst_error_set(err, ENOMEM, "%s: out of memory", path);
-  w->fd = -1;
+  w->fd = w->lock_fd = -1;
   if (opts)
     w->o = *opts;
   else
@@ -179,6 +274,7 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
       (rc = sst_spill_init(&w->index_entries, d, SPILL_MEM_LIMIT)) ||
       (rc = sst_spill_init(&w->index_restarts, d, SPILL_MEM_LIMIT)))
     goto fail;
+  remove_stale_temps(path);
   if ((rc = create_temp(w)) != 0) {
     sst_error_set(err, rc, "%s: cannot create temporary file: %s", path,
                   sst_strerror(rc));
@@ -440,6 +536,8 @@ int sst_writer_finish(sst_writer *w, sst_error *err) {
   if (w->err == 0) {
     free(w->tmp_path);
     w->tmp_path = NULL;
+    close(w->lock_fd); /* the lock is no longer needed once renamed */
+    w->lock_fd = -1;
     if (!w->o.no_sync) {
       int rc = sync_dir(w->path);
       if (rc)
@@ -462,6 +560,8 @@ void sst_writer_free(sst_writer *w) {
     close(w->fd);
   if (w->tmp_path != NULL)
     unlink(w->tmp_path);
+  if (w->lock_fd >= 0) /* after the unlink: no scan finds it unlocked */
+    close(w->lock_fd);
   free(w->tmp_path);
   free(w->path);
   free(w->obuf);

@@ -281,6 +281,48 @@ run "$SST" pack -q special spq.sstable
 check "pack -q still reports skipped entries" eval \
   'status_is 0 && err_has "skipping FIFO" && ! err_has "packed"'
 
+# ---- temporaries left by a killed writer ----------------------------------
+
+# A writer killed before its rename leaves TABLE.tmp.XXXXXXXX behind,
+# unlocked; the next write of TABLE removes it. Files that only look alike
+# and the temporary of a live writer (whose flock is held) stay.
+mkdir tmps
+printf 'stale' >tmps/out.sstable.tmp.0badf00d
+lookalikes="out.sstable.tmp.0badf00 out.sstable.tmp.0badf00dd
+  out.sstable.tmp.0badf00g out.sstable.tmp.0badf00d.x
+  xout.sstable.tmp.0badf00d other.sstable.tmp.0badf00d"
+for f in $lookalikes; do printf 'keep' >"tmps/$f"; done
+ln -s out.sstable.tmp.0badf00d tmps/out.sstable.tmp.5ca1ab1e
+if command -v flock >/dev/null 2>&1; then
+  # One process that holds the lock: the subshell becomes the sleep.
+  (exec 9>tmps/out.sstable.tmp.12345678 && flock 9 && exec sleep 30) &
+  holder=$!
+  for ((i = 0; i < 100; i++)); do
+    flock -n tmps/out.sstable.tmp.12345678 true 2>/dev/null || break
+    sleep 0.05
+  done
+  run "$SST" pack -q src tmps/out.sstable
+  check "a write of TABLE removes a stale TABLE.tmp.XXXXXXXX" eval \
+    'status_is 0 && [ -f tmps/out.sstable ] &&
+     [ ! -e tmps/out.sstable.tmp.0badf00d ]'
+  check "... keeps the temporary a live writer holds locked" \
+    [ -f tmps/out.sstable.tmp.12345678 ]
+  lookalikes_kept() {
+    local f
+    for f in $lookalikes; do [ "$(cat "tmps/$f")" = keep ] || return 1; done
+    [ -L tmps/out.sstable.tmp.5ca1ab1e ]
+  }
+  check "... keeps names that only look alike, and symlinks" lookalikes_kept
+  kill "$holder"
+  wait "$holder" 2>/dev/null
+  run "$SST" build -o tmps/out.sstable flat.csv
+  check "... and removes it once its writer is gone" eval \
+    'status_is 0 && [ ! -e tmps/out.sstable.tmp.12345678 ] && lookalikes_kept &&
+     [ "$(ls tmps | grep -c "^out.sstable.tmp.")" -eq 5 ]'
+else
+  skip "stale temporaries are removed" "no flock(1) (util-linux)"
+fi
+
 # ---- errors --------------------------------------------------------------
 
 run "$SST" pack missing-dir nope.sstable

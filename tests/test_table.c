@@ -1,13 +1,16 @@
 /* test_table.c — the writer and reader together: round trips of random
  * tables, lookups, iteration, ranges, prefixes, tombstones, options. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sstable.h"
@@ -427,6 +430,68 @@ START_TEST(reader_fd_is_blocking) {
 }
 END_TEST
 
+/* Entries of dir whose name starts with prefix. */
+static int count_prefixed(const char *dir, const char *prefix) {
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+  closedir(d);
+  return n;
+}
+
+/* A writer killed by SIGKILL leaves its temporary file; the next writer
+ * of the same table removes it, but never the temporary of a live one. */
+START_TEST(killed_writer_temp_removed) {
+  char dir[512], table[600];
+  snprintf(dir, sizeof dir, "%s", tu_path("killed"));
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  snprintf(table, sizeof table, "%s/t.sstable", dir);
+  const char *temps = "t.sstable.tmp.";
+  int ready[2];
+  ck_assert_int_eq(pipe(ready), 0);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) { /* the writer to kill, stopped in the middle of a table */
+    sst_writer *w;
+    if (sst_writer_open(table, NULL, &w, NULL) != 0 ||
+        sst_writer_add(w, "k", 1, "v", 1) != 0 || write(ready[1], "", 1) != 1)
+      _exit(1);
+    for (;;)
+      pause();
+  }
+  char c;
+  ck_assert_int_eq(read(ready[0], &c, 1), 1);
+  ck_assert_int_eq(count_prefixed(dir, temps), 1);
+
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(table, NULL, &w, NULL), 0);
+  ck_assert_int_eq(count_prefixed(dir, temps), 2); /* the live one stays */
+  sst_writer_free(w);
+  ck_assert_int_eq(count_prefixed(dir, temps), 1);
+
+  kill(pid, SIGKILL);
+  ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+  ck_assert_int_eq(count_prefixed(dir, temps), 1); /* left behind */
+
+  ck_assert_int_eq(sst_writer_open(table, NULL, &w, NULL), 0);
+  ck_assert_int_eq(count_prefixed(dir, temps), 1); /* only w's own */
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "b", 1), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  ck_assert_int_eq(count_prefixed(dir, temps), 0);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(table, NULL, &r, NULL), 0);
+  sst_reader_close(r);
+  close(ready[0]);
+  close(ready[1]);
+  unlink(table);
+  rmdir(dir);
+}
+END_TEST
+
 struct reader_job {
   const sst_reader *r;
   const kv *a;
@@ -524,6 +589,7 @@ int main(void) {
   tcase_add_test(tc, writer_open_errors);
   tcase_add_test(tc, reader_refuses_non_regular);
   tcase_add_test(tc, reader_fd_is_blocking);
+  tcase_add_test(tc, killed_writer_temp_removed);
   tcase_add_test(tc, concurrent_readers);
   tcase_add_test(tc, info_fields);
   suite_add_tcase(s, tc);
