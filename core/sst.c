@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -934,6 +935,62 @@ static void info_print(const char *path, const sst_info *in) {
     printf("filter: none\n");
 }
 
+/* The first line of the staging area's `error` file (why the daemon's
+ * last commit failed), or "" when there is none. */
+static void read_stage_error(const char *area, char *line, size_t size) {
+  line[0] = '\0';
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/error", area) >= (int)sizeof path)
+    return;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  struct stat st;
+  ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                  ? read(fd, line, size - 1)
+                  : -1;
+  close(fd);
+  line[n > 0 ? n : 0] = '\0';
+  line[strcspn(line, "\r\n")] = '\0';
+}
+
+/* For a table that does not exist: what the staging area a staging mount
+ * (sstfs --stage TABLE) keeps beside it, TABLE.stage, says about it. The
+ * daemon leaves the area, with the reason in its `error` file, when a
+ * commit fails; a running or stopped mount has one without. Returns 0 and
+ * leaves note alone when there is no such directory. */
+static int stage_note(const char *table, char *note, size_t size) {
+  char area[PATH_MAX], error[512];
+  struct stat st;
+  if (snprintf(area, sizeof area, "%s.stage", table) >= (int)sizeof area ||
+      stat(area, &st) != 0 || !S_ISDIR(st.st_mode))
+    return 0;
+  read_stage_error(area, error, sizeof error);
+  if (error[0] != '\0')
+    snprintf(note, size,
+             "; the last staging commit of it failed: %s (staging area %s "
+             "is kept; see sstfs --stage --help, -o resume)",
+             error, area);
+  else
+    snprintf(note, size,
+             "; a staging area %s exists (a staging mount is running or was "
+             "stopped; resume it with sstfs --stage %s MOUNTPOINT -o resume)",
+             area, table);
+  return 1;
+}
+
+/* open_table, with what a staging area beside a missing table says. */
+static int info_open(const command *c, const char *path, sst_reader **r) {
+  sst_error err = {0};
+  int rc = sst_reader_open(path, NULL, r, &err);
+  char note[2 * PATH_MAX + 1024];
+  if (rc == ENOENT && err.code == rc && stage_note(path, note, sizeof note))
+    fprintf(stderr, "sst %s: %s%s\n", c->name, err.msg, note);
+  else if (rc != 0)
+    print_failure(c, path, rc, &err);
+  return rc;
+}
+
 static int cmd_info(const command *c, int argc, char **argv) {
   static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
                                            {NULL, 0, NULL, 0}};
@@ -949,7 +1006,7 @@ static int cmd_info(const command *c, int argc, char **argv) {
   int status = EXIT_OK;
   for (int i = optind; i < argc; i++) {
     sst_reader *r;
-    if (open_table(c, argv[i], &r) != 0) {
+    if (info_open(c, argv[i], &r) != 0) {
       status = EXIT_FAIL;
       continue;
     }
@@ -2532,6 +2589,10 @@ static const command commands[] = {
         "    and values, number of key blocks, index interval, index size and\n"
         "    Bloom filter size. Only the footer and index are read: use sst\n"
         "    verify to check the whole file.\n"
+        "\n"
+        "    When TABLE does not exist but the staging area of sstfs --stage\n"
+        "    TABLE, TABLE.stage, does, the error says so, with the reason\n"
+        "    its last commit failed if it left one (TABLE.stage/error).\n"
         "\n"
         "OPTIONS\n"
         "    -h, --help\n"

@@ -335,6 +335,26 @@ run "$SST" info blocks.sstable
 check "--block-keys and --no-filter" eval 'status_is 0 &&
   out_has "index interval: 10 keys per block" && out_has "key blocks: 500" &&
   out_has "filter: none"'
+# A missing table whose staging area (sstfs --stage) is beside it: the
+# message gives the reason its last commit failed, or says it exists.
+mkdir -p staged.sstable.stage/tree
+printf 'cannot write staged.sstable: No space left on device\n' \
+  >staged.sstable.stage/error
+run "$SST" info staged.sstable
+check "info of a missing table whose last staging commit failed" eval \
+  'status_is 1 && err_has "sst info: staged.sstable: No such file or directory; the last staging commit of it failed: cannot write staged.sstable: No space left on device (staging area staged.sstable.stage is kept; see sstfs --stage --help, -o resume)"'
+rm staged.sstable.stage/error
+run "$SST" info staged.sstable fruit.sstable
+check "info of a missing table with a staging area and no error" eval \
+  'status_is 1 && out_has "path: fruit.sstable" && err_has "sst info: staged.sstable: No such file or directory; a staging area staged.sstable.stage exists (a staging mount is running or was stopped; resume it with sstfs --stage staged.sstable MOUNTPOINT -o resume)"'
+run "$SST" info nostage.sstable
+check "info of a missing table without a staging area" eval \
+  'status_is 1 && [ "$(cat err)" = "sst info: nostage.sstable: No such file or directory" ]'
+touch notadir.sstable.stage
+run "$SST" info notadir.sstable
+check "... and with a file, not a directory, of the area'\''s name" eval \
+  'status_is 1 && [ "$(cat err)" = "sst info: notadir.sstable: No such file or directory" ]'
+
 run "$SST" get blocks.sstable key04999 key00000
 check "get from a table without filter" ok_and_out_is \
   "value 2321 with, a commavalue 5000 with, a comma"
