@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -60,5 +61,27 @@ int sstfs_daemonize(int foreground) {
   char c = 0;
   (void)!write(ready[1], &c, 1);
   close(ready[1]);
+  return 0;
+}
+
+int sstfs_check_mountpoint(const char *mountpoint) {
+  struct stat st;
+  if (stat(mountpoint, &st) != 0) {
+    int err = errno;
+    if (err == ENOTCONN)
+      fprintf(stderr,
+              "sstfs: mount point %s: %s: the daemon of a mount there has "
+              "stopped; clear it with: sstfs --unmount %s\n",
+              mountpoint, strerror(err), mountpoint);
+    else
+      fprintf(stderr, "sstfs: mount point %s: %s\n", mountpoint,
+              strerror(err));
+    return -1;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "sstfs: mount point %s: %s\n", mountpoint,
+            strerror(ENOTDIR));
+    return -1;
+  }
   return 0;
 }

@@ -1,4 +1,5 @@
-/* daemon.h — put the sstfs daemon in the background. */
+/* daemon.h — put the sstfs daemon in the background; check its mount
+ * point. */
 #ifndef SSTFS_DAEMON_H
 #define SSTFS_DAEMON_H
 
@@ -17,5 +18,10 @@
  * runs a single thread: the child is made with _Fork(), which skips
  * fork()'s handlers. */
 int sstfs_daemonize(int foreground);
+
+/* Whether mountpoint is a directory one can mount on: 0, or -1 with one
+ * line on stderr naming it and the reason (for a dead mount, how to clear
+ * it). */
+int sstfs_check_mountpoint(const char *mountpoint);
 
 #endif

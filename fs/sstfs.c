@@ -737,6 +737,9 @@ int main(int argc, char *argv[]) {
     status = 2;
     goto out_args;
   }
+  /* A bad mount point is an error (1), not a usage error. */
+  if (sstfs_check_mountpoint(fs.conf.args[fs.conf.nargs - 1]) != 0)
+    goto out_args;
   if (fuse_opt_add_arg(&args, fs.conf.args[fs.conf.nargs - 1]) != 0 ||
       fuse_parse_cmdline(&args, &opts) != 0 || opts.mountpoint == NULL) {
     status = 2;
@@ -781,13 +784,6 @@ int main(int argc, char *argv[]) {
                                 &fs.tree)) != 0) {
     fprintf(stderr, "sstfs: %s: %s\n", first, sst_strerror(rc));
     goto out_reader;
-  }
-  struct stat mst;
-  if (stat(opts.mountpoint, &mst) != 0 || !S_ISDIR(mst.st_mode)) {
-    fprintf(stderr, "sstfs: mount point %s: %s\n", opts.mountpoint,
-            errno && !S_ISDIR(mst.st_mode) ? strerror(errno)
-                                           : "not a directory");
-    goto out_tree;
   }
   if (add_mount_opts(&args, first) != 0) {
     fprintf(stderr, "sstfs: out of memory\n");

@@ -53,6 +53,7 @@
 
 #include "sstable.h"
 #include "sstpath.h"
+#include "area.h"
 #include "daemon.h"
 #include "uring.h"
 
@@ -62,15 +63,19 @@ typedef struct stage_conf {
   char *out, *stagedir;
   char *bases[MAX_BASES];
   int nbases;
-  int overwrite, resume, delta, nouring;
+  char *mnt_arg; /* MOUNTPOINT as given */
+  int overwrite, resume, delta, nouring, keep_incomplete;
   int show_help;
 } stage_conf;
 
 typedef struct stage {
   stage_conf conf;
-  char out[PATH_MAX], dir[PATH_MAX];
-  int dir_fd, tree_fd, wh_fd, tmp_fd;
-  int lock_fd; /* flock'ed while a daemon uses the area (see lock_area) */
+  char out[PATH_MAX], dir[PATH_MAX], mnt[PATH_MAX];
+  int dir_fd, tree_fd, wh_fd, tmp_fd, writing_fd;
+  int lock_fd;     /* flock'ed while a daemon uses the area (see lock_area) */
+  int out_lock_fd; /* OUT.lock, flock'ed likewise (area_lock_out) */
+  int created;     /* this run made the area: a failed start removes it */
+  int is_root;     /* the daemon can give what it stages to its users */
   /* The base: tables stacked, the last on top (one --base each). */
   sst_reader *base[MAX_BASES];
   char base_path[MAX_BASES][PATH_MAX];
@@ -383,51 +388,164 @@ static int is_empty_dir(const char *path) {
   return list_union(&l) == 0 && l.count == 0;
 }
 
+/* The mode bits the staging area keeps of a requested mode: all of them
+ * when the daemon runs as root (it can read what it stages whatever the
+ * mode), else the owner's access on top, so that the commit can read. */
+static mode_t kept_mode(mode_t mode, int is_dir) {
+  mode &= 07777;
+  return S.is_root ? mode : mode | (is_dir ? 0700 : 0600);
+}
+
+/* A new entry belongs to whoever asked for it: the request's uid, and its
+ * gid unless the parent directory is setgid, where it takes the parent's
+ * group as on any Linux file system. The mode is set again after the
+ * chown, which clears setuid and setgid bits. Only a daemon running as
+ * root can give entries away; any other owns what it stages. fd is a new
+ * file's descriptor, or -1 for a new directory, found by dfd and name. */
+static int take_owner(int dfd, const char *name, int fd, mode_t mode) {
+  if (!S.is_root)
+    return 0;
+  struct fuse_context *ctx = fuse_get_context();
+  gid_t gid = ctx->gid;
+  const char *slash = strrchr(name, '/');
+  struct stat parent;
+  int prc;
+  if (slash == NULL) {
+    prc = fstatat(dfd, ".", &parent, 0);
+  } else {
+    char *dir = strndup(name, (size_t)(slash - name));
+    if (dir == NULL)
+      return ENOMEM;
+    prc = fstatat(dfd, dir, &parent, AT_SYMLINK_NOFOLLOW);
+    free(dir);
+  }
+  if (prc != 0)
+    return errno;
+  if (parent.st_mode & S_ISGID) {
+    gid = parent.st_gid;
+    if (fd < 0) /* a new directory inherits the bit */
+      mode |= S_ISGID;
+  }
+  int rc = fd >= 0 ? fchown(fd, ctx->uid, gid)
+                   : fchownat(dfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW);
+  if (rc == 0)
+    rc = fd >= 0 ? fchmod(fd, mode & 07777)
+                 : fchmodat(dfd, name, mode & 07777, 0);
+  return rc == 0 ? 0 : errno;
+}
+
 static int st_mkdir(const char *path, mode_t mode) {
   const char *r = rel(path);
   int rc = make_parents(S.tree_fd, r);
   if (rc)
     return -rc;
-  return mkdirat(S.tree_fd, r, mode | 0700) == 0 ? 0 : -errno;
+  if (mkdirat(S.tree_fd, r, kept_mode(mode, 1)) != 0)
+    return -errno;
+  if ((rc = take_owner(S.tree_fd, r, -1, mode)) != 0) {
+    unlinkat(S.tree_fd, r, AT_REMOVEDIR);
+    return -rc;
+  }
+  return 0;
 }
 
-/* An open file: a staged file's descriptor, or a base value. */
+/* An open file: a staged file's descriptor, or a base value. A staged
+ * file open for writing has a marker in writing/ (area_mark) from its
+ * opening to its close or fsync, and again from its next write. */
 typedef struct handle {
   int fd; /* -1 for a base value */
+  int marked;
   const sst_reader *base;
   uint64_t offset, len;
+  char mark[48];
 } handle;
+
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Marks h as being written (again), unless it is. 0 or an errno value. */
+static int mark(handle *h) {
+  if (__atomic_load_n(&h->marked, __ATOMIC_ACQUIRE))
+    return 0;
+  pthread_mutex_lock(&mark_lock);
+  int rc = 0;
+  struct stat st;
+  if (!h->marked) {
+    if (fstat(h->fd, &st) != 0)
+      rc = errno;
+    else if ((rc = area_mark(S.writing_fd, st.st_ino, h->mark)) == 0)
+      __atomic_store_n(&h->marked, 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&mark_lock);
+  if (rc)
+    log_msg("%s/writing: %s", S.dir, strerror(rc));
+  return rc;
+}
+
+/* h's contents are closed or durable: no longer incomplete. */
+static void unmark(handle *h) {
+  if (!__atomic_load_n(&h->marked, __ATOMIC_ACQUIRE))
+    return;
+  pthread_mutex_lock(&mark_lock);
+  if (h->marked) {
+    area_unmark(S.writing_fd, h->mark);
+    __atomic_store_n(&h->marked, 0, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&mark_lock);
+}
+
+/* openat, telling whether O_CREAT made the file (*created). */
+static int open_created(int dfd, const char *name, int flags, mode_t mode,
+                        int *created) {
+  *created = 0;
+  if (!(flags & O_CREAT))
+    return openat(dfd, name, flags, mode);
+  int fd = openat(dfd, name, flags | O_EXCL, mode);
+  if (fd >= 0)
+    *created = 1;
+  else if (errno == EEXIST && !(flags & O_EXCL))
+    fd = openat(dfd, name, flags & ~O_CREAT, mode);
+  return fd;
+}
 
 static int open_staged(const char *path, int flags, mode_t mode,
                        struct fuse_file_info *fi) {
   const char *r;
-  int dfd = at(path, &r);
+  int dfd = at(path, &r), created, rc;
   flags = (flags & ~O_NOFOLLOW) | O_NOFOLLOW | O_CLOEXEC;
-  int fd = openat(dfd, r, flags, mode);
+  int fd = open_created(dfd, r, flags, kept_mode(mode, 0), &created);
   /* The parent is missing from tree/ only where it is a base directory
    * with nothing staged under it yet. */
   if (fd < 0 && errno == ENOENT && (flags & O_CREAT) && dfd == S.tree_fd &&
       strchr(r, '/')) {
-    int rc = make_parents(S.tree_fd, r);
-    if (rc)
+    if ((rc = make_parents(S.tree_fd, r)) != 0)
       return -rc;
-    fd = openat(dfd, r, flags, mode);
+    fd = open_created(dfd, r, flags, kept_mode(mode, 0), &created);
   }
   if (fd < 0)
     return -errno;
   handle *h = malloc(sizeof *h);
   if (h == NULL) {
-    close(fd);
-    return -ENOMEM;
+    rc = ENOMEM;
+    goto fail;
   }
   h->fd = fd;
+  h->marked = 0;
+  if (created && (rc = take_owner(dfd, r, fd, mode)) != 0)
+    goto fail;
+  if ((flags & O_ACCMODE) != O_RDONLY && (rc = mark(h)) != 0)
+    goto fail;
   fi->fh = (uint64_t)(uintptr_t)h;
   return 0;
+fail:
+  if (created)
+    unlinkat(dfd, r, 0);
+  close(fd);
+  free(h);
+  return -rc;
 }
 
 static int st_create(const char *path, mode_t mode,
                      struct fuse_file_info *fi) {
-  return open_staged(path, fi->flags | O_CREAT, mode | 0600, fi);
+  return open_staged(path, fi->flags | O_CREAT, mode, fi);
 }
 
 static int st_open(const char *path, struct fuse_file_info *fi) {
@@ -458,6 +576,7 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
   if (h == NULL)
     return -ENOMEM;
   h->fd = -1;
+  h->marked = 0;
   h->base = b;
   h->offset = n.entry.value_offset;
   h->len = n.entry.value_len;
@@ -489,6 +608,9 @@ static int st_write(const char *path, const char *buf, size_t size, off_t off,
   handle *h = (handle *)(uintptr_t)fi->fh;
   if (h->fd < 0)
     return -EBADF;
+  int rc = mark(h);
+  if (rc)
+    return -rc;
   ssize_t n = pwrite(h->fd, buf, size, off);
   return n < 0 ? -errno : (int)n;
 }
@@ -519,14 +641,30 @@ static int st_fsync(const char *path, int datasync,
     return 0;
   if ((datasync ? fdatasync(h->fd) : fsync(h->fd)) != 0)
     return -errno;
-  return is_hidden_path(path) ? 0 : -sync_parents(rel(path));
+  int rc = is_hidden_path(path) ? 0 : sync_parents(rel(path));
+  if (rc == 0)
+    unmark(h);
+  return -rc;
+}
+
+/* close() waits for this, not for the release that follows: once a
+ * program's close has returned, its file is no longer incomplete (a write
+ * through another descriptor of the same open file marks it again). */
+static int st_flush(const char *path, struct fuse_file_info *fi) {
+  (void)path;
+  handle *h = (handle *)(uintptr_t)fi->fh;
+  if (h->fd >= 0)
+    unmark(h);
+  return 0;
 }
 
 static int st_release(const char *path, struct fuse_file_info *fi) {
   (void)path;
   handle *h = (handle *)(uintptr_t)fi->fh;
-  if (h->fd >= 0)
+  if (h->fd >= 0) {
+    unmark(h);
     close(h->fd);
+  }
   free(h);
   return 0;
 }
@@ -537,6 +675,9 @@ static int st_truncate(const char *path, off_t size,
     handle *h = (handle *)(uintptr_t)fi->fh;
     if (h->fd < 0)
       return -EBADF;
+    int rc = mark(h);
+    if (rc)
+      return -rc;
     return ftruncate(h->fd, size) == 0 ? 0 : -errno;
   }
   struct stat st;
@@ -693,19 +834,33 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
   return 0;
 }
 
+/* Modes and owners are kept in the staging area, so that the mount
+ * enforces them (default_permissions); a table does not keep them yet.
+ * Base entries take them without keeping them. */
 static int st_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
   (void)fi;
   const char *name;
   int dfd = at(path, &name);
-  if (fchmodat(dfd, name, mode | 0600, 0) == 0)
-    return 0;
-  return errno == ENOENT ? 0 : -errno; /* base entries: accepted, not kept */
+  struct stat st;
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? 0 : -errno;
+  if (fchmodat(dfd, name, kept_mode(mode, S_ISDIR(st.st_mode)), 0) != 0)
+    return -errno;
+  return 0;
 }
 
 static int st_chown(const char *path, uid_t uid, gid_t gid,
                     struct fuse_file_info *fi) {
-  (void)path, (void)uid, (void)gid, (void)fi;
-  return 0; /* accepted; a table keeps no owners */
+  (void)fi;
+  const char *name;
+  int dfd = at(path, &name);
+  if (!S.is_root)
+    return 0; /* accepted: the daemon owns all it stages */
+  /* The kernel checked that the caller may; chown clears setuid and
+   * setgid bits as it does on any Linux file system. */
+  if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  return errno == ENOENT ? 0 : -errno;
 }
 
 static int st_utimens(const char *path, const struct timespec tv[2],
@@ -739,7 +894,7 @@ static int st_mknod(const char *path, mode_t mode, dev_t rdev) {
   (void)rdev;
   if (S_ISREG(mode)) {
     struct fuse_file_info fi = {.flags = O_WRONLY | O_CREAT | O_EXCL};
-    int rc = open_staged(path, fi.flags, mode | 0600, &fi);
+    int rc = open_staged(path, fi.flags, mode, &fi);
     if (rc == 0)
       st_release(path, &fi);
     return rc;
@@ -819,6 +974,8 @@ SHARED(st_rmdir, (const char *p), (p))
 SHARED(st_rename, (const char *f, const char *t, unsigned int fl), (f, t, fl))
 SHARED(st_chmod, (const char *p, mode_t m, struct fuse_file_info *fi),
        (p, m, fi))
+SHARED(st_chown, (const char *p, uid_t u, gid_t g, struct fuse_file_info *fi),
+       (p, u, g, fi))
 SHARED(st_utimens,
        (const char *p, const struct timespec tv[2], struct fuse_file_info *fi),
        (p, tv, fi))
@@ -834,13 +991,14 @@ static const struct fuse_operations stage_ops = {
     .write = shared_st_write,
     .fsync = st_fsync,
     .fsyncdir = st_fsyncdir,
+    .flush = st_flush,
     .release = st_release,
     .truncate = shared_st_truncate,
     .unlink = shared_st_unlink,
     .rmdir = shared_st_rmdir,
     .rename = shared_st_rename,
     .chmod = shared_st_chmod,
-    .chown = st_chown,
+    .chown = shared_st_chown,
     .utimens = shared_st_utimens,
     .statfs = st_statfs,
     .mknod = st_mknod,
@@ -1104,10 +1262,27 @@ static int commit(char *err, size_t errlen) {
   }
   for (; rc == 0 && i < l.n; i++)
     rc = add_staged(w, &l.v[i], err, errlen);
+  /* Last, just before the rename: is OUT still what it was? */
+  if (rc == 0 && !S.conf.overwrite &&
+      (rc = area_out_unchanged(S.dir_fd, S.out)) != 0) {
+    if (rc == EEXIST)
+      snprintf(err, errlen,
+               "%s appeared (or was replaced) after the staging mount "
+               "started, and is not overwritten; to replace it, resume "
+               "with -o resume,overwrite",
+               S.out);
+    else
+      snprintf(err, errlen, "%s: %s", S.out, strerror(rc));
+  }
   if (rc == 0 && (rc = sst_writer_finish(w, &serr)) != 0)
     snprintf(err, errlen, "%s", serr.msg);
   else if (rc && err[0] == '\0')
     snprintf(err, errlen, "%s: %s", S.out, sst_strerror(rc));
+  /* What this area wrote: a later commit may replace it (after a sync). */
+  int wrc = rc == 0 ? area_out_record(S.dir_fd, S.out) : 0;
+  if (wrc)
+    log_msg("%s/written: %s; a later commit of %s needs -o overwrite", S.dir,
+            strerror(wrc), S.out);
 done:
   if (rc && err[0] == '\0')
     snprintf(err, errlen, "%s", sst_strerror(rc));
@@ -1171,6 +1346,7 @@ static int open_area(int fresh) {
   if (fresh) {
     if (mkdir(S.dir, 0700) != 0)
       return errno;
+    S.created = 1;
     static char text[(MAX_BASES + 1) * (PATH_MAX + 64)];
     target_text(text, sizeof text);
     char p[PATH_MAX + 16];
@@ -1187,17 +1363,33 @@ static int open_area(int fresh) {
   }
   if ((S.dir_fd = open(S.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
     return errno;
-  const char *subs[] = {"tree", "whiteouts", "tmp"};
-  int *fds[] = {&S.tree_fd, &S.wh_fd, &S.tmp_fd};
-  for (int i = 0; i < 3; i++) {
+  const char *subs[] = {"tree", "whiteouts", "tmp", "writing"};
+  int *fds[] = {&S.tree_fd, &S.wh_fd, &S.tmp_fd, &S.writing_fd};
+  for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
     if (mkdirat(S.dir_fd, subs[i], 0700) != 0 && errno != EEXIST)
       return errno;
     if ((*fds[i] = openat(S.dir_fd, subs[i],
                           O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
       return errno;
   }
-  unlinkat(S.dir_fd, "error", 0);
+  /* The mount's root: the mounting user's, 0755 (the area stays 0700). */
+  if (fresh && fchmod(S.tree_fd, 0755) != 0)
+    return errno;
   return 0;
+}
+
+/* Why the last mount of an existing area ended without a table, if it
+ * did: said before it is resumed. */
+static void say_last_error(void) {
+  char msg[PATH_MAX + 512];
+  int fd = open(S.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  if (area_read_file(fd, "error", msg, sizeof msg) > 0)
+    fprintf(stderr, "sstfs: the last staging mount of %s ended without "
+                    "writing it: %s%s",
+            S.out, msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+  close(fd);
 }
 
 /* An existing staging area: is it ours? */
@@ -1295,6 +1487,10 @@ static const char stage_usage[] =
     "                      key, so that OUT stacks over the base\n"
     "    -o overwrite      allow OUT to exist already (it is replaced)\n"
     "    -o resume         resume an existing staging area\n"
+    "    -o keep_incomplete\n"
+    "                      on resume, keep files that were open for writing\n"
+    "                      when the last daemon stopped as they are (by\n"
+    "                      default they are left out: see RESUMING)\n"
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
     "    -o nouring        never take requests through io_uring (see\n"
     "                      PERFORMANCE)\n"
@@ -1328,6 +1524,7 @@ static const struct fuse_opt stage_opts[] = {
     STAGE_OPT("overwrite", overwrite, 1),
     STAGE_OPT("delta", delta, 1),
     STAGE_OPT("resume", resume, 1),
+    STAGE_OPT("keep_incomplete", keep_incomplete, 1),
     STAGE_OPT("stagedir=%s", stagedir, 0),
     STAGE_OPT("nouring", nouring, 1),
     FUSE_OPT_KEY("--stage", KEY_STAGE),
@@ -1350,6 +1547,8 @@ static int stage_opt_proc(void *data, const char *arg, int key,
     c->out = strdup(arg);
     return 0;
   }
+  if (key == FUSE_OPT_KEY_NONOPT && c->mnt_arg == NULL)
+    c->mnt_arg = strdup(arg); /* and kept for fuse_parse_cmdline */
   return 1;
 }
 
@@ -1403,12 +1602,157 @@ int sstfs_stage_main(int argc, char *argv[]) {
   return status;
 }
 
+/* The signal that stopped the daemon, if one did: then nothing is
+ * committed (only an unmount or a sync commits), and the staging area is
+ * kept for -o resume. */
+static volatile sig_atomic_t stop_signal;
+static struct fuse_session *stop_session;
+
+static void on_stop_signal(int sig) {
+  stop_signal = sig;
+  if (stop_session != NULL)
+    fuse_session_exit(stop_session);
+}
+
+static int catch_stop_signals(struct fuse_session *se) {
+  stop_session = se;
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigemptyset(&sa.sa_mask);
+  int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+    struct sigaction old;
+    /* A signal ignored by whoever started sstfs stays ignored. */
+    if (sigaction(sigs[i], NULL, &old) != 0)
+      return -1;
+    if (old.sa_handler != SIG_IGN && sigaction(sigs[i], &sa, NULL) != 0)
+      return -1;
+  }
+  struct sigaction ign = {.sa_handler = SIG_IGN};
+  return sigaction(SIGPIPE, &ign, NULL);
+}
+
+static void release_stop_signals(void) {
+  struct sigaction dfl = {.sa_handler = SIG_DFL};
+  int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+  for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+    struct sigaction old;
+    if (sigaction(sigs[i], NULL, &old) == 0 &&
+        old.sa_handler == on_stop_signal)
+      sigaction(sigs[i], &dfl, NULL);
+  }
+  stop_session = NULL;
+}
+
+/* Records why the mount ended without a table, for the next start, sstfs
+ * --unmount and sst info; and says it in the log. */
+static void record_error(const char *err) {
+  log_msg("%s", err);
+  size_t n = strlen(err);
+  char *text = malloc(n + 2);
+  if (text == NULL)
+    return;
+  memcpy(text, err, n);
+  memcpy(text + n, "\n", 2);
+  int rc = area_write_file(S.dir_fd, "error", text);
+  free(text);
+  if (rc)
+    log_msg("%s/error: %s", S.dir, strerror(rc));
+}
+
+/* The end of a mount that committed: what sstfs --unmount should say goes
+ * into the area's lock file, which it holds open; then the area goes. */
+static void finish_committed(void) {
+  char report[4096];
+  ssize_t n;
+  if (ftruncate(S.lock_fd, 0) == 0 &&
+      area_incomplete_report(S.dir_fd, S.tree_fd, S.lock_fd) == 0 &&
+      (n = pread(S.lock_fd, report, sizeof report - 1, 0)) > 0) {
+    report[n] = '\0';
+    if (report[n - 1] == '\n')
+      report[n - 1] = '\0';
+    log_msg("%s was written; %s", S.out, report);
+  }
+  area_unregister(S.mnt);
+  /* Move the area out of the way at once (sstfs --unmount takes its
+   * disappearance as success), then delete it. */
+  char done[PATH_MAX + 32];
+  snprintf(done, sizeof done, "%s.done.%ld", S.dir, (long)getpid());
+  const char *victim = rename(S.dir, done) == 0 ? done : S.dir;
+  if (area_remove_tree(victim) != 0)
+    log_msg("%s: committed, but the staging area %s could not be removed",
+            S.out, victim);
+}
+
+/* Opens the staging area for OUT: a new one, or an existing one to resume
+ * (after the checks and the question). 0, or 1 with a message. */
+static int take_area(void) {
+  struct stat st;
+  int exists = stat(S.dir, &st) == 0;
+  if (exists && check_target() != 0)
+    return 1;
+  char holder[PATH_MAX];
+  int rc = area_lock_out(S.out, S.dir, &S.out_lock_fd, holder, sizeof holder);
+  if (rc == EBUSY) {
+    fprintf(stderr, "sstfs: %s is being staged by another sstfs%s%s%s\n",
+            S.out, holder[0] ? " (staging area " : "", holder,
+            holder[0] ? ")" : "");
+    return 1;
+  }
+  if (rc) {
+    fprintf(stderr, "sstfs: %s.lock: %s\n", S.out, strerror(rc));
+    return 1;
+  }
+  if (!exists) {
+    if (access(S.out, F_OK) == 0 && !S.conf.overwrite) {
+      fprintf(stderr, "sstfs: %s exists; use -o overwrite to replace it\n",
+              S.out);
+      return 1;
+    }
+  } else {
+    if ((rc = lock_area()) != 0) {
+      fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
+              rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
+      return 1;
+    }
+    say_last_error();
+    if (check_resume() != 0)
+      return 1;
+  }
+  if ((rc = open_area(!exists)) == 0 && !exists)
+    rc = lock_area();
+  if (rc) {
+    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
+            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
+    return 1;
+  }
+  if (!exists)
+    return 0;
+  if (!S.conf.overwrite && area_out_unchanged(S.dir_fd, S.out) == EEXIST) {
+    fprintf(stderr,
+            "sstfs: %s appeared (or was replaced) after this staging area "
+            "was made; resume with -o resume,overwrite to replace it\n",
+            S.out);
+    return 1;
+  }
+  size_t incomplete;
+  if ((rc = area_sweep(S.dir, S.dir_fd, S.conf.keep_incomplete,
+                       &incomplete)) != 0) {
+    fprintf(stderr, "sstfs: staging area %s: files open for writing: %s\n",
+            S.dir, strerror(rc));
+    return 1;
+  }
+  unlinkat(S.dir_fd, "error", 0);
+  return 0;
+}
+
 static int sstfs_stage_run(int argc, char *argv[]) {
   struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
   struct fuse_cmdline_opts opts = {0};
   struct fuse *fuse = NULL;
-  int status = 1;
-  S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = S.lock_fd = -1;
+  int status = 1, rc;
+  S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = S.writing_fd = S.lock_fd = -1;
+  S.out_lock_fd = -1;
+  S.is_root = geteuid() == 0;
 
   if (fuse_opt_parse(&args, &S.conf, stage_opts, stage_opt_proc) != 0)
     return 2;
@@ -1417,6 +1761,11 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     status = 0;
     goto out_args;
   }
+  /* A bad mount point is an error (1), not a usage error (2): look at it
+   * before libfuse does. */
+  if (S.conf.out != NULL && S.conf.mnt_arg != NULL &&
+      sstfs_check_mountpoint(S.conf.mnt_arg) != 0)
+    goto out_args;
   if (fuse_parse_cmdline(&args, &opts) != 0 || S.conf.out == NULL ||
       opts.mountpoint == NULL) {
     fprintf(stderr, "usage: sstfs --stage OUT.sstable MOUNTPOINT "
@@ -1426,6 +1775,7 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     goto out_opts;
   }
   S.foreground = opts.foreground;
+  snprintf(S.mnt, sizeof S.mnt, "%s", opts.mountpoint);
   if (absolute_out(S.conf.out) != 0) {
     fprintf(stderr, "sstfs: %s: no such directory for the table\n",
             S.conf.out);
@@ -1434,8 +1784,10 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   if (snprintf(S.dir, sizeof S.dir, "%s",
                S.conf.stagedir ? S.conf.stagedir : S.out) >=
           (int)sizeof S.dir - 8 ||
-      (!S.conf.stagedir && strlen(S.dir) + 7 > sizeof S.dir))
+      (!S.conf.stagedir && strlen(S.dir) + 7 > sizeof S.dir)) {
+    fprintf(stderr, "sstfs: %s: %s\n", S.dir, strerror(ENAMETOOLONG));
     goto out_opts;
+  }
   if (!S.conf.stagedir)
     strcat(S.dir, ".stage");
   for (int i = 0; i < S.conf.nbases; i++) {
@@ -1462,53 +1814,31 @@ static int sstfs_stage_run(int argc, char *argv[]) {
             S.base_path[0]);
     goto out_base;
   }
-  struct stat st;
-  int exists = stat(S.dir, &st) == 0;
-  if (!exists && access(S.out, F_OK) == 0 && !S.conf.overwrite) {
-    fprintf(stderr, "sstfs: %s exists; use -o overwrite to replace it\n",
-            S.out);
-    goto out_base;
-  }
-  int rc;
-  if (exists && check_target() != 0)
+  if (take_area() != 0)
     goto out_area;
-  if (exists && (rc = lock_area()) != 0) {
-    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
-            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
-    goto out_area;
-  }
-  if (exists && check_resume() != 0)
-    goto out_area;
-  rc = open_area(!exists);
-  if (rc == 0 && !exists)
-    rc = lock_area();
-  if (rc) {
-    fprintf(stderr, "sstfs: staging area %s: %s\n", S.dir,
-            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
-    goto out_area;
-  }
-  if (stat(opts.mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    fprintf(stderr, "sstfs: mount point %s: %s\n", opts.mountpoint,
-            errno ? strerror(errno) : "not a directory");
-    goto out_area;
-  }
 
-  /* The staging area names the mount, so --unmount can find it. */
+  /* The staging area names the mount, so --unmount can find it. The mount
+   * enforces the modes and owners it shows (for -o allow_other). */
   char *mopts = NULL, fsname[PATH_MAX + 16];
   snprintf(fsname, sizeof fsname, "fsname=%s", S.dir);
   if (fuse_opt_add_opt_escaped(&mopts, fsname) ||
       fuse_opt_add_opt(&mopts, "subtype=sstfs") ||
+      fuse_opt_add_opt(&mopts, "default_permissions") ||
       fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, mopts)) {
     free(mopts);
+    fprintf(stderr, "sstfs: out of memory\n");
     goto out_area;
   }
   free(mopts);
   fuse = fuse_new(&args, &stage_ops, sizeof stage_ops, NULL);
   if (fuse == NULL)
     goto out_area;
-  if (fuse_mount(fuse, opts.mountpoint) != 0)
+  if (fuse_mount(fuse, opts.mountpoint) != 0) {
+    fprintf(stderr, "sstfs: %s could not be mounted (see above)\n",
+            opts.mountpoint);
     goto out_fuse;
-  if (fuse_set_signal_handlers(fuse_get_session(fuse)) != 0)
+  }
+  if (catch_stop_signals(fuse_get_session(fuse)) != 0)
     goto out_unmount;
   if (!S.conf.nouring) {
     int urc = sstfs_uring_attach(fuse_get_session(fuse), log_msg);
@@ -1519,17 +1849,14 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     openlog("sstfs", LOG_PID, LOG_DAEMON);
   if (sstfs_daemonize(opts.foreground) != 0)
     goto out_unmount;
+  S.created = 0; /* mounted: from here on the area is kept */
   {
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    int fd = openat(S.dir_fd, "pid", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0644);
-    if (fd >= 0) {
-      if (write(fd, pid, (size_t)n) != n)
-        log_msg("%s/pid: %s", S.dir, strerror(errno));
-      close(fd);
-    }
+    if ((rc = area_write_file(S.dir_fd, "pid", pid)) != 0 && n > 0)
+      log_msg("%s/pid: %s", S.dir, strerror(rc));
   }
+  area_register(S.mnt, S.dir, S.dir_fd);
 
   if (opts.singlethread) {
     rc = fuse_loop(fuse);
@@ -1538,7 +1865,8 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     rc = lc ? fuse_loop_mt(fuse, lc) : -1;
     fuse_loop_cfg_destroy(lc);
   }
-  fuse_remove_signal_handlers(fuse_get_session(fuse));
+  int sig = stop_signal;
+  release_stop_signals();
   fuse_unmount(fuse);
   uint64_t through_uring = sstfs_uring_detach();
   if (through_uring > 0 && opts.foreground)
@@ -1547,32 +1875,33 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   fuse_destroy(fuse);
   fuse = NULL;
 
+  static char err[5 * PATH_MAX + 512];
+  if (sig != 0) {
+    /* Only an unmount or a sync commits: a table that looks complete but
+     * holds half a copy is the worst outcome. */
+    snprintf(err, sizeof err,
+             "stopped by SIG%s: %s was not written; the staged files are "
+             "kept in %s (resume with sstfs --stage %s %s -o resume)",
+             sigabbrev_np(sig), S.out, S.dir, S.out, S.mnt);
+    record_error(err);
+    goto out_area;
+  }
   /* The mount is gone: write the table. */
-  char err[PATH_MAX + 512] = "";
   rc = commit(err, sizeof err);
   if (rc == 0) {
-    /* Move the area out of the way at once (sstfs --unmount takes its
-     * disappearance as success), then delete it. */
-    char done[PATH_MAX + 32];
-    snprintf(done, sizeof done, "%s.done.%ld", S.dir, (long)getpid());
-    const char *victim = rename(S.dir, done) == 0 ? done : S.dir;
-    if (run("rm", "-rf", "--", victim) != 0)
-      log_msg("%s: committed, but the staging area %s could not be removed",
-              S.out, victim);
+    finish_committed();
     status = 0;
   } else {
-    log_msg("commit of %s failed: %s; staged files are kept in %s", S.out,
-            err, S.dir);
-    int fd = openat(S.dir_fd, "error", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                    0644);
-    if (fd >= 0) {
-      dprintf(fd, "%s\n", err);
-      close(fd);
-    }
+    static char msg[sizeof err + 2 * PATH_MAX + 64];
+    snprintf(msg, sizeof msg,
+             "commit of %s failed: %s; staged files are kept in %s", S.out,
+             err, S.dir);
+    record_error(msg);
   }
   goto out_area;
 
 out_unmount:
+  release_stop_signals();
   fuse_unmount(fuse);
 out_fuse:
   if (fuse)
@@ -1580,10 +1909,16 @@ out_fuse:
 out_area:
   if (S.dir_fd >= 0)
     unlinkat(S.dir_fd, "pid", 0);
-  int *fds[] = {&S.dir_fd, &S.tree_fd, &S.wh_fd, &S.tmp_fd, &S.lock_fd};
+  int *fds[] = {&S.dir_fd, &S.tree_fd, &S.wh_fd, &S.tmp_fd, &S.writing_fd};
   for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
     if (*fds[i] >= 0)
       close(*fds[i]);
+  /* A start that failed leaves nothing behind that it made. */
+  if (S.created && area_remove_tree(S.dir) != 0)
+    fprintf(stderr, "sstfs: %s could not be removed\n", S.dir);
+  if (S.lock_fd >= 0)
+    close(S.lock_fd);
+  area_unlock_out(S.out, S.out_lock_fd);
 out_base:
   sst_tree_close(S.base_tree);
   for (size_t i = 0; i < S.nbase; i++)
@@ -1593,6 +1928,7 @@ out_opts:
 out_args:
   free(S.conf.out);
   free(S.conf.stagedir);
+  free(S.conf.mnt_arg);
   fuse_opt_free_args(&args);
   return status;
 }
@@ -1633,22 +1969,91 @@ static int find_mount(const char *mnt, char *source, size_t len, int *ours) {
   return found ? 0 : ENOENT;
 }
 
+/* mountpoint as an absolute path. A dead mount cannot be resolved itself
+ * (ENOTCONN), so its last name is taken as it stands. */
+static int mount_path(const char *mountpoint, char *mnt, size_t len) {
+  if (realpath(mountpoint, mnt) != NULL)
+    return 0;
+  int rc = errno;
+  char *copy = strdup(mountpoint), *dir = NULL, *name;
+  if (copy == NULL)
+    return ENOMEM;
+  char *slash = strrchr(copy, '/');
+  while (slash != NULL && slash != copy && slash[1] == '\0') {
+    *slash = '\0'; /* trailing slashes */
+    slash = strrchr(copy, '/');
+  }
+  if (slash == NULL) {
+    name = copy;
+    dir = realpath(".", NULL);
+  } else {
+    *slash = '\0';
+    name = slash + 1;
+    dir = realpath(copy[0] ? copy : "/", NULL);
+  }
+  if (dir != NULL && *name && strcmp(name, ".") && strcmp(name, "..") &&
+      snprintf(mnt, len, "%s/%s", strcmp(dir, "/") ? dir : "", name) <
+          (int)len)
+    rc = 0;
+  free(dir);
+  free(copy);
+  return rc;
+}
+
+/* What became of a staging mount that is no longer mounted. Returns the
+ * exit status: 1 (nothing was written then), or 2 if nothing is known. */
+static int unmounted_report(const char *mnt) {
+  char area[PATH_MAX], msg[PATH_MAX + 512], target[PATH_MAX + 16];
+  if (area_lookup(mnt, area, sizeof area) != 0)
+    return 2;
+  int fd = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return 2;
+  const char *out = "its table";
+  if (area_read_file(fd, "target", target, sizeof target) > 4 &&
+      strncmp(target, "out ", 4) == 0) {
+    target[strcspn(target, "\n")] = '\0';
+    out = target + 4;
+  }
+  if (area_read_file(fd, "error", msg, sizeof msg) > 0)
+    fprintf(stderr, "sstfs: %s is not mounted; its last staging mount ended "
+                    "without writing %s: %s",
+            mnt, out, msg);
+  else
+    fprintf(stderr,
+            "sstfs: %s is not mounted; its staging daemon stopped without "
+            "writing %s; the staging area %s is kept (resume it with "
+            "sstfs --stage %s %s -o resume)\n",
+            mnt, out, area, out, mnt);
+  close(fd);
+  return 1;
+}
+
 int sstfs_unmount_main(const char *mountpoint) {
   char mnt[PATH_MAX], source[PATH_MAX];
-  int ours = 0;
-  if (realpath(mountpoint, mnt) == NULL) {
-    fprintf(stderr, "sstfs: %s: %s\n", mountpoint, strerror(errno));
+  int ours = 0, rc;
+  if ((rc = mount_path(mountpoint, mnt, sizeof mnt)) != 0) {
+    fprintf(stderr, "sstfs: %s: %s\n", mountpoint, strerror(rc));
     return 1;
   }
   if (find_mount(mnt, source, sizeof source, &ours) != 0 || !ours) {
+    if (unmounted_report(mnt) == 1)
+      return 1;
     fprintf(stderr, "sstfs: %s: not an sstfs mount\n", mnt);
     return 1;
   }
   /* A staging mount's source is its staging area; its lock is held by
    * the daemon until it exits. A read-only mount's source is a table. */
-  char p[PATH_MAX + 16];
+  char p[PATH_MAX + 16], target[PATH_MAX + 16] = "";
   snprintf(p, sizeof p, "%s/lock", source);
   int lock = open(p, O_RDONLY | O_CLOEXEC);
+  int dir_fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    area_read_file(dir_fd, "target", target, sizeof target);
+    target[strcspn(target, "\n")] = '\0';
+    close(dir_fd);
+  }
+  const char *out = strncmp(target, "out ", 4) == 0 ? target + 4 : "the table";
   if (run("fusermount3", "-u", "--", mnt) != 0) {
     fprintf(stderr, "sstfs: could not unmount %s\n", mnt);
     if (lock >= 0)
@@ -1665,12 +2070,22 @@ int sstfs_unmount_main(const char *mountpoint) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
+  if (stat(source, &st) != 0) {
+    /* Committed: the staging area is gone. What the daemon had to add is
+     * in the lock file (finish_committed). */
+    char report[4096];
+    ssize_t n = pread(lock, report, sizeof report - 1, 0);
+    if (n > 0) {
+      report[n] = '\0';
+      fprintf(stderr, "sstfs: %s was written; %s", out, report);
+    }
+    close(lock);
+    return 0;
+  }
   close(lock);
-  if (stat(source, &st) != 0)
-    return 0; /* committed: the staging area is gone */
   FILE *f;
   snprintf(p, sizeof p, "%s/error", source);
-  char msg[PATH_MAX + 512] = "";
+  char msg[4 * PATH_MAX] = "";
   if ((f = fopen(p, "r")) != NULL) {
     size_t n = fread(msg, 1, sizeof msg - 1, f);
     msg[n] = '\0';
@@ -1678,9 +2093,10 @@ int sstfs_unmount_main(const char *mountpoint) {
     fprintf(stderr, "sstfs: the table was not written: %s", msg);
   } else {
     fprintf(stderr,
-            "sstfs: the daemon stopped without writing the table; the "
-            "staging area %s is kept\n",
-            source);
+            "sstfs: the daemon stopped without writing %s; the staging "
+            "area %s is kept (resume it with sstfs --stage %s %s -o "
+            "resume)\n",
+            out, source, out, mnt);
   }
   return 1;
 }

@@ -71,3 +71,63 @@ require_fuse() {
     exit 77
   fi
 }
+
+# ---- the staging tests' set-up (tests/test_stage_*.sh) -----------------------
+
+# work_dir NAME: makes $WORK, a fresh temporary directory, and goes there.
+# At exit every mount under it is unmounted, every daemon recorded with
+# own_daemon is given 10 s to end and then killed, and $WORK is removed
+# (unless a mount under it could not be undone).
+work_dir() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/sst-$1.XXXXXX") || exit 1
+  cd "$WORK" || exit 1
+  own_pids=()
+  trap work_cleanup EXIT
+  trap 'exit 130' INT TERM HUP
+}
+
+# own_daemon PID: a daemon this script started.
+own_daemon() { own_pids+=("$1"); }
+
+# own_area AREA: records the daemon named in staging area AREA's pid file
+# (one started in the background mode) and sets $pid to it.
+own_area() {
+  pid=$(cat "$1/pid" 2>/dev/null) || pid=
+  [ -n "$pid" ] && own_daemon "$pid"
+}
+
+work_cleanup() {
+  local m pid i
+  cd / || return
+  while read -r m; do
+    fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
+  done < <(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts)
+  for pid in "${own_pids[@]}"; do
+    for ((i = 0; i < 100; i++)); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    alive "$pid" && kill -9 "$pid" 2>/dev/null
+  done
+  grep -qF " $WORK/" /proc/self/mounts || rm -rf "$WORK"
+}
+
+# gone PID: waits until process PID has ended, at most 20 s.
+gone() {
+  local i
+  for ((i = 0; i < 400; i++)); do
+    alive "$1" || return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# sanitizer_free LOG: LOG has no sanitizer report.
+sanitizer_free() { ! grep -qE "Sanitizer|runtime error|SUMMARY:" "$1"; }
+
+# summary: the closing line; the exit status says whether all passed.
+summary() {
+  [ "$skipped" -eq 0 ] || echo "# $skipped skipped"
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+}
