@@ -224,11 +224,11 @@ static void reference(const uint8_t *in, size_t len, const mode *m,
     if (n == 0)
       continue;
     const uint8_t *d = memchr(line, m->delimiter, n);
+    if ((d == NULL || d == line) && m->skip_bad) { /* or an empty key */
+      skipped++;
+      continue;
+    }
     if (d == NULL) {
-      if (m->skip_bad) {
-        skipped++;
-        continue;
-      }
       rc = SST_EPARSE;
       break;
     }
