@@ -429,6 +429,23 @@ static int entry(const char *mnt, char *p, size_t len) {
                                                                 : 0;
 }
 
+/* Removes the records whose staging area is gone. */
+static void prune(void) {
+  char p[PATH_MAX];
+  if (registry(p, sizeof p) != 0)
+    return;
+  DIR *d = opendir(p);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  struct stat st;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.' && fstatat(dirfd(d), e->d_name, &st, 0) != 0 &&
+        errno == ENOENT)
+      unlinkat(dirfd(d), e->d_name, 0);
+  closedir(d);
+}
+
 void area_register(const char *mnt, const char *dir, int dir_fd) {
   char p[PATH_MAX + 64], text[PATH_MAX + 2];
   snprintf(text, sizeof text, "%s\n", mnt);
@@ -437,6 +454,7 @@ void area_register(const char *mnt, const char *dir, int dir_fd) {
     return;
   unlink(p);
   (void)!symlink(dir, p);
+  prune();
 }
 
 void area_unregister(const char *mnt) {

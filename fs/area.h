@@ -44,8 +44,8 @@ int area_out_record(int dir_fd, const char *out);
  * writing/INO.N (an empty file) says so; it outlives a daemon that dies.
  * When the area is resumed, each such file (found in tree/ by its inode
  * number) is moved to incomplete/ under its name, out of the mount and out
- * of the commit, and listed in the file `incomplete` (one name a line);
- * or, when kept, only listed. */
+ * of the commit, and listed in the file `incomplete.list` (one name a
+ * line); or, when kept, only listed. */
 
 /* Makes marker `name` (at least 48 bytes) for inode ino in writing_fd. */
 int area_mark(int writing_fd, ino_t ino, char *name);
@@ -59,7 +59,7 @@ void area_unmark(int writing_fd, const char *name);
  * size. Empties writing/. *count receives how many there were. */
 int area_sweep(const char *dir, int dir_fd, int keep, size_t *count);
 
-/* Writes to fd the names in the area's `incomplete` list that tree_fd
+/* Writes to fd the names in the area's `incomplete.list` that tree_fd
  * holds no file at now (left out of the table), one a line, after a
  * heading; writes nothing if there are none. */
 int area_incomplete_report(int dir_fd, int tree_fd, int fd);
@@ -69,7 +69,8 @@ int area_incomplete_report(int dir_fd, int tree_fd, int fd);
  * pointing to its staging area, in /run/sstfs (root) or
  * $XDG_RUNTIME_DIR/sstfs: so that `sstfs --unmount` can say what became
  * of a mount that is no longer there. The area's file `mountpoint` holds
- * the mount point itself, to tell hash collisions apart. */
+ * the mount point itself, to tell hash collisions apart. Records whose
+ * area is gone are pruned whenever one is made. */
 
 /* Records that the staging mount at mnt (absolute) uses area dir. */
 void area_register(const char *mnt, const char *dir, int dir_fd);

@@ -4,23 +4,34 @@
  * beside OUT (OUT.stage/, or -o stagedir=DIR):
  *
  *   target      what the stage is for: OUT and the base table, if any
- *   tree/       the files written, as ordinary files under their names
+ *   tree/       the files written, as ordinary files under their names,
+ *               with the modes and owners the mount shows
  *   whiteouts/  with --base: a regular file at P hides the base's P and
  *               everything under it
  *   tmp/        copies of base files in progress
- *   pid         the daemon's pid;  error  why the last commit failed
+ *   writing/    a marker per file open for writing (fs/area.h); on
+ *               resume such files go to incomplete/ (incomplete.list)
+ *   lock        flock'ed by the daemon;  pid  the daemon's pid
+ *   error       why the last mount ended without writing OUT
+ *   written     OUT as this area last wrote it (a commit replaces no
+ *               other OUT without -o overwrite)
+ *   mountpoint  where it was last mounted (for sstfs --unmount)
+ *
+ * OUT.lock beside OUT is flock'ed too, so that two areas never stage one
+ * OUT.
  *
  * With --base TABLE the mount shows the base table's tree with the staged
  * changes over it (as overlayfs does): untouched base files are read from
  * the base table; a base file is copied into tree/ only when it is opened
  * for writing, truncated or renamed.
  *
- * When the mount ends, the union of tree/ and the base becomes OUT through
- * the library's writer (temporary file, fsync, rename), and the staging
- * area is removed. If the commit fails, the area stays, with the reason
- * in `error`, and `sstfs --stage ... -o resume` picks it up again. An
- * fsync of the mount's root (`sync MOUNTPOINT`) writes OUT the same way
- * while the mount goes on. Names map to keys through the same codec as
+ * When the mount is unmounted, the union of tree/ and the base becomes OUT
+ * through the library's writer (temporary file, fsync, rename), and the
+ * staging area is removed. If the commit fails, or a signal stopped the
+ * daemon (which then commits nothing), the area stays, with the reason in
+ * `error`, and `sstfs --stage ... -o resume` picks it up again. An fsync
+ * of the mount's root (`sync MOUNTPOINT`) writes OUT the same way while
+ * the mount goes on. Names map to keys through the same codec as
  * the read-only mount (docs/PATHS.md).
  *
  * The daemon uses libfuse's path-based API: staging is dominated by writes,
@@ -1456,20 +1467,23 @@ static const char stage_usage[] =
     "    Paths become keys by the same rules as the read-only mount\n"
     "    (docs/PATHS.md). Only regular files and directories can be staged;\n"
     "    symlinks, hard links, devices and xattrs fail with EPERM/ENOTSUP.\n"
-    "    Modes, owners and times are accepted but not kept: a table holds\n"
-    "    keys and values. Empty directories are not kept either.\n"
+    "    Modes and owners are kept while staging, but the table keeps only\n"
+    "    keys and values: no modes, owners, times or empty directories.\n"
     "\n"
     "    File contents live in a staging area on disk (OUT.stage/ beside\n"
-    "    OUT), not in memory. Files closed before the daemon dies are there\n"
-    "    when it restarts; files fsynced before the machine stops likewise.\n"
-    "    Starting the same command again finds the area and offers to\n"
-    "    resume it (-o resume does so without asking). A staging area is\n"
-    "    never discarded on its own.\n"
+    "    OUT), not in memory.\n"
+    "\n"
+    "WHEN THE TABLE IS WRITTEN\n"
+    "    Only when the mount ends by an unmount (sstfs --unmount MOUNTPOINT,\n"
+    "    fusermount3 -u, umount), or on sync MOUNTPOINT. SIGTERM, SIGINT or\n"
+    "    SIGHUP stop the daemon without writing anything: the mount goes,\n"
+    "    the staging area is kept for -o resume, and the log says so.\n"
     "\n"
     "    sstfs --unmount MOUNTPOINT unmounts, waits until the table is\n"
     "    written, and exits 0 only if it was; otherwise it prints why, and\n"
-    "    the staging area is kept for a later resume. In the foreground\n"
-    "    (-f), sstfs --stage exits with the status of the commit.\n"
+    "    the staging area is kept for a later resume. It also says what\n"
+    "    became of a staging mount that is no longer mounted. In the\n"
+    "    foreground (-f), sstfs --stage exits with the status of the commit.\n"
     "\n"
     "    sync MOUNTPOINT (an fsync of the mount's root directory) writes OUT\n"
     "    from what is staged at that moment and leaves the mount as it is:\n"
@@ -1478,6 +1492,35 @@ static const char stage_usage[] =
     "    mount writes OUT again. An fsync of any other directory makes the\n"
     "    staging area durable and writes no table.\n"
     "\n"
+    "    A commit replaces only an OUT that this staging area wrote (by a\n"
+    "    sync): if a table appeared at OUT after the mount started, the\n"
+    "    commit fails and OUT is left as it is, unless -o overwrite. While\n"
+    "    a daemon stages OUT it holds OUT.lock, so that no second staging\n"
+    "    area (-o stagedir=) can write OUT at the same time.\n"
+    "\n"
+    "RESUMING\n"
+    "    Files closed before the daemon dies (even by SIGKILL) are in the\n"
+    "    staging area when it restarts; files fsynced before the machine\n"
+    "    stops likewise. Starting the same command again finds the area,\n"
+    "    says why its last mount ended without a table, and offers to\n"
+    "    resume it (-o resume does so without asking). A staging area is\n"
+    "    never discarded on its own.\n"
+    "\n"
+    "    A file that was open for writing when the daemon died, and was not\n"
+    "    closed or fsynced since, may be incomplete. The resume names each\n"
+    "    such file with its size and moves it to OUT.stage/incomplete/, out\n"
+    "    of the mount and of the table: copy it again, or resume with\n"
+    "    -o keep_incomplete to keep it as it is. sstfs --unmount names the\n"
+    "    files that were left out.\n"
+    "\n"
+    "OTHER USERS\n"
+    "    With -o allow_other, the mount enforces the modes and owners it\n"
+    "    shows, as a kernel file system does. What a user creates belongs\n"
+    "    to that user (and to the parent's group where the parent is\n"
+    "    setgid); a write or a chown by a user other than root clears\n"
+    "    setuid and setgid bits. The mount's root is 0755, owned by the\n"
+    "    user who mounted. A daemon not running as root owns all it stages.\n"
+    "\n"
     "OPTIONS\n"
     "    --base TABLE      start from TABLE's contents (read from TABLE\n"
     "                      until changed); several --base stack, the last\n"
@@ -1485,16 +1528,28 @@ static const char stage_usage[] =
     "    -o delta          with --base: write only what changed: new and\n"
     "                      changed files, and a tombstone for each deleted\n"
     "                      key, so that OUT stacks over the base\n"
-    "    -o overwrite      allow OUT to exist already (it is replaced)\n"
+    "    -o overwrite      allow OUT to exist already, or to appear during\n"
+    "                      the mount (it is replaced)\n"
     "    -o resume         resume an existing staging area\n"
     "    -o keep_incomplete\n"
     "                      on resume, keep files that were open for writing\n"
-    "                      when the last daemon stopped as they are (by\n"
-    "                      default they are left out: see RESUMING)\n"
+    "                      when the last daemon died as they are (see\n"
+    "                      RESUMING)\n"
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
+    "    -o allow_other    let other users in (see OTHER USERS and\n"
+    "                      /etc/fuse.conf)\n"
     "    -o nouring        never take requests through io_uring (see\n"
     "                      PERFORMANCE)\n"
     "    -f, -d, -s        foreground, debug, single-threaded\n"
+    "\n"
+    "FILES\n"
+    "    OUT.stage/        the staging area: tree/ (the staged files),\n"
+    "                      error (why the last mount ended without a\n"
+    "                      table), incomplete/ (files left out on resume)\n"
+    "    OUT.lock          held while a daemon stages OUT; a daemon killed\n"
+    "                      by SIGKILL leaves it, and the next one takes it\n"
+    "    /run/sstfs/       (root; else $XDG_RUNTIME_DIR/sstfs/) which\n"
+    "                      staging area each mount point uses\n"
     "\n"
     "PERFORMANCE\n"
     "    Each file copied in costs several FUSE requests. On Linux 6.14 and\n"
@@ -1506,14 +1561,16 @@ static const char stage_usage[] =
     "    it whenever it is offered, and /dev/fuse otherwise.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 on success; 1 on failure (nothing is lost: the staging area is\n"
-    "    kept); 2 on a usage error.\n"
+    "    0 on success; 1 on failure, including a bad mount point, and a\n"
+    "    daemon in the foreground stopped by a signal (nothing is lost:\n"
+    "    the staging area is kept); 2 on a usage error.\n"
     "\n"
     "EXAMPLES\n"
     "    sstfs --stage new.sstable /mnt/new && cp -a data/. /mnt/new/ &&\n"
     "        sstfs --unmount /mnt/new\n"
     "    sstfs --stage v2.sstable /mnt/v2 --base v1.sstable\n"
-    "    sync /mnt/v2     # v2.sstable now holds the tree as it is\n";
+    "    sync /mnt/v2     # v2.sstable now holds the tree as it is\n"
+    "    sstfs --stage new.sstable /mnt/new -o resume   # after a crash\n";
 
 enum { KEY_STAGE, KEY_HELP };
 

@@ -157,9 +157,9 @@ static int possible_cpus(void) {
 
 /* Once the kernel uses the rings, a request made on CPU n goes to queue n
  * and nowhere else: a queue that stops serving leaves every later request
- * from that CPU waiting. So a failure there ends the mount (SIGTERM, as
- * for a clean unmount: a staging mount then commits what it holds), and
- * the kernel answers the waiting requests with an error when the
+ * from that CPU waiting. So a failure there ends the mount (SIGTERM: a
+ * staging mount then writes no table and keeps its area for -o resume),
+ * and the kernel answers the waiting requests with an error when the
  * connection closes. */
 static void give_up(int qid, const char *what, int err) {
   if (__atomic_load_n(&U.stop, __ATOMIC_RELAXED) ||
