@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -535,6 +536,29 @@ int sst_tree_stat(sst_tree *t, uint64_t ino, sst_node *out) {
       rc = iter_error(o->it);
     else
       file_node(sst_iter_entry(o->it), out);
+  }
+  op_put(o);
+  return rc;
+}
+
+int sst_tree_describe(sst_tree *t, uint64_t ino, char *buf, size_t cap) {
+  if (cap == 0)
+    return SST_EINVAL;
+  buf[0] = '\0';
+  if (ino & 1)
+    return SST_EINVAL; /* a directory */
+  op *o = op_get(t);
+  if (o == NULL)
+    return ENOMEM;
+  int rc = sst_iter_seek_position(o->it, ino >> 1);
+  if (rc == 0 && !sst_iter_valid(o->it))
+    rc = iter_error(o->it);
+  if (rc == 0) {
+    const sst_entry *e = sst_iter_entry(o->it);
+    char key[200];
+    sst_key_render(e->key, e->key_len, key, sizeof key);
+    snprintf(buf, cap, "%s: key '%s'", sst_reader_path(t->readers[e->source]),
+             key);
   }
   op_put(o);
   return rc;

@@ -80,6 +80,12 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
  * names nothing. */
 int sst_tree_stat(sst_tree *t, uint64_t ino, sst_node *out);
 
+/* Names the file at ino for a message: "TABLE: key 'KEY'", with the table
+ * that holds its entry and the key's bytes shown as sst_key_render does,
+ * in buf (cap bytes, always NUL-terminated, cut if need be). 0,
+ * SST_EINVAL for a directory, or an error of the lookup. Thread safe. */
+int sst_tree_describe(sst_tree *t, uint64_t ino, char *buf, size_t cap);
+
 /* Lists directory dir from cookie (0: the beginning), calling fn for each
  * child with its name and the cookie that resumes after it, until fn
  * returns non-zero or the directory ends. Cookies are positions in the
