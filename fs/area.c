@@ -15,6 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common.h"
+#include "stage.h"
+
 ssize_t area_read_file(int dir_fd, const char *name, char *buf, size_t len) {
   int fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 || len == 0) {
@@ -480,4 +483,240 @@ int area_lookup(const char *mnt, char *dir, size_t len) {
     return ENOENT;
   text[strcspn(text, "\n")] = '\0';
   return strcmp(text, mnt) == 0 ? 0 : ENOENT;
+}
+
+/* ------------------------------------------------------------------ */
+/* The staging area of a mount: made or resumed, and its end.          */
+
+static void target_text(stage *s, char *buf, size_t len) {
+  size_t n = (size_t)snprintf(buf, len, "out %s\n", s->out);
+  for (size_t i = 0; i < s->nbase && n < len; i++) {
+    struct stat st;
+    stat(s->base_path[i], &st);
+    n += (size_t)snprintf(buf + n, len - n, "base %s %lld %lld.%09ld\n",
+                          s->base_path[i], (long long)st.st_size,
+                          (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+  }
+  if (s->conf.delta && n < len)
+    snprintf(buf + n, len - n, "delta\n");
+}
+
+/* Takes the staging area's lock, held for the daemon's whole life (the
+ * descriptor survives sstfs_daemonize's fork): a second daemon cannot take
+ * over a live area, and sstfs --unmount knows the daemon has finished when
+ * it can take the lock itself. EBUSY when another daemon holds it. */
+static int lock_area(stage *s) {
+  char p[PATH_MAX + 16];
+  snprintf(p, sizeof p, "%s/lock", s->dir);
+  s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (s->lock_fd < 0)
+    return errno;
+  if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+    return errno == EWOULDBLOCK ? EBUSY : errno;
+  return 0;
+}
+
+static int open_area(stage *s, int fresh) {
+  if (fresh) {
+    if (mkdir(s->dir, 0700) != 0)
+      return errno;
+    s->created = 1;
+    static char text[(MAX_BASES + 1) * (PATH_MAX + 64)];
+    target_text(s, text, sizeof text);
+    char p[PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/target", s->dir);
+    FILE *f = fopen(p, "w");
+    if (f == NULL)
+      return errno;
+    fputs(text, f);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+      fclose(f);
+      return errno;
+    }
+    fclose(f);
+  }
+  if ((s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+    return errno;
+  const char *subs[] = {"tree", "whiteouts", "tmp", "writing"};
+  int *fds[] = {&s->tree_fd, &s->wh_fd, &s->tmp_fd, &s->writing_fd};
+  for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
+    if (mkdirat(s->dir_fd, subs[i], 0700) != 0 && errno != EEXIST)
+      return errno;
+    if ((*fds[i] = openat(s->dir_fd, subs[i],
+                          O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+      return errno;
+  }
+  /* The mount's root: the mounting user's, 0755 (the area stays 0700). */
+  if (fresh && fchmod(s->tree_fd, 0755) != 0)
+    return errno;
+  return 0;
+}
+
+/* Why the last mount of an existing area ended without a table, if it
+ * did: said before it is resumed. */
+static void say_last_error(stage *s) {
+  char msg[PATH_MAX + 512];
+  int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  if (area_read_file(fd, "error", msg, sizeof msg) > 0)
+    fprintf(stderr,
+            "sstfs: the last staging mount of %s ended without "
+            "writing it: %s%s",
+            s->out, msg, msg[strlen(msg) - 1] == '\n' ? "" : "\n");
+  close(fd);
+}
+
+/* An existing staging area: is it ours? */
+static int check_target(stage *s) {
+  static char have[(MAX_BASES + 1) * (PATH_MAX + 64)], want[sizeof have];
+  char p[PATH_MAX + 16];
+  have[0] = '\0';
+  snprintf(p, sizeof p, "%s/target", s->dir);
+  FILE *f = fopen(p, "r");
+  if (f) {
+    size_t n = fread(have, 1, sizeof have - 1, f);
+    have[n] = '\0';
+    fclose(f);
+  }
+  target_text(s, want, sizeof want);
+  if (strcmp(have, want) != 0) {
+    fprintf(stderr,
+            "sstfs: %s is a staging area for something else:\n%s"
+            "sstfs: it is kept; move it away or use -o stagedir=DIR\n",
+            s->dir, have[0] ? have : "(no target file)\n");
+    return 1;
+  }
+  return 0;
+}
+
+/* May we resume it? (Asked with the area locked.) */
+static int check_resume(stage *s) {
+  if (!s->conf.resume) {
+    if (isatty(STDIN_FILENO) && isatty(STDERR_FILENO)) {
+      fprintf(stderr,
+              "sstfs: a staging area for %s exists in %s.\n"
+              "Resume it? [y/N] ",
+              s->out, s->dir);
+      char answer[16] = "";
+      if (fgets(answer, sizeof answer, stdin) == NULL ||
+          (answer[0] != 'y' && answer[0] != 'Y')) {
+        fprintf(stderr, "sstfs: not resumed; the staging area is kept\n");
+        return 1;
+      }
+    } else {
+      fprintf(stderr,
+              "sstfs: a staging area for %s exists in %s; resume it with "
+              "-o resume (it is never discarded on its own)\n",
+              s->out, s->dir);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Records why the mount ended without a table, for the next start, sstfs
+ * --unmount and sst info; and says it in the log. */
+void area_record_error(stage *s, const char *err) {
+  sstfs_log("%s", err);
+  size_t n = strlen(err);
+  char *text = malloc(n + 2);
+  if (text == NULL)
+    return;
+  memcpy(text, err, n);
+  memcpy(text + n, "\n", 2);
+  int rc = area_write_file(s->dir_fd, "error", text);
+  free(text);
+  if (rc)
+    sstfs_log("%s/error: %s", s->dir, strerror(rc));
+}
+
+/* The end of a mount that committed: what sstfs --unmount should say goes
+ * into the area's lock file, which it holds open; then the area goes. */
+void area_finish(stage *s) {
+  char report[4096];
+  ssize_t n;
+  if (ftruncate(s->lock_fd, 0) == 0 &&
+      area_incomplete_report(s->dir_fd, s->tree_fd, s->lock_fd) == 0 &&
+      (n = pread(s->lock_fd, report, sizeof report - 1, 0)) > 0) {
+    report[n] = '\0';
+    if (report[n - 1] == '\n')
+      report[n - 1] = '\0';
+    sstfs_log("%s was written; %s", s->out, report);
+  }
+  area_unregister(s->mnt);
+  /* OUT.lock goes first: sstfs --unmount returns when the area does. */
+  area_unlock_out(s->out, s->out_lock_fd);
+  s->out_lock_fd = -1;
+  /* Move the area out of the way at once (sstfs --unmount takes its
+   * disappearance as success), then delete it. */
+  char done[PATH_MAX + 32];
+  snprintf(done, sizeof done, "%s.done.%ld", s->dir, (long)getpid());
+  const char *victim = rename(s->dir, done) == 0 ? done : s->dir;
+  if (area_remove_tree(victim) != 0)
+    sstfs_log("%s: committed, but the staging area %s could not be removed",
+              s->out, victim);
+}
+
+/* Opens the staging area for OUT: a new one, or an existing one to resume
+ * (after the checks and the question). 0, or 1 with a message. */
+int area_take(stage *s) {
+  struct stat st;
+  int exists = stat(s->dir, &st) == 0;
+  if (exists && check_target(s) != 0)
+    return 1;
+  char holder[PATH_MAX];
+  int rc =
+      area_lock_out(s->out, s->dir, &s->out_lock_fd, holder, sizeof holder);
+  if (rc == EBUSY) {
+    fprintf(stderr, "sstfs: %s is being staged by another sstfs%s%s%s\n",
+            s->out, holder[0] ? " (staging area " : "", holder,
+            holder[0] ? ")" : "");
+    return 1;
+  }
+  if (rc) {
+    fprintf(stderr, "sstfs: %s.lock: %s\n", s->out, strerror(rc));
+    return 1;
+  }
+  if (!exists) {
+    if (access(s->out, F_OK) == 0 && !s->conf.overwrite) {
+      fprintf(stderr, "sstfs: %s exists; use -o overwrite to replace it\n",
+              s->out);
+      return 1;
+    }
+  } else {
+    if ((rc = lock_area(s)) != 0) {
+      fprintf(stderr, "sstfs: staging area %s: %s\n", s->dir,
+              rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
+      return 1;
+    }
+    say_last_error(s);
+    if (check_resume(s) != 0)
+      return 1;
+  }
+  if ((rc = open_area(s, !exists)) == 0 && !exists)
+    rc = lock_area(s);
+  if (rc) {
+    fprintf(stderr, "sstfs: staging area %s: %s\n", s->dir,
+            rc == EBUSY ? "in use by a running sstfs" : strerror(rc));
+    return 1;
+  }
+  if (!exists)
+    return 0;
+  if (!s->conf.overwrite && area_out_unchanged(s->dir_fd, s->out) == EEXIST) {
+    fprintf(stderr,
+            "sstfs: %s appeared (or was replaced) after this staging area "
+            "was made; resume with -o resume,overwrite to replace it\n",
+            s->out);
+    return 1;
+  }
+  size_t incomplete;
+  if ((rc = area_sweep(s->dir, s->dir_fd, s->conf.keep_incomplete,
+                       &incomplete)) != 0) {
+    fprintf(stderr, "sstfs: staging area %s: files open for writing: %s\n",
+            s->dir, strerror(rc));
+    return 1;
+  }
+  unlinkat(s->dir_fd, "error", 0);
+  return 0;
 }

@@ -81,6 +81,25 @@ void area_unregister(const char *mnt);
 /* The staging area recorded for mnt: 0 and its path in dir, or ENOENT. */
 int area_lookup(const char *mnt, char *dir, size_t len);
 
+/* ---- The staging area of a mount (the stage's state: stage.h) ----------- */
+
+struct stage;
+
+/* Opens the staging area for OUT: takes OUT.lock, then makes a new area,
+ * or checks an existing one (its target, its lock, why its last mount
+ * ended, the question to resume, OUT unchanged unless -o overwrite, the
+ * files left open for writing). 0, or 1 with a message on stderr. */
+int area_take(struct stage *s);
+
+/* Records why the mount ended without a table, in the area's `error` and
+ * in the log. */
+void area_record_error(struct stage *s, const char *err);
+
+/* The end of a mount that committed: what sstfs --unmount should say
+ * (files left out on resume) goes into the area's lock file, which it
+ * holds open, and the log; then the area and its record go. */
+void area_finish(struct stage *s);
+
 /* ---- Small things ---------------------------------------------------------
  */
 

@@ -1,10 +1,10 @@
 /* daemon.c — put the sstfs daemon in the background (see daemon.h). */
 #include "daemon.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -74,8 +74,7 @@ int sstfs_check_mountpoint(const char *mountpoint) {
               "stopped; clear it with: sstfs --unmount %s\n",
               mountpoint, strerror(err), mountpoint);
     else
-      fprintf(stderr, "sstfs: mount point %s: %s\n", mountpoint,
-              strerror(err));
+      fprintf(stderr, "sstfs: mount point %s: %s\n", mountpoint, strerror(err));
     return -1;
   }
   if (!S_ISDIR(st.st_mode)) {

@@ -1,7 +1,91 @@
-/* stage.h — the staging mount: `sstfs --stage OUT MOUNTPOINT` and
- * `sstfs --unmount MOUNTPOINT` (fs/stage.c). */
+/* stage.h — the staging mount: a writable tree that becomes a table.
+ *
+ * `sstfs --stage OUT MOUNTPOINT` keeps what is written in a staging area
+ * beside OUT (OUT.stage/, or -o stagedir=DIR):
+ *
+ *   target      what the stage is for: OUT and the base table, if any
+ *   tree/       the files written, as ordinary files under their names,
+ *               with the modes and owners the mount shows
+ *   whiteouts/  with --base: a regular file at P hides the base's P and
+ *               everything under it
+ *   tmp/        copies of base files in progress
+ *   writing/    a marker per file open for writing (fs/area.h); on
+ *               resume such files go to incomplete/ (incomplete.list)
+ *   lock        flock'ed by the daemon;  pid  the daemon's pid
+ *   error       why the last mount ended without writing OUT
+ *   written     OUT as this area last wrote it (a commit replaces no
+ *               other OUT without -o overwrite)
+ *   mountpoint  where it was last mounted (for sstfs --unmount)
+ *
+ * OUT.lock beside OUT is flock'ed too, so that two areas never stage one
+ * OUT.
+ *
+ * With --base TABLE the mount shows the base table's tree with the staged
+ * changes over it (as overlayfs does): untouched base files are read from
+ * the base table; a base file is copied into tree/ only when it is opened
+ * for writing, truncated or renamed.
+ *
+ * When the mount is unmounted, the union of tree/ and the base becomes OUT
+ * through the library's writer (temporary file, fsync, rename), and the
+ * staging area is removed. If the commit fails, or a signal stopped the
+ * daemon (which then commits nothing), the area stays, with the reason in
+ * `error`, and `sstfs --stage ... -o resume` picks it up again. An fsync
+ * of the mount's root (`sync MOUNTPOINT`) writes OUT the same way while
+ * the mount goes on. Names map to keys through the same codec as
+ * the read-only mount (docs/PATHS.md).
+ *
+ * The rooms: stage_main.c (options, start-up, the end of the mount),
+ * area.c (the staging area: locks, resume, markers, error file),
+ * overlay.c (tree/ over the base), stage_ops.c (the FUSE operations),
+ * commit.c (the table from the staging area), unmount.c (sstfs
+ * --unmount). This header holds what they share.
+ */
 #ifndef SSTFS_STAGE_H
 #define SSTFS_STAGE_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "sstable.h"
+#include "sstpath.h"
+
+#define MAX_BASES 64
+
+typedef struct stage_conf {
+  char *out, *stagedir;
+  char *bases[MAX_BASES];
+  int nbases;
+  char *mnt_arg; /* MOUNTPOINT as given */
+  int overwrite, resume, delta, nouring, keep_incomplete;
+  int show_help;
+} stage_conf;
+
+/* A staging mount's state. */
+typedef struct stage {
+  stage_conf conf;
+  char out[PATH_MAX], dir[PATH_MAX], mnt[PATH_MAX];
+  int dir_fd, tree_fd, wh_fd, tmp_fd, writing_fd;
+  int lock_fd;     /* flock'ed while a daemon uses the area (see lock_area) */
+  int out_lock_fd; /* OUT.lock, flock'ed likewise (area_lock_out) */
+  int created;     /* this run made the area: a failed start removes it */
+  int is_root;     /* the daemon can give what it stages to its users */
+  /* The base: tables stacked, the last on top (one --base each). */
+  sst_reader *base[MAX_BASES];
+  char base_path[MAX_BASES][PATH_MAX];
+  size_t nbase;
+  sst_tree *base_tree;
+} stage;
+
+/* The staging mount of this process (stage_main.c), which the FUSE
+ * operations serve. */
+extern stage S;
+
+/* ---- sstfs --stage and sstfs --unmount (stage_main.c, unmount.c) ---- */
 
 /* Runs a staging mount; argv as given to sstfs. Returns the exit status:
  * in the foreground, that of the commit. */
@@ -9,7 +93,61 @@ int sstfs_stage_main(int argc, char *argv[]);
 
 /* Unmounts a staging mount, waits for its table to be written and returns
  * 0 if it was, else prints why and returns 1. A read-only mount is simply
- * unmounted. */
+ * unmounted; a mount that is gone is reported on. */
 int sstfs_unmount_main(const char *mountpoint);
+
+/* ---- The overlay (overlay.c): tree/ over the base ---- */
+
+/* "/a/b" -> "a/b"; "/" -> "." (for the *at calls). */
+const char *ov_rel(const char *path);
+
+/* Whether path names a file libfuse hid (unlinked while open). */
+int ov_is_hidden(const char *path);
+
+/* Where path lives: its directory fd (tree/, or tmp/ for hidden files)
+ * and, in *name, the name relative to it. */
+int ov_at(stage *s, const char *path, const char **name);
+
+/* Creates the parent directories of relpath under fd. 0 or errno. */
+int ov_make_parents(int fd, const char *relpath);
+
+/* Whether the base's entry at relpath is hidden by a whiteout (at it or
+ * an ancestor); 1 when there is no base. */
+int ov_hidden(stage *s, const char *relpath);
+
+/* The base's node at path, if visible. 0 or an errno value. */
+int ov_base_node(stage *s, const char *path, sst_node *n);
+
+/* Records that the base's entry at relpath is gone. 0 or errno. */
+int ov_whiteout(stage *s, const char *relpath);
+
+/* Copies the base file at path into tree/ (before a change to it); the
+ * base directory at path with every visible file under it. */
+int ov_copy_up(stage *s, const char *path, const sst_node *n);
+int ov_copy_up_dir(stage *s, const char *path, const sst_node *dir);
+
+/* The attributes shown for a base entry. */
+void ov_base_stat(stage *s, const sst_node *n, struct stat *st);
+
+/* A listing of the union at path: staged entries, then the visible base
+ * entries; count says how many, and with fill each goes to filler. */
+typedef struct list_ctx {
+  stage *s;
+  const char *path;
+  void *buf;
+  fuse_fill_dir_t filler;
+  int count; /* entries seen (for emptiness checks) */
+  int fill;  /* hand them to filler */
+} list_ctx;
+int ov_list(stage *s, list_ctx *l);
+int ov_is_empty(stage *s, const char *path);
+
+/* ---- The operations (stage_ops.c) and the commit (commit.c) ---- */
+
+extern const struct fuse_operations stage_ops;
+
+/* Writes OUT from tree/ and the base. 0, or an error code with err
+ * saying why. Takes no lock: the caller keeps the area still. */
+int stage_commit(stage *s, char *err, size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
 #include <sched.h>
@@ -33,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -45,18 +45,14 @@ int sstfs_uring_attach(struct fuse_session *se,
   return 0;
 }
 
-uint64_t sstfs_uring_detach(void) {
-  return 0;
-}
+uint64_t sstfs_uring_detach(void) { return 0; }
 
-int sstfs_uring_built(void) {
-  return 0;
-}
+int sstfs_uring_built(void) { return 0; }
 
 #else
 
-#include <linux/fuse.h>
 #include <liburing.h>
+#include <linux/fuse.h>
 
 /* The io_uring part of the protocol, as in Linux's uapi/linux/fuse.h
  * (7.42), which Debian 12's kernel headers predate. */
@@ -265,8 +261,8 @@ static void *queue_main(void *arg) {
       if (served)
         give_up(q->qid, "sending replies and waiting for requests", -rc);
       else
-        U.log("io_uring queue %d: %s; requests go through /dev/fuse",
-              q->qid, strerror(-rc));
+        U.log("io_uring queue %d: %s; requests go through /dev/fuse", q->qid,
+              strerror(-rc));
       break;
     }
     unsigned head, seen = 0;
@@ -422,8 +418,7 @@ static ssize_t accept_uring(int fd, const struct iovec *iov) {
   return n;
 }
 
-static ssize_t u_writev(int fd, struct iovec *iov, int count,
-                        void *userdata) {
+static ssize_t u_writev(int fd, struct iovec *iov, int count, void *userdata) {
   (void)userdata;
   if (count >= 1 && iov[0].iov_len == sizeof(struct fuse_out_header)) {
     struct fuse_out_header oh;
@@ -443,8 +438,7 @@ static ssize_t u_writev(int fd, struct iovec *iov, int count,
 
 int sstfs_uring_attach(struct fuse_session *se,
                        void (*log)(const char *fmt, ...)) {
-  static const struct fuse_custom_io io = {.writev = u_writev,
-                                           .read = u_read};
+  static const struct fuse_custom_io io = {.writev = u_writev, .read = u_read};
   U.se = se;
   U.log = log;
   /* The rings get a descriptor of their own: fuse_unmount() closes the
@@ -462,9 +456,7 @@ int sstfs_uring_attach(struct fuse_session *se,
   return rc;
 }
 
-int sstfs_uring_built(void) {
-  return 1;
-}
+int sstfs_uring_built(void) { return 1; }
 
 uint64_t sstfs_uring_detach(void) {
   __atomic_store_n(&U.stop, 1, __ATOMIC_RELAXED);

@@ -1,0 +1,317 @@
+/* main.c — the sstfs command: options and start-up of a read-only mount
+ * (fs/ro.c serves it), or `--stage` (fs/stage_main.c) and `--unmount`
+ * (fs/unmount.c). */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "daemon.h"
+#include "ro.h"
+#include "sstable.h"
+#include "sstpath.h"
+#include "stage.h"
+#include "uring.h"
+
+static const char usage_text[] =
+    "NAME\n"
+    "    sstfs - mount an SSTable as a read-only directory tree\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    sstfs [OPTION]... TABLE... MOUNTPOINT\n"
+    "    mount -t fuse.sstfs TABLE MOUNTPOINT [-o OPTION,...]\n"
+    "    sstfs --stage OUT.sstable MOUNTPOINT [--base TABLE] (see --stage "
+    "--help)\n"
+    "    sstfs --unmount MOUNTPOINT\n"
+    "    sstfs --help | --version\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Shows every key of TABLE as a file whose content is the key's value.\n"
+    "    A '/' in a key separates directories. Keys that cannot be a path as\n"
+    "    they stand (empty, '.' or '..' components, NUL bytes, components\n"
+    "    over 255 bytes, a key that is also a directory) appear under escaped\n"
+    "    names that begin with %=, %! or %+ (see docs/PATHS.md); every key is\n"
+    "    reachable. The mount is read-only: changes fail with EROFS. A value\n"
+    "    whose checksum does not match fails with EIO for that file only, and\n"
+    "    is logged with its key.\n"
+    "\n"
+    "    With several TABLEs, they are stacked, the last on top: a key's\n"
+    "    entry in the highest table that holds it wins, and a deletion\n"
+    "    (tombstone) there hides it. See sst merge to fold them into one.\n"
+    "\n"
+    "    The table is opened and checked before the command returns: a\n"
+    "    missing or damaged table or a bad mount point fails the command\n"
+    "    and nothing is mounted. Unmount with `fusermount3 -u MOUNTPOINT`, or\n"
+    "    send the daemon SIGTERM or SIGINT.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -f               stay in the foreground (log to stderr, not syslog)\n"
+    "    -d               debug: foreground, and print every FUSE request\n"
+    "    -s               serve requests on one thread\n"
+    "    -o flat          every key at the top level, '/' escaped as %2F\n"
+    "    -o uid=N,gid=N   owner of every file (default: who mounts)\n"
+    "    -o umask=M       mode bits to clear (octal; files are 0444, dirs "
+    "0555)\n"
+    "    -o allow_other   let other users in (see /etc/fuse.conf)\n"
+    "    -o OPT           any other FUSE mount option (see mount.fuse3(8))\n"
+    "    -h, --help       show this help\n"
+    "    -V, --version    show the version\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 when mounted (in the foreground: when unmounted cleanly), 1 on\n"
+    "    error, 2 on a usage error.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    sstfs data.sstable /mnt/data && ls /mnt/data && fusermount3 -u "
+    "/mnt/data\n"
+    "    mount -t fuse.sstfs /srv/data.sstable /mnt/data -o allow_other\n"
+    "    fstab: /srv/data.sstable /mnt/data fuse.sstfs ro,allow_other 0 0\n";
+
+enum { KEY_HELP, KEY_VERSION };
+
+#define CONF_OPT(t, p, v)                                                      \
+  { t, offsetof(config, p), v }
+
+static const struct fuse_opt conf_opts[] = {
+    CONF_OPT("flat", flat, 1),
+    CONF_OPT("uid=%u", uid, 0),
+    CONF_OPT("uid=", have_uid, 1),
+    CONF_OPT("gid=%u", gid, 0),
+    CONF_OPT("gid=", have_gid, 1),
+    CONF_OPT("umask=%o", umask, 0),
+    CONF_OPT("umask=", have_umask, 1),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key,
+                    struct fuse_args *outargs) {
+  (void)outargs;
+  config *c = data;
+  switch (key) {
+  case KEY_HELP:
+    c->show_help = 1;
+    return 0;
+  case KEY_VERSION:
+    c->show_version = 1;
+    return 0;
+  case FUSE_OPT_KEY_NONOPT:
+    /* Tables and the mount point; the last is handed back to
+     * fuse_parse_cmdline once all are known. */
+    if (c->nargs > MAX_TABLES) {
+      fprintf(stderr, "sstfs: at most %d tables can be stacked\n", MAX_TABLES);
+      return -1;
+    }
+    c->args[c->nargs++] = strdup(arg);
+    return 0;
+  default:
+    return 1;
+  }
+}
+
+/* Adds "-o fsname=TABLE,subtype=sstfs,ro,default_permissions": the table
+ * shows in mount(8) as the source, the mount as type fuse.sstfs. */
+static int add_mount_opts(struct fuse_args *args, const char *table) {
+  char *opts = NULL, *fsname = malloc(strlen(table) + 8);
+  if (fsname == NULL)
+    return -1;
+  sprintf(fsname, "fsname=%s", table);
+  int rc = fuse_opt_add_opt_escaped(&opts, fsname) ||
+           fuse_opt_add_opt(&opts, "subtype=sstfs") ||
+           fuse_opt_add_opt(&opts, "ro") ||
+           fuse_opt_add_opt(&opts, "default_permissions") ||
+           fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, opts);
+  free(fsname);
+  free(opts);
+  return rc ? -1 : 0;
+}
+
+static void *idle_thread(void *arg) { return arg; }
+
+/* libc binds the dynamic linker's TLS set-up (for a new stack, then for a
+ * reused one) on the first thread it starts. Done in the daemon, after the
+ * fork, that symbol lookup walks every loaded object's symbol tables and
+ * maps their pages into it for good (docs/BENCHMARKS.md has the figure);
+ * done once before the fork, the daemon inherits the bound address. */
+static void bind_thread_start(void) {
+  for (int round = 0; round < 2; round++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+      return;
+    pthread_join(t, NULL);
+  }
+}
+
+int main(int argc, char *argv[]) {
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--stage") == 0)
+      return sstfs_stage_main(argc, argv);
+    if (strcmp(argv[i], "--unmount") == 0) {
+      if (i + 1 >= argc || argc != 3) {
+        fprintf(stderr, "usage: sstfs --unmount MOUNTPOINT\n");
+        return 2;
+      }
+      return sstfs_unmount_main(argv[i + 1]);
+    }
+  }
+  struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  struct fuse_cmdline_opts opts = {0};
+  struct fuse_session *se = NULL;
+  /* Static: its slot tables are zero pages until used, instead of 64 KiB
+   * of stack written at start-up that the daemon would inherit. */
+  static sstfs fs;
+  /* Buffers of 32 KiB and more (the scratch space of lookups, listing
+   * buffers) get their own mappings, given back when freed. The heap grows
+   * by no more than it needs (no top pad), so that such a buffer is never
+   * carved from spare room at its top and left resident there. One arena
+   * serves all worker threads: their small allocations go through each
+   * thread's cache without the lock anyway, and every extra arena would
+   * keep pages of its own resident. */
+  mallopt(M_MMAP_THRESHOLD, 32 << 10);
+  mallopt(M_TOP_PAD, 0);
+  mallopt(M_ARENA_MAX, 1);
+  int status = 1, rc;
+
+  if (fuse_opt_parse(&args, &fs.conf, conf_opts, opt_proc) != 0) {
+    status = 2;
+    goto out_args;
+  }
+  if (fs.conf.show_help) {
+    fputs(usage_text, stdout);
+    status = 0;
+    goto out_args;
+  }
+  if (fs.conf.show_version) {
+    printf("sstfs " SST_VERSION_STRING
+           " (table format %d, FUSE %s, staging over io_uring: %s)\n",
+           SST_FORMAT_VERSION, fuse_pkgversion(),
+           sstfs_uring_built() ? "yes" : "no");
+    status = 0;
+    goto out_args;
+  }
+  if (fs.conf.nargs < 2) {
+    fprintf(stderr, "usage: sstfs [OPTION]... TABLE... MOUNTPOINT\n"
+                    "Try 'sstfs --help' for more information.\n");
+    status = 2;
+    goto out_args;
+  }
+  /* A bad mount point is an error (1), not a usage error. */
+  if (sstfs_check_mountpoint(fs.conf.args[fs.conf.nargs - 1]) != 0)
+    goto out_args;
+  if (fuse_opt_add_arg(&args, fs.conf.args[fs.conf.nargs - 1]) != 0 ||
+      fuse_parse_cmdline(&args, &opts) != 0 || opts.mountpoint == NULL) {
+    status = 2;
+    goto out_opts;
+  }
+  if (!fs.conf.have_uid)
+    fs.conf.uid = getuid();
+  if (!fs.conf.have_gid)
+    fs.conf.gid = getgid();
+  sstfs_log_init(opts.foreground);
+
+  /* Open and check every table before anything is mounted. */
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.release_pages = 1; /* keep the daemon small whatever is read */
+  ro.pread_blocks = 1;
+  char table[PATH_MAX], first[PATH_MAX];
+  for (int i = 0; i < fs.conf.nargs - 1; i++) {
+    const char *arg = fs.conf.args[i];
+    sst_error err;
+    if (realpath(arg, table) == NULL) {
+      fprintf(stderr, "sstfs: %s: %s\n", arg, strerror(errno));
+      goto out_reader;
+    }
+    if ((rc = sst_reader_open(table, &ro, &fs.readers[fs.n], &err)) != 0) {
+      fprintf(stderr, "sstfs: %s\n", err.msg);
+      goto out_reader;
+    }
+    fs.n++;
+    /* Times: the newest table's. */
+    struct stat st;
+    if (stat(table, &st) == 0 && (st.st_mtim.tv_sec > fs.mtime.tv_sec ||
+                                  (st.st_mtim.tv_sec == fs.mtime.tv_sec &&
+                                   st.st_mtim.tv_nsec > fs.mtime.tv_nsec)))
+      fs.mtime = st.st_mtim;
+    if (i == 0)
+      snprintf(first, sizeof first, "%s", table);
+  }
+  if ((rc = sst_tree_open_stack((const sst_reader *const *)fs.readers, fs.n,
+                                fs.conf.flat ? SST_PATH_FLAT : 0, &fs.tree)) !=
+      0) {
+    fprintf(stderr, "sstfs: %s: %s\n", first, sst_strerror(rc));
+    goto out_reader;
+  }
+  if (add_mount_opts(&args, first) != 0) {
+    fprintf(stderr, "sstfs: out of memory\n");
+    goto out_tree;
+  }
+
+  se = fuse_session_new(&args, &sstfs_ops, sizeof sstfs_ops, &fs);
+  if (se == NULL)
+    goto out_tree;
+  if (fuse_set_signal_handlers(se) != 0)
+    goto out_session;
+  if (fuse_session_mount(se, opts.mountpoint) != 0)
+    goto out_signals;
+  if (!opts.foreground)
+    openlog("sstfs", LOG_PID, LOG_DAEMON);
+  if (!opts.singlethread && !opts.foreground)
+    bind_thread_start();
+  if (sstfs_daemonize(opts.foreground) != 0)
+    goto out_unmount;
+
+  if (opts.singlethread) {
+    rc = fuse_session_loop(se);
+  } else {
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    if (lc == NULL) {
+      rc = -1;
+    } else {
+      fuse_loop_cfg_set_clone_fd(lc, opts.clone_fd);
+      fuse_loop_cfg_set_max_threads(lc, opts.max_threads);
+      if (opts.max_idle_threads != UINT_MAX) /* UINT_MAX: not given */
+        fuse_loop_cfg_set_idle_threads(lc, opts.max_idle_threads);
+      rc = fuse_session_loop_mt(se, lc);
+      fuse_loop_cfg_destroy(lc);
+    }
+  }
+  /* A loop ended by SIGTERM, SIGINT or SIGHUP returns the signal number:
+   * that is a clean unmount too. */
+  status = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
+out_unmount:
+  fuse_session_unmount(se);
+out_signals:
+  fuse_remove_signal_handlers(se);
+out_session:
+  fuse_session_destroy(se);
+out_tree:
+  sst_tree_close(fs.tree);
+out_reader:
+  for (size_t i = 0; i < fs.n; i++)
+    sst_reader_close(fs.readers[i]);
+out_opts:
+  free(opts.mountpoint);
+out_args:
+  for (int i = 0; i < fs.conf.nargs; i++)
+    free(fs.conf.args[i]);
+  fuse_opt_free_args(&args);
+  return status;
+}

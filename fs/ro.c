@@ -1,0 +1,450 @@
+/* ro.c — the read-only mount: every key a file, its value the
+ * content; keys with '/' form directories (docs/PATHS.md).
+ *
+ * This file turns library results into errno values and FUSE replies and
+ * nothing else: names and inode numbers come from sst_tree (core/path.c),
+ * bytes straight from the reader's mapping. Every op replies exactly once.
+ */
+#include "ro.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+
+static sstfs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void fill_attr(const sstfs *fs, const sst_node *n, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = n->ino;
+  st->st_uid = fs->conf.uid;
+  st->st_gid = fs->conf.gid;
+  st->st_atim = st->st_mtim = st->st_ctim = fs->mtime;
+  st->st_blksize = 65536;
+  if (n->is_dir) {
+    st->st_mode = S_IFDIR | (0555 & ~fs->conf.umask);
+    st->st_nlink = 1; /* unknown: tools then do not guess subdirectories */
+  } else {
+    st->st_mode = S_IFREG | (0444 & ~fs->conf.umask);
+    st->st_nlink = 1;
+    st->st_size = (off_t)n->entry.value_len;
+    st->st_blocks = (blkcnt_t)((n->entry.value_len + 511) / 512);
+  }
+}
+
+static void fill_entry(const sstfs *fs, const sst_node *n,
+                       struct fuse_entry_param *e) {
+  memset(e, 0, sizeof *e);
+  e->ino = n->ino;
+  e->attr_timeout = CACHE_SECONDS;
+  e->entry_timeout = CACHE_SECONDS;
+  fill_attr(fs, n, &e->attr);
+}
+
+/* Names the key behind a file inode in a log line. */
+static void log_bad_value(const sstfs *fs, fuse_ino_t ino, int rc) {
+  char shown[PATH_MAX + 256];
+  if (sst_tree_describe(fs->tree, ino, shown, sizeof shown) != 0)
+    snprintf(shown, sizeof shown, "%s: inode %llu",
+             sst_reader_path(fs->readers[0]), (unsigned long long)ino);
+  sstfs_log("%s: %s", shown, sst_strerror(rc));
+}
+
+static size_t slot_of(uint64_t offset, size_t slots) {
+  return (size_t)((offset * 0x9E3779B97F4A7C15ull) >> 40) % slots;
+}
+
+/* What the checked and logged slots record of a value: unique in the
+ * stack of tables, never 0. */
+static uint64_t value_tag(const sstfs *fs, const sst_entry *e) {
+  return e->value_offset * fs->n + e->source + 1;
+}
+
+/* A value that failed its check: one log line per value, whatever the
+ * number of reads. Returns rc. */
+static int value_failed(sstfs *fs, fuse_ino_t ino, const sst_entry *e, int rc) {
+  uint64_t tag = value_tag(fs, e);
+  uint64_t *logged = &fs->logged[slot_of(tag, LOGGED_SLOTS)];
+  if (__atomic_exchange_n(logged, tag, __ATOMIC_RELAXED) != tag)
+    log_bad_value(fs, ino, rc);
+  return rc;
+}
+
+/* Checks an entry's value, once per value while it stays in the table. */
+static int check_value(sstfs *fs, fuse_ino_t ino, const sst_entry *e) {
+  uint64_t tag = value_tag(fs, e);
+  uint64_t *slot = &fs->checked[slot_of(tag, CHECKED_SLOTS)];
+  if (__atomic_load_n(slot, __ATOMIC_RELAXED) == tag)
+    return 0;
+  int rc = sst_reader_value_check(fs->readers[e->source], e);
+  if (rc == 0) {
+    __atomic_store_n(slot, tag, __ATOMIC_RELAXED);
+    return 0;
+  }
+  return value_failed(fs, ino, e, rc);
+}
+
+/* Memory. Key blocks, filters and value checks read the table with pread
+ * (reader option pread_blocks), not through its mapping: on Linux 6.18 a
+ * touch of a mapped file maps the whole page-cache folio around it, up to
+ * 2 MiB, and a listing of the whole table used to leave the daemon as
+ * large as the table. Values go to the kernel by splice from the file. */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+  sstfs *fs = userdata;
+  if (conn->capable & FUSE_CAP_READDIRPLUS)
+    conn->want |= FUSE_CAP_READDIRPLUS;
+  /* Plus only when the reader also wants attributes (ls -l, not find). */
+  if (conn->capable & FUSE_CAP_READDIRPLUS_AUTO)
+    conn->want |= FUSE_CAP_READDIRPLUS_AUTO;
+  /* Value bytes move from the table file to the kernel by splice. */
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+    conn->want |= FUSE_CAP_SPLICE_MOVE;
+  if (conn->capable & FUSE_CAP_ASYNC_READ)
+    conn->want |= FUSE_CAP_ASYNC_READ;
+  conn->max_readahead = 1u << 20;
+  /* libfuse sizes requests (max_pages) from max_write: this lets reads
+   * be 1 MiB, not 128 KiB, though nothing is ever written. */
+  conn->max_write = 1u << 20;
+  /* Opens of files then never reach the daemon: the kernel keeps their
+   * pages cached (FOPEN_KEEP_CACHE is the no-open default), and reads
+   * check values themselves. Opens of directories do reach it: see
+   * op_opendir. */
+  if (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT)
+    conn->want |= FUSE_CAP_NO_OPEN_SUPPORT;
+  fs->no_open = (conn->want & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  sstfs *fs = fs_of(req);
+  sst_node n;
+  struct fuse_entry_param e;
+  int rc = sst_tree_lookup(fs->tree, parent, name, &n);
+  if (rc == SST_ENOTFOUND) {
+    /* A negative entry with a timeout: the kernel caches the absence. */
+    memset(&e, 0, sizeof e);
+    e.entry_timeout = CACHE_SECONDS;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  fill_entry(fs, &n, &e);
+  fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi) {
+  (void)fi;
+  sstfs *fs = fs_of(req);
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  struct stat st;
+  fill_attr(fs, &n, &st);
+  fuse_reply_attr(req, &st, CACHE_SECONDS);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  sstfs *fs = fs_of(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+      (fi->flags & (O_TRUNC | O_APPEND))) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc == 0 && n.is_dir)
+    rc = EISDIR;
+  if (rc == 0)
+    rc = check_value(fs, ino, &n.entry);
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+  } else if (fs->no_open) {
+    fuse_reply_err(req, ENOSYS); /* success, and no more opens */
+  } else {
+    fi->keep_cache = 1;
+    fi->noflush = 1;
+    fuse_reply_open(req, fi);
+  }
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+  (void)fi;
+  sstfs *fs = fs_of(req);
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc == 0 && n.is_dir)
+    rc = EISDIR;
+  if (rc == 0 && n.entry.value_len <= SMALL_VALUE) {
+    /* A small value is read whole and checked on the bytes served. */
+    uint8_t buf[SMALL_VALUE];
+    rc = sst_reader_value_pread(fs->readers[n.entry.source], &n.entry, buf);
+    if (rc == SST_ECHECKSUM)
+      value_failed(fs, ino, &n.entry, rc);
+    if (rc)
+      fuse_reply_err(req, sstfs_errno(rc));
+    else if (off < 0 || (uint64_t)off >= n.entry.value_len)
+      fuse_reply_buf(req, NULL, 0);
+    else {
+      size_t rest = (size_t)(n.entry.value_len - (uint64_t)off);
+      fuse_reply_buf(req, (const char *)buf + off, rest < size ? rest : size);
+    }
+    return;
+  }
+  if (rc == 0)
+    rc = check_value(fs, ino, &n.entry);
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  uint64_t len = n.entry.value_len;
+  if (off < 0 || (uint64_t)off >= len) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  uint64_t count = len - (uint64_t)off;
+  if (count > size)
+    count = size;
+  /* Straight from the table file (spliced where the kernel can): no copy
+   * of the value in the daemon, and its pages never enter the daemon's
+   * resident set. */
+  struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)count);
+  bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+  bv.buf[0].fd = sst_reader_fd(fs->readers[n.entry.source]);
+  bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
+  fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+                       struct fuse_file_info *fi) {
+  sstfs *fs = fs_of(req);
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc == 0 && !n.is_dir)
+    rc = ENOTDIR;
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  /* The kernel can keep a directory's listing in its page cache, and then
+   * lists it again without asking; but filling that cache costs about as
+   * much as the listing itself (find over a fresh mount took 40% longer).
+   * So a directory is cached from its second opening on: what is listed
+   * once goes at full speed, what is listed again is served by the kernel.
+   * The record of openings is a fixed, lossy table: a directory whose slot
+   * was taken by another one is simply listed uncached once more. */
+  uint64_t *slot = &fs->listed[slot_of(ino, LISTED_SLOTS)];
+  if (__atomic_exchange_n(slot, (uint64_t)ino, __ATOMIC_RELAXED) == ino) {
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+  }
+  fuse_reply_open(req, fi);
+}
+
+/* Directory offsets: 0 starts, 1 follows ".", 2 follows ".." and starts the
+ * children; larger values are sst_tree cookies (positions in the table),
+ * END ends. */
+#define OFF_END INT64_MAX
+
+typedef struct dirbuf {
+  fuse_req_t req;
+  sstfs *fs;
+  char *buf;
+  size_t size, used;
+  int plus;
+} dirbuf;
+
+static int dir_add(dirbuf *d, const char *name, const sst_node *n, off_t next) {
+  size_t room = d->size - d->used, need;
+  if (d->plus) {
+    struct fuse_entry_param e;
+    fill_entry(d->fs, n, &e);
+    need =
+        fuse_add_direntry_plus(d->req, d->buf + d->used, room, name, &e, next);
+  } else {
+    struct stat st;
+    fill_attr(d->fs, n, &st);
+    need = fuse_add_direntry(d->req, d->buf + d->used, room, name, &st, next);
+  }
+  if (need > room)
+    return 1;
+  d->used += need;
+  return 0;
+}
+
+static int dir_add_child(void *ctx, const char *name, const sst_node *node,
+                         uint64_t next_cookie) {
+  off_t next = next_cookie == UINT64_MAX ? OFF_END : (off_t)next_cookie;
+  return dir_add(ctx, name, node, next);
+}
+
+/* The kernel asks for the first batch of a directory with attributes
+ * (readdirplus), and for later batches only if the reader looked at
+ * entries of the batch before (ls -l does, find does not). Every entry
+ * sent with attributes costs the kernel an inode, so the first batch is
+ * kept small: a reader that never stats, like find, gets the rest as
+ * plain names, and one that does gets attributes from the second on. */
+#define FIRST_PLUS_BATCH 1024
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, int plus) {
+  sstfs *fs = fs_of(req);
+  if (plus && off == 0 && size > FIRST_PLUS_BATCH)
+    size = FIRST_PLUS_BATCH;
+  dirbuf d = {.req = req, .fs = fs, .size = size, .plus = plus};
+  if ((d.buf = malloc(size)) == NULL) {
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  int rc = 0;
+  sst_node self = {.ino = ino, .is_dir = 1};
+  if (off == 0 && dir_add(&d, ".", &self, 1))
+    goto reply;
+  if (off <= 1 && dir_add(&d, "..", &self, 2))
+    goto reply;
+  if (off != OFF_END)
+    rc = sst_tree_list(fs->tree, ino, off <= 2 ? 0 : (uint64_t)off,
+                       dir_add_child, &d);
+reply:
+  if (rc && d.used == 0)
+    fuse_reply_err(req, sstfs_errno(rc));
+  else
+    fuse_reply_buf(req, d.buf, d.used);
+  free(d.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+  (void)fi;
+  readdir_common(req, ino, size, off, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+                           off_t off, struct fuse_file_info *fi) {
+  (void)fi;
+  readdir_common(req, ino, size, off, 1);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  (void)ino;
+  sstfs *fs = fs_of(req);
+  uint64_t size = 0, keys = 0;
+  for (size_t i = 0; i < fs->n; i++) {
+    sst_info info;
+    sst_reader_info(fs->readers[i], &info);
+    size += info.file_size;
+    keys += info.key_count - info.tombstone_count;
+  }
+  struct statvfs sv;
+  memset(&sv, 0, sizeof sv);
+  sv.f_bsize = sv.f_frsize = 4096;
+  sv.f_blocks = (fsblkcnt_t)((size + 4095) / 4096);
+  sv.f_files = (fsfilcnt_t)keys;
+  sv.f_namemax = SST_NAME_MAX;
+  sv.f_flag = ST_RDONLY;
+  fuse_reply_statfs(req, &sv);
+}
+
+/* Every change answers EROFS (the kernel usually does so first, since the
+ * mount is read-only). */
+static void erofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+                          int to_set, struct fuse_file_info *fi) {
+  (void)ino, (void)attr, (void)to_set, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+                        mode_t mode, dev_t rdev) {
+  (void)parent, (void)name, (void)mode, (void)rdev;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+                        mode_t mode) {
+  (void)parent, (void)name, (void)mode;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  (void)parent, (void)name;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+                          const char *name) {
+  (void)link, (void)parent, (void)name;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                         fuse_ino_t newparent, const char *newname,
+                         unsigned int flags) {
+  (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+                       const char *newname) {
+  (void)ino, (void)newparent, (void)newname;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+                        size_t size, off_t off, struct fuse_file_info *fi) {
+  (void)ino, (void)buf, (void)size, (void)off, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+                         mode_t mode, struct fuse_file_info *fi) {
+  (void)parent, (void)name, (void)mode, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                           const char *value, size_t size, int flags) {
+  (void)ino, (void)name, (void)value, (void)size, (void)flags;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_removexattr(fuse_req_t req, fuse_ino_t ino,
+                              const char *name) {
+  (void)ino, (void)name;
+  fuse_reply_err(req, EROFS);
+}
+static void erofs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+                            off_t offset, off_t length,
+                            struct fuse_file_info *fi) {
+  (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops sstfs_ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .open = op_open,
+    .read = op_read,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .statfs = op_statfs,
+    .setattr = erofs_setattr,
+    .mknod = erofs_mknod,
+    .mkdir = erofs_mkdir,
+    .unlink = erofs_unlink,
+    .rmdir = erofs_unlink,
+    .symlink = erofs_symlink,
+    .rename = erofs_rename,
+    .link = erofs_link,
+    .write = erofs_write,
+    .create = erofs_create,
+    .setxattr = erofs_setxattr,
+    .removexattr = erofs_removexattr,
+    .fallocate = erofs_fallocate,
+};

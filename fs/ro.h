@@ -1,0 +1,55 @@
+/* ro.h — the read-only mount's state and FUSE operations (fs/ro.c). */
+#ifndef SSTFS_RO_H
+#define SSTFS_RO_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "sstable.h"
+#include "sstpath.h"
+
+#define CACHE_SECONDS 86400.0 /* the table never changes under the mount */
+
+#define MAX_TABLES 64
+
+typedef struct config {
+  char *args[MAX_TABLES + 1]; /* TABLE... MOUNTPOINT, as given */
+  int nargs;
+  int flat;
+  unsigned uid, gid, umask;
+  int have_uid, have_gid, have_umask;
+  int show_help, show_version;
+} config;
+
+/* Values whose checksum has been checked, and bad ones already logged:
+ * small direct-mapped tables of value offsets (plus one; 0 is empty), so
+ * memory stays flat whatever is read. A value that falls out is simply
+ * checked again. */
+#define CHECKED_SLOTS 4096
+/* Values up to this size are read with pread and sent from a buffer on the
+ * stack: libfuse would not splice them anyway (it copies replies under two
+ * pages through a page-aligned allocation of its own, which scatters the
+ * heap), and reading them whole lets each read check the bytes it sends. */
+#define SMALL_VALUE 8192
+#define LISTED_SLOTS 4096
+#define LOGGED_SLOTS 256
+
+typedef struct sstfs {
+  sst_reader *readers[MAX_TABLES]; /* the stack: readers[n - 1] on top */
+  size_t n;
+  sst_tree *tree;
+  config conf;
+  struct timespec mtime;
+  int no_open; /* opens answered ENOSYS: never sent again */
+  uint64_t checked[CHECKED_SLOTS];
+  uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
+  uint64_t logged[LOGGED_SLOTS];
+} sstfs;
+
+/* The low-level operations; the session's userdata is an sstfs. */
+extern const struct fuse_lowlevel_ops sstfs_ops;
+
+#endif
