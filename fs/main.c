@@ -81,7 +81,6 @@ static const char usage_text[] =
     "    mount -t fuse.sstfs /srv/data.sstable /mnt/data -o allow_other\n"
     "    fstab: /srv/data.sstable /mnt/data fuse.sstfs ro,allow_other 0 0\n";
 
-enum { KEY_HELP, KEY_VERSION };
 
 #define CONF_OPT(t, p, v)                                                      \
   { t, offsetof(config, p), v }
@@ -94,10 +93,9 @@ static const struct fuse_opt conf_opts[] = {
     CONF_OPT("gid=", have_gid, 1),
     CONF_OPT("umask=%o", umask, 0),
     CONF_OPT("umask=", have_umask, 1),
-    FUSE_OPT_KEY("-h", KEY_HELP),
-    FUSE_OPT_KEY("--help", KEY_HELP),
-    FUSE_OPT_KEY("-V", KEY_VERSION),
-    FUSE_OPT_KEY("--version", KEY_VERSION),
+    SSTFS_HELP_OPTS,
+    FUSE_OPT_KEY("-V", SSTFS_KEY_VERSION),
+    FUSE_OPT_KEY("--version", SSTFS_KEY_VERSION),
     FUSE_OPT_END,
 };
 
@@ -106,10 +104,10 @@ static int opt_proc(void *data, const char *arg, int key,
   (void)outargs;
   config *c = data;
   switch (key) {
-  case KEY_HELP:
+  case SSTFS_KEY_HELP:
     c->show_help = 1;
     return 0;
-  case KEY_VERSION:
+  case SSTFS_KEY_VERSION:
     c->show_version = 1;
     return 0;
   case FUSE_OPT_KEY_NONOPT:

@@ -145,7 +145,6 @@ static const char stage_usage[] =
     "    sync /mnt/v2     # v2.sstable now holds the tree as it is\n"
     "    sstfs --stage new.sstable /mnt/new -o resume   # after a crash\n";
 
-enum { KEY_STAGE, KEY_HELP };
 
 #define STAGE_OPT(t, p, v)                                                     \
   { t, offsetof(stage_conf, p), v }
@@ -157,9 +156,8 @@ static const struct fuse_opt stage_opts[] = {
     STAGE_OPT("keep_incomplete", keep_incomplete, 1),
     STAGE_OPT("stagedir=%s", stagedir, 0),
     STAGE_OPT("nouring", nouring, 1),
-    FUSE_OPT_KEY("--stage", KEY_STAGE),
-    FUSE_OPT_KEY("-h", KEY_HELP),
-    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("--stage", SSTFS_KEY_STAGE),
+    SSTFS_HELP_OPTS,
     FUSE_OPT_END,
 };
 
@@ -167,9 +165,9 @@ static int stage_opt_proc(void *data, const char *arg, int key,
                           struct fuse_args *outargs) {
   (void)outargs;
   stage_conf *c = data;
-  if (key == KEY_STAGE)
+  if (key == SSTFS_KEY_STAGE)
     return 0;
-  if (key == KEY_HELP) {
+  if (key == SSTFS_KEY_HELP) {
     c->show_help = 1;
     return 0;
   }
