@@ -188,14 +188,9 @@ static int cmp_u64(const void *a, const void *b) {
 
 /* The inode numbers named in writing/; removes the markers. */
 static int read_marks(int writing_fd, ino_set *s) {
-  int fd = openat(writing_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL) {
-    int rc = errno;
-    if (fd >= 0)
-      close(fd);
-    return rc;
-  }
+  DIR *d = sstfs_opendirat(writing_fd, "");
+  if (d == NULL)
+    return errno;
   size_t cap = 0;
   int rc = 0;
   struct dirent *e;
@@ -239,15 +234,9 @@ typedef struct found_list {
  * files whose inode is in s. */
 static int find_inodes(int tree_fd, const char *rel, const ino_set *s,
                        found_list *out) {
-  int fd = openat(tree_fd, *rel ? rel : ".",
-                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-  if (d == NULL) {
-    int rc = errno;
-    if (fd >= 0)
-      close(fd);
-    return rc;
-  }
+  DIR *d = sstfs_opendirat(tree_fd, rel);
+  if (d == NULL)
+    return errno;
   int rc = 0;
   struct dirent *e;
   while (rc == 0 && (e = readdir(d)) != NULL) {

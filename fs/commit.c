@@ -68,15 +68,11 @@ static int collect(stage *s, file_list *l, char *err, size_t errlen) {
   int rc = 0;
   while (n > 0 && rc == 0) {
     char *dir = stack[--n];
-    int fd = openat(s->tree_fd, *dir ? dir : ".",
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = sstfs_opendirat(s->tree_fd, dir);
     if (d == NULL) {
       rc = errno;
       snprintf(err, errlen, "staged directory %s: %s", *dir ? dir : ".",
                strerror(rc));
-      if (fd >= 0)
-        close(fd);
       free(dir);
       break;
     }
@@ -173,13 +169,9 @@ static int base_key_hidden(stage *s, const sst_entry *e, int also_dir) {
 }
 
 static int dir_is_empty(int fd) {
-  int dup_fd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
-  if (d == NULL) {
-    if (dup_fd >= 0)
-      close(dup_fd);
+  DIR *d = sstfs_opendirat(fd, "");
+  if (d == NULL)
     return 0;
-  }
   struct dirent *e;
   int empty = 1;
   while ((e = readdir(d)) != NULL)

@@ -1,10 +1,13 @@
 /* common.c — the log and the errno mapping of both daemons (common.h). */
 #include "common.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "sstable.h"
 
@@ -45,4 +48,18 @@ int sstfs_errno(int rc) {
   default:
     return rc > 0 ? rc : EIO;
   }
+}
+
+DIR *sstfs_opendirat(int dirfd, const char *name) {
+  int fd = openat(dirfd, *name ? name : ".",
+                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return NULL;
+  DIR *d = fdopendir(fd);
+  if (d == NULL) {
+    int err = errno;
+    close(fd);
+    errno = err;
+  }
+  return d;
 }

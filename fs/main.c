@@ -81,7 +81,6 @@ static const char usage_text[] =
     "    mount -t fuse.sstfs /srv/data.sstable /mnt/data -o allow_other\n"
     "    fstab: /srv/data.sstable /mnt/data fuse.sstfs ro,allow_other 0 0\n";
 
-
 #define CONF_OPT(t, p, v)                                                      \
   { t, offsetof(config, p), v }
 

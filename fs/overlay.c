@@ -203,14 +203,8 @@ static int base_child(void *ctx, const char *name, const sst_node *node,
 
 /* Lists the union at path: staged entries, then visible base entries. */
 int ov_list(stage *s, list_ctx *l) {
-  int fd =
-      openat(s->tree_fd, ov_rel(l->path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    DIR *d = fdopendir(fd);
-    if (d == NULL) {
-      close(fd);
-      return errno;
-    }
+  DIR *d = sstfs_opendirat(s->tree_fd, ov_rel(l->path));
+  if (d != NULL) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
       if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)

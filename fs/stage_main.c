@@ -145,7 +145,6 @@ static const char stage_usage[] =
     "    sync /mnt/v2     # v2.sstable now holds the tree as it is\n"
     "    sstfs --stage new.sstable /mnt/new -o resume   # after a crash\n";
 
-
 #define STAGE_OPT(t, p, v)                                                     \
   { t, offsetof(stage_conf, p), v }
 
