@@ -13,10 +13,6 @@
 int sst_error_set(sst_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Copies a human-readable, shortened rendering of a key (non-printable
- * bytes as \xHH, at most about 80 characters) into out. */
-void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
-
 /* Checksums: XXH3-64 of the bytes, truncated to the low 32 bits. */
 uint32_t sst_checksum(const void *data, size_t len);
 
@@ -66,16 +62,6 @@ static inline const uint8_t *sst_get_varint(const uint8_t *p,
     }
   }
   return NULL;
-}
-
-/* Compares two byte strings in memcmp order, a proper prefix first. */
-static inline int sst_key_cmp(const uint8_t *a, size_t al, const uint8_t *b,
-                              size_t bl) {
-  size_t n = al < bl ? al : bl;
-  int c = n ? memcmp(a, b, n) : 0;
-  if (c != 0)
-    return c;
-  return (al > bl) - (al < bl);
 }
 
 #endif

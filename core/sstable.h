@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,6 +56,32 @@ typedef struct sst_error {
   int code;      /* same value the failing function returned */
   char msg[512]; /* one line, no trailing newline */
 } sst_error;
+
+/* ------------------------------------------------------------------ */
+/* Keys: the table's order, and how messages show a key.              */
+
+/* Compares two keys in table order: bytewise (memcmp), a proper prefix
+ * before the longer key. Returns < 0, 0 or > 0. */
+static inline int sst_key_cmp(const uint8_t *a, size_t al, const uint8_t *b,
+                              size_t bl) {
+  size_t n = al < bl ? al : bl;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c != 0)
+    return c;
+  return (al > bl) - (al < bl);
+}
+
+/* A buffer of this many bytes always holds a key's whole rendering. */
+#define SST_KEY_RENDER_SIZE 88
+
+/* Writes a short, printable rendering of key into out, the caller's
+ * buffer of cap bytes, as the library's own messages show keys: printable
+ * ASCII as it is, the backslash and every other byte as \xHH, and "..."
+ * in place of what would go past about 80 characters (or past a buffer
+ * smaller than SST_KEY_RENDER_SIZE). With cap > 0 the text is always
+ * NUL-terminated. Nothing is allocated or kept: out stays the caller's,
+ * and the text in it stays valid until the caller changes it. */
+void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
 
 /* Entry flags. */
 #define SST_FLAG_TOMBSTONE 0x01u

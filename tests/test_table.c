@@ -574,6 +574,39 @@ START_TEST(info_fields) {
 }
 END_TEST
 
+/* sst_key_render keeps its contract: printable text, \xHH escapes, cut
+ * with "..." after about 80 characters, never more than
+ * SST_KEY_RENDER_SIZE bytes, and cut to fit a smaller buffer. */
+START_TEST(key_render_contract) {
+  char out[2 * SST_KEY_RENDER_SIZE];
+  sst_key_render((const uint8_t *)"a\\b\x01", 4, out, sizeof out);
+  ck_assert_str_eq(out, "a\\x5cb\\x01");
+  sst_key_render((const uint8_t *)"", 0, out, sizeof out);
+  ck_assert_str_eq(out, "");
+  uint8_t key[200];
+  for (int fill = 0; fill < 2; fill++) {
+    memset(key, fill ? 0xff : 'k', sizeof key);
+    for (size_t len = 1; len <= sizeof key; len++) {
+      memset(out, 'Z', sizeof out);
+      sst_key_render(key, len, out, SST_KEY_RENDER_SIZE);
+      size_t n = strlen(out);
+      ck_assert_uint_lt(n, SST_KEY_RENDER_SIZE);
+      char whole[2 * SST_KEY_RENDER_SIZE];
+      sst_key_render(key, len, whole, sizeof whole);
+      ck_assert_str_eq(out, whole); /* the buffer never cut it */
+      int cut = n >= 3 && strcmp(out + n - 3, "...") == 0;
+      ck_assert_int_eq(cut, len * (fill ? 4 : 1) > 80);
+      for (size_t cap = 1; cap < SST_KEY_RENDER_SIZE; cap++) {
+        memset(out, 'Z', sizeof out);
+        sst_key_render(key, len, out, cap);
+        ck_assert_uint_lt(strlen(out), cap);
+        ck_assert_int_eq(out[cap], 'Z'); /* nothing written past cap */
+      }
+    }
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("table");
   TCase *tc = tcase_create("table");
@@ -592,6 +625,7 @@ int main(void) {
   tcase_add_test(tc, killed_writer_temp_removed);
   tcase_add_test(tc, concurrent_readers);
   tcase_add_test(tc, info_fields);
+  tcase_add_test(tc, key_render_contract);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
