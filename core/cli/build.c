@@ -1,0 +1,339 @@
+/* build.c — sst build: a table from key,value records, sorted within a
+ * memory budget. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+typedef struct build_opts {
+  sst_records_options records;
+  sst_sorter_options sorter;
+  sst_writer_options writer;
+  const char *output;
+} build_opts;
+
+typedef struct build_progress {
+  progress_line line;
+  uint64_t records;
+  uint64_t skipped;
+  uint64_t bytes_done;  /* bytes of the inputs already read */
+  uint64_t input_bytes; /* of the current input, estimated from records */
+} build_progress;
+
+/* Bytes of the current input read so far: the file position where there
+ * is one, else the size of the records parsed. */
+static uint64_t input_position(int fd, const build_progress *pg) {
+  off_t pos = lseek(fd, 0, SEEK_CUR);
+  return pos >= 0 ? (uint64_t)pos : pg->input_bytes;
+}
+
+static void progress_tick(build_progress *pg, int fd) {
+  if (!progress_due(&pg->line))
+    return;
+  double mb = (double)(pg->bytes_done + input_position(fd, pg)) / 1e6;
+  double secs = pg->line.last - pg->line.started;
+  progress_draw(&pg->line,
+                "sst build: %" PRIu64 " records, %.1f MB read, %.1f MB/s",
+                pg->records, mb, secs > 0 ? mb / secs : 0.0);
+}
+
+/* The output name for an input: its extension, if any, replaced by
+ * .sstable (dir/data.csv -> dir/data.sstable, noext -> noext.sstable). */
+static char *derive_output(const char *input) {
+  const char *base = strrchr(input, '/');
+  base = base != NULL ? base + 1 : input;
+  const char *dot = strrchr(base, '.');
+  size_t stem =
+      dot != NULL && dot != base ? (size_t)(dot - input) : strlen(input);
+  char *out = malloc(stem + sizeof ".sstable");
+  if (out != NULL) {
+    memcpy(out, input, stem);
+    memcpy(out + stem, ".sstable", sizeof ".sstable");
+  }
+  return out;
+}
+
+/* Feeds the records of one input to the sorter. */
+static int build_read_input(const command *c, const char *input,
+                            const build_opts *o, sst_sorter *s,
+                            build_progress *pg) {
+  int is_stdin = strcmp(input, "-") == 0;
+  const char *name = is_stdin ? "<stdin>" : input;
+  int fd = is_stdin ? STDIN_FILENO : open(input, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    fprintf(stderr, "sst %s: %s: %s\n", c->name, input, strerror(errno));
+    return EXIT_FAIL;
+  }
+  sst_records *p;
+  int rc = sst_records_open(fd, name, &o->records, &p);
+  if (rc != 0) {
+    fprintf(stderr, "sst %s: %s: %s\n", c->name, name, sst_strerror(rc));
+    if (!is_stdin)
+      close(fd);
+    return EXIT_FAIL;
+  }
+  pg->input_bytes = 0;
+  for (;;) {
+    const uint8_t *key, *value;
+    size_t key_len, value_len;
+    sst_error err = {0};
+    rc = sst_records_next(p, &key, &key_len, &value, &value_len, &err);
+    if (rc != 0) {
+      print_failure(c, name, rc, &err);
+      break;
+    }
+    if (key == NULL)
+      break;
+    rc = sst_sorter_add(s, key, key_len, value, value_len);
+    if (rc != 0) {
+      progress_hide();
+      fprintf(stderr, "sst %s: %s:%" PRIu64 ": sorting: %s\n", c->name, name,
+              sst_records_line_count(p), sst_strerror(rc));
+      break;
+    }
+    pg->records++;
+    pg->input_bytes += key_len + value_len + 2;
+    progress_tick(pg, fd);
+  }
+  pg->skipped += sst_records_skipped(p);
+  pg->bytes_done += input_position(fd, pg);
+  sst_records_free(p);
+  if (!is_stdin)
+    close(fd);
+  return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* Merges the sorted records into the table. Until sst_writer_finish()
+ * succeeds, the output path is untouched. */
+static int build_write(const command *c, const build_opts *o, sst_sorter *s,
+                       uint64_t *keys) {
+  sst_writer *w;
+  sst_error err = {0};
+  int rc = sst_writer_open(o->output, &o->writer, &w, &err);
+  if (rc != 0) {
+    print_failure(c, o->output, rc, &err);
+    return EXIT_FAIL;
+  }
+  rc = sst_sorter_finish(s, w, &err);
+  if (rc == 0) {
+    *keys = sst_writer_key_count(w);
+    rc = sst_writer_finish(w, &err);
+  }
+  if (rc != 0)
+    print_failure(c, o->output, rc, &err);
+  sst_writer_free(w);
+  return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+static void build_summary(const command *c, const build_opts *o,
+                          const build_progress *pg, uint64_t keys) {
+  char skipped[64] = "";
+  if (pg->skipped > 0)
+    snprintf(skipped, sizeof skipped, ", %" PRIu64 " bad lines skipped",
+             pg->skipped);
+  fprintf(stderr,
+          "sst %s: %" PRIu64 " records read, %" PRIu64
+          " unique keys written%s, %.1f MB in %.2f s -> %s\n",
+          c->name, pg->records, keys, skipped, (double)pg->bytes_done / 1e6,
+          now_seconds() - pg->line.started, o->output);
+}
+
+static int build_run(const command *c, build_opts *o, char **inputs,
+                     int n_inputs) {
+  build_progress pg = {0};
+  progress_start(&pg.line, 1);
+  sst_sorter *s;
+  sst_error err = {0};
+  int rc = sst_sorter_new(&o->sorter, &s, &err);
+  if (rc != 0) {
+    print_failure(c, "sorter", rc, &err);
+    return EXIT_FAIL;
+  }
+  int status = EXIT_OK;
+  for (int i = 0; i < n_inputs && status == EXIT_OK; i++)
+    status = build_read_input(c, inputs[i], o, s, &pg);
+  uint64_t keys = 0;
+  if (status == EXIT_OK) {
+    progress_draw(&pg.line, "sst build: %" PRIu64 " records read, writing %s",
+                  pg.records, o->output);
+    status = build_write(c, o, s, &keys);
+  }
+  sst_sorter_free(s);
+  progress_clear(&pg.line);
+  if (status == EXIT_OK)
+    build_summary(c, o, &pg, keys);
+  return status;
+}
+
+const command_help cmd_build_help = {
+    .synopsis =
+        "    sst build [-d DELIM] [-o OUT] [--escape] [--skip-bad]\n"
+        "              [--memory BYTES] [--temp-dir DIR] [--block-keys N]\n"
+        "              [--no-filter] [INPUT...]",
+    .text =
+        "DESCRIPTION\n"
+        "    Reads records, one a line, KEY DELIM VALUE, from each INPUT in\n"
+        "    turn (standard input if there is none, or for -), sorts them by\n"
+        "    key and writes the table OUT. The first delimiter ends the key;\n"
+        "    the value may contain more of them. Lines may end in LF or CRLF,\n"
+        "    the last one needs no newline, and empty lines are ignored. When\n"
+        "    a key comes more than once, its last record wins. Input of any\n"
+        "    size is sorted within the memory budget, spilling sorted runs\n"
+        "    to temporary files.\n"
+        "\n"
+        "    OUT is written under a temporary name and renamed into place\n"
+        "    once complete: after any error, OUT is left as it was. The\n"
+        "    temporary file, OUT.tmp. and 8 hex digits, is locked (flock)\n"
+        "    while it is written; one left by a writer that was killed is\n"
+        "    unlocked, and the next build, pack or merge of OUT removes it.\n"
+        "\n"
+        "    While stderr is a terminal a progress line is shown. At the end\n"
+        "    a summary goes to stderr: records read, unique keys written,\n"
+        "    bad lines skipped, megabytes read, seconds and the table's name.\n"
+        "\n"
+        "OPTIONS\n"
+        "    -d, --delimiter DELIM\n"
+        "        The byte between key and value (default ','). Write a tab\n"
+        "        as \\t or as a literal tab. It cannot be a newline or a\n"
+        "        carriage return.\n"
+        "    -o, --output OUT\n"
+        "        The table to write. The default is the first INPUT with its\n"
+        "        extension replaced by .sstable (data.csv -> data.sstable);\n"
+        "        with standard input, -o is required.\n"
+        "    --escape\n"
+        "        Keys and values carry backslash escapes: \\\\ \\n \\r \\t \\0 "
+        "and\n"
+        "        \\xHH, as written by sst dump --escape. Any byte string can\n"
+        "        then be a key or value. The delimiter cannot be \\.\n"
+        "    --skip-bad\n"
+        "        Skip lines without a delimiter or with an empty key,\n"
+        "        counting them in the summary, instead of failing.\n"
+        "    --memory BYTES\n"
+        "        Memory for sorting before runs are spilled to disk (default\n"
+        "        256M). Suffixes K, M, G and T multiply by powers of 1024.\n"
+        "    --temp-dir DIR\n"
+        "        Where spilled runs go (default $TMPDIR, else /tmp).\n"
+        "    --block-keys N\n"
+        "        Keys per index entry: a key block holds at most N keys\n"
+        "        (default 64).\n"
+        "    --no-filter\n"
+        "        Write no Bloom filter (saves about 10 bits a key; lookups of\n"
+        "        missing keys then read a key block).\n"
+        "    -h, --help\n"
+        "        Show this help.\n"
+        "\n"
+        "EXIT STATUS\n"
+        "    0 if the table was written, 1 on an error (such as a malformed\n"
+        "    line, reported as NAME:LINE), 2 on a usage error.\n"
+        "\n"
+        "EXAMPLES\n"
+        "    sst build data.csv                     # writes data.sstable\n"
+        "    sst build -d '\\t' -o users.sstable users.tsv\n"
+        "    zcat big.csv.gz | sst build --memory 1G -o big.sstable\n"
+        "    sst dump --escape a.sstable | sst build --escape -o b.sstable\n",
+};
+
+enum {
+  OPT_ESCAPE = OPT_LONG_ONLY,
+  OPT_SKIP_BAD,
+  OPT_MEMORY,
+  OPT_TEMP_DIR,
+  OPT_BLOCK_KEYS,
+  OPT_NO_FILTER,
+};
+
+static int build_parse(const command *c, int argc, char **argv, build_opts *o,
+                       int *help) {
+  static const struct option longopts[] = {
+      {"delimiter", required_argument, NULL, 'd'},
+      {"output", required_argument, NULL, 'o'},
+      {"escape", no_argument, NULL, OPT_ESCAPE},
+      {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
+      {"memory", required_argument, NULL, OPT_MEMORY},
+      {"temp-dir", required_argument, NULL, OPT_TEMP_DIR},
+      {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
+      {"no-filter", no_argument, NULL, OPT_NO_FILTER},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  const char *delim = NULL;
+  int opt, rc = 0;
+  while (rc == 0 &&
+         (opt = getopt_long(argc, argv, ":d:o:h", longopts, NULL)) != -1) {
+    switch (opt) {
+    case 'd':
+      delim = optarg;
+      break;
+    case 'o':
+      o->output = optarg;
+      break;
+    case OPT_ESCAPE:
+      o->records.escaped = 1;
+      break;
+    case OPT_SKIP_BAD:
+      o->records.skip_bad = 1;
+      break;
+    case OPT_MEMORY:
+      rc = parse_size(c, "--memory", optarg, &o->sorter.memory_budget);
+      break;
+    case OPT_TEMP_DIR:
+      o->sorter.temp_dir = optarg;
+      break;
+    case OPT_BLOCK_KEYS:
+      rc = parse_count(c, "--block-keys", optarg, &o->writer.block_keys);
+      break;
+    case OPT_NO_FILTER:
+      o->writer.filter_bits_per_key = 0;
+      break;
+    case 'h':
+      *help = 1;
+      return 0;
+    default:
+      return bad_option(c, opt, argv);
+    }
+  }
+  if (rc == 0 && delim != NULL)
+    rc = parse_delimiter(c, delim, o->records.escaped, &o->records.delimiter);
+  return rc;
+}
+
+int cmd_build(const command *c, int argc, char **argv) {
+  build_opts o;
+  sst_records_options_init(&o.records);
+  sst_sorter_options_init(&o.sorter);
+  sst_writer_options_init(&o.writer);
+  o.output = NULL;
+  int help = 0;
+  int rc = build_parse(c, argc, argv, &o, &help);
+  if (rc != 0 || help) {
+    if (help)
+      print_help(c, stdout);
+    return rc;
+  }
+  static char dash[] = "-";
+  static char *stdin_only[] = {dash};
+  char **inputs = optind < argc ? argv + optind : stdin_only;
+  int n_inputs = optind < argc ? argc - optind : 1;
+  char *derived = NULL;
+  if (o.output == NULL) {
+    if (strcmp(inputs[0], "-") == 0)
+      return usage_error(c, "reading standard input needs -o OUT");
+    o.output = derived = derive_output(inputs[0]);
+    if (derived == NULL) {
+      fprintf(stderr, "sst %s: out of memory\n", c->name);
+      return EXIT_FAIL;
+    }
+  }
+  for (int i = 0; i < n_inputs; i++)
+    if (strcmp(inputs[i], o.output) == 0) {
+      free(derived);
+      return usage_error(c, "output %s is also an input", inputs[i]);
+    }
+  rc = build_run(c, &o, inputs, n_inputs);
+  free(derived);
+  return rc;
+}
