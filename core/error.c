@@ -31,6 +31,10 @@ const char *sst_strerror(int code) {
     return "malformed record";
   case SST_EINVAL:
     return "invalid argument";
+  case SST_EDUPKEY:
+    return "two file names give the same key";
+  case SST_ECHANGED:
+    return "file changed while it was read";
   default:
     return code > 0 ? strerror(code) : "unknown error";
   }

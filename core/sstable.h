@@ -46,6 +46,8 @@ enum {
   SST_ESTATE,             /* call not allowed in the object's state */
   SST_EPARSE,             /* record input: malformed line */
   SST_EINVAL,             /* bad argument */
+  SST_EDUPKEY,            /* two file names give the same key */
+  SST_ECHANGED,           /* a file changed while it was read */
 };
 
 /* Text for any code returned by this library (errno values included).
