@@ -8,6 +8,9 @@
  * whose name is also a directory's), "%+" (a directory holding one piece
  * of a component too long for one name). Names starting with a marker are
  * reserved: a component that starts with one is escaped itself.
+ *
+ * Below the codec: the tree view of a table (path.c), and the scan that
+ * turns a directory tree into table entries (treewrite.c).
  */
 #ifndef SSTPATH_H
 #define SSTPATH_H
@@ -99,6 +102,166 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
 /* Keys read by sst_tree_list so far (a listing reads one key per child
  * and skips each subdirectory with a seek): for tests and statistics. */
 uint64_t sst_tree_keys_listed(const sst_tree *t);
+
+/* ------------------------------------------------------------------ */
+/* A directory tree made a table (core/treewrite.c): the one walk that */
+/* `sst pack` and the staging mount's commit share.                    */
+/*                                                                     */
+/* sst_scan_tree walks a directory, gives every regular file the key   */
+/* of its relative path (sst_path_to_key) and sorts the files by key;  */
+/* sst_scan_write_file streams one of them into a writer the caller    */
+/* opened, checking that it did not change. sst_scan_write_all and     */
+/* sst_pack_tree do the whole tree. Every problem tied to a path goes  */
+/* to one callback, which decides whether the entry is skipped or the  */
+/* work stops; the library prints nothing.                             */
+
+typedef struct sst_scan sst_scan;
+
+/* What went wrong (sst_scan_problem.kind). */
+enum {
+  SST_SCAN_ESYS = 1, /* a system call failed on path: code is its errno */
+  SST_SCAN_SPECIAL,  /* path is neither a regular file nor a directory
+                        (what says which): code is 0 */
+  SST_SCAN_BADNAME,  /* path cannot be made a key: code is SST_EINVAL (in
+                        flat mode: a file in a real subdirectory) or
+                        SST_EKEYSIZE (empty, or longer than SST_KEY_MAX) */
+  SST_SCAN_DUPLICATE, /* path and other give the same key: SST_EDUPKEY */
+  SST_SCAN_CHANGED,   /* writing: the file is not what the scan saw, or
+                         changed while it was read: SST_ECHANGED */
+};
+
+typedef struct sst_scan_problem {
+  int kind;
+  int code;           /* an errno value or an SST_E* code, as above */
+  const char *path;   /* relative to the scanned directory, "" for the
+                         directory itself */
+  const char *other;  /* SST_SCAN_DUPLICATE: the second path; else NULL */
+  const uint8_t *key; /* the file's key when it has one; else NULL */
+  size_t key_len;
+  const char *what;    /* SST_SCAN_SPECIAL: "symlink", "FIFO", "socket",
+                          "character device", "block device" or
+                          "special file"; else NULL */
+  const char *message; /* what is wrong, to follow "PATH: ", e.g. "is a
+                          FIFO, not a regular file", "Permission denied",
+                          "grew while it was read (from 10 bytes)" */
+  int can_skip;        /* the entry can be left out (see the callback) */
+} sst_scan_problem;
+
+/* Called once per problem; every pointer in p is valid during the call
+ * only. Returning 0 leaves the entry out and goes on when p->can_skip
+ * (a directory that cannot be read is left out with everything under
+ * it); any other value stops the work, and the function that called back
+ * returns that value. When p->can_skip is 0, returning 0 also stops, with
+ * p->code; for SST_SCAN_DUPLICATE, returning 0 goes on to the next pair
+ * and the scan then fails with SST_EDUPKEY. */
+typedef int (*sst_scan_problem_fn)(void *ctx, const sst_scan_problem *p);
+
+typedef struct sst_scan_progress {
+  int writing;          /* 0 while scanning, 1 while writing */
+  uint64_t files;       /* scanning: regular files found so far; writing:
+                           files written (or skipped) so far */
+  uint64_t bytes;       /* their sizes as found; bytes written so far */
+  uint64_t total_files; /* writing: what the scan found; 0 while scanning */
+  uint64_t total_bytes;
+} sst_scan_progress;
+
+/* Called after every entry the scan looks at, after every chunk written
+ * and every file finished, and when a read is interrupted by a signal
+ * (EINTR), so that a caller can stop on a signal; often, so throttle any
+ * drawing. Returning non-zero stops the work, and the function that
+ * called back returns that value. */
+typedef int (*sst_scan_progress_fn)(void *ctx, const sst_scan_progress *p);
+
+typedef struct sst_scan_options {
+  unsigned path_flags; /* SST_PATH_FLAT, as for sst_path_to_key */
+  /* NULL: a special file is left out, every other problem stops the work
+   * with its code (the scan with SST_EDUPKEY after a duplicate). */
+  sst_scan_problem_fn on_problem;
+  sst_scan_progress_fn on_progress; /* may be NULL */
+  void *ctx;                        /* passed to both */
+  /* With exclude set, the regular file with this device and inode
+   * number is left out without a word (a table being written into the
+   * directory it is packed from). */
+  int exclude;
+  uint64_t exclude_dev, exclude_ino;
+} sst_scan_options;
+
+/* Fills *opts with the defaults: no flags, no callbacks, no exclusion. */
+void sst_scan_options_init(sst_scan_options *opts);
+
+/* One regular file found by the scan. */
+typedef struct sst_scan_file {
+  const uint8_t *key; /* sst_path_to_key of path */
+  size_t key_len;
+  const char *path; /* relative to the scanned directory, NUL-terminated */
+  size_t path_len;
+  uint64_t size;      /* st_size as the scan saw it */
+  int64_t mtime_sec;  /* st_mtim as the scan saw it */
+  long mtime_nsec;
+  uint64_t dev, ino;
+} sst_scan_file;
+
+/* Walks the directory dirfd (which stays the caller's: the scan keeps a
+ * duplicate of it) to any depth: every name is opened relative to its
+ * parent, so no path is ever longer than one name (no PATH_MAX limit) and
+ * no symlink is followed; besides its duplicate of dirfd it holds at most
+ * 256 directory descriptors (a quarter of RLIMIT_NOFILE if that is less)
+ * and one being listed or read. Entries are visited depth first, each
+ * directory's in readdir order. Directories are descended into (empty
+ * ones leave no trace), regular files recorded with their key, anything
+ * else reported as SST_SCAN_SPECIAL. The files are then sorted by key
+ * (memcmp order, as in a table), then by path, and every pair of paths
+ * with one key is reported (SST_SCAN_DUPLICATE: a name and its escaped
+ * spelling, such as c and %=c).
+ * On success *out owns the scan; free it with sst_scan_free(). On failure
+ * *out is untouched and the result is a callback's return value,
+ * SST_EDUPKEY, the code of a problem that cannot be skipped, ENOMEM
+ * (without a callback) or an errno from duplicating dirfd. opts may be
+ * NULL for the defaults; it is copied. Not thread safe: one thread at a
+ * time may use a scan. */
+int sst_scan_tree(int dirfd, const sst_scan_options *opts, sst_scan **out);
+
+/* Files found, and the sum of their sizes as the scan saw them. */
+size_t sst_scan_count(const sst_scan *s);
+uint64_t sst_scan_bytes(const sst_scan *s);
+
+/* The i-th file in key order, owned by the scan and valid until
+ * sst_scan_free. REQUIRES: i < sst_scan_count(s). */
+const sst_scan_file *sst_scan_get(const sst_scan *s, size_t i);
+
+/* Adds file i to w as one key, its content streamed in chunks of 1 MiB
+ * (never the whole file in memory), opened relative to its directory
+ * without following a symlink, and without waiting on a FIFO put in its
+ * place.
+ * REQUIRES: w is open and not inside a value; its last key is less than
+ * file i's key (a caller that merges another source, such as a base
+ * table, adds that source's keys in between).
+ * Problems, through the callback: opening the file or a directory on
+ * its way fails (SST_SCAN_ESYS), or the file is no longer a regular file
+ * or not the size the scan saw (SST_SCAN_CHANGED), all found before the
+ * key is added and skippable; then a read fails (SST_SCAN_ESYS), the file
+ * grows past or ends short of that size, or its size or mtime after
+ * reading differ from before (SST_SCAN_CHANGED), none skippable.
+ * Returns 0 when the file was added or skipped; a callback's value or a
+ * problem's code; ENOMEM; or an error of the writer as it returned it
+ * (without a callback). After a failure once the key was begun, w is
+ * left inside a value: free it without finishing it. Writing progress
+ * (files and bytes written) is counted across calls on one scan. */
+int sst_scan_write_file(sst_scan *s, size_t i, sst_writer *w);
+
+/* sst_scan_write_file for every file, in key order; stops at the first
+ * failure and returns it. REQUIRES: as for sst_scan_write_file with the
+ * first file. */
+int sst_scan_write_all(sst_scan *s, sst_writer *w);
+
+/* Frees the scan and closes its descriptors. NULL is allowed. */
+void sst_scan_free(sst_scan *s);
+
+/* The whole tree under dirfd into w: sst_scan_tree, sst_scan_write_all,
+ * sst_scan_free. It does not finish w (nor free it): on success the
+ * caller finishes it; on failure w may be inside a value, so the caller
+ * frees it unfinished. Returns what those return. */
+int sst_pack_tree(int dirfd, const sst_scan_options *opts, sst_writer *w);
 
 #ifdef __cplusplus
 }
