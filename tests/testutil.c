@@ -57,7 +57,12 @@ uint8_t *tu_read_file(const char *path, size_t *len) {
 }
 
 void tu_write_file(const char *path, const void *data, size_t len) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  tu_write_file_at(AT_FDCWD, path, data, len);
+}
+
+void tu_write_file_at(int dirfd, const char *path, const void *data,
+                      size_t len) {
+  int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ck_assert_msg(fd >= 0, "create %s", path);
   const uint8_t *p = data;
   while (len > 0) {

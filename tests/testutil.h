@@ -22,5 +22,8 @@ void tu_rng_fill(tu_rng *r, uint8_t *buf, size_t n);
 /* Whole-file helpers; abort the test on failure. */
 uint8_t *tu_read_file(const char *path, size_t *len);
 void tu_write_file(const char *path, const void *data, size_t len);
+/* The same, path relative to the directory dirfd. */
+void tu_write_file_at(int dirfd, const char *path, const void *data,
+                      size_t len);
 
 #endif
