@@ -91,7 +91,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
   if (readers == NULL)
     return EXIT_FAIL;
   int status = EXIT_FAIL, rc = 0;
-  sst_error err;
+  sst_error err = {0};
   sst_iter *it = NULL;
   sst_writer *w = NULL;
   for (int i = 0; i < n; i++)
