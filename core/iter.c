@@ -20,7 +20,7 @@ struct sst_iter {
   uint8_t *bound_key;
   size_t bound_len;
   int skip_tombstones;
-  sst_merge *merge; /* set: a view of several tables (merge.c) */
+  sst_stack *stack; /* set: several tables as one (stack.c) */
 };
 
 /* Loads key block i into it->h and it->b. */
@@ -42,14 +42,14 @@ int sst_iter_new(const sst_reader *r, sst_iter **out) {
   return 0;
 }
 
-int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
-                        sst_iter **out) {
+int sst_iter_new_stack(const sst_reader *const *readers, size_t n,
+                       sst_iter **out) {
   if (n == 1)
     return sst_iter_new(readers[0], out);
   sst_iter *it = calloc(1, sizeof *it);
   if (it == NULL)
     return ENOMEM;
-  int rc = sst_merge_new(readers, n, &it->merge);
+  int rc = sst_stack_new(readers, n, &it->stack);
   if (rc) {
     free(it);
     return rc;
@@ -61,7 +61,7 @@ int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
 void sst_iter_free(sst_iter *it) {
   if (it == NULL)
     return;
-  sst_merge_free(it->merge);
+  sst_stack_free(it->stack);
   free(it->b.own);
   free(it->keybuf);
   free(it->bound_key);
@@ -121,13 +121,13 @@ static int live(sst_iter *it, int rc) {
 
 void sst_iter_set_skip_tombstones(sst_iter *it, int on) {
   it->skip_tombstones = on;
-  if (it->merge)
-    sst_merge_set_skip_tombstones(it->merge, on);
+  if (it->stack)
+    sst_stack_set_skip_tombstones(it->stack, on);
 }
 
 int sst_iter_seek_first(sst_iter *it) {
-  if (it->merge)
-    return sst_merge_seek_first(it->merge);
+  if (it->stack)
+    return sst_stack_seek_first(it->stack);
   it->status = 0;
   it->bound = BOUND_NONE;
   return live(it, enter_block(it, 0));
@@ -153,8 +153,8 @@ static int seek(sst_iter *it, const uint8_t *key, size_t key_len) {
 }
 
 int sst_iter_seek(sst_iter *it, const void *key, size_t key_len) {
-  if (it->merge)
-    return sst_merge_seek(it->merge, key, key_len);
+  if (it->stack)
+    return sst_stack_seek(it->stack, key, key_len);
   it->bound = BOUND_NONE;
   return live(it, seek(it, key, key_len));
 }
@@ -171,8 +171,8 @@ static void set_bound(sst_iter *it, enum bound b, const void *key,
 
 int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
                    const void *to, size_t to_len) {
-  if (it->merge)
-    return sst_merge_range(it->merge, from, from_len, to, to_len);
+  if (it->stack)
+    return sst_stack_range(it->stack, from, from_len, to, to_len);
   if (to != NULL)
     set_bound(it, BOUND_UPPER, to, to_len);
   else
@@ -185,8 +185,8 @@ int sst_iter_range(sst_iter *it, const void *from, size_t from_len,
 }
 
 int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len) {
-  if (it->merge)
-    return sst_merge_prefix(it->merge, prefix, prefix_len);
+  if (it->stack)
+    return sst_stack_prefix(it->stack, prefix, prefix_len);
   if (prefix_len == 0)
     return sst_iter_seek_first(it);
   set_bound(it, BOUND_PREFIX, prefix, prefix_len);
@@ -194,18 +194,18 @@ int sst_iter_prefix(sst_iter *it, const void *prefix, size_t prefix_len) {
 }
 
 int sst_iter_valid(const sst_iter *it) {
-  return it->merge ? sst_merge_valid(it->merge) : it->valid;
+  return it->stack ? sst_stack_valid(it->stack) : it->valid;
 }
 int sst_iter_status(const sst_iter *it) {
-  return it->merge ? sst_merge_status(it->merge) : it->status;
+  return it->stack ? sst_stack_status(it->stack) : it->status;
 }
 const sst_entry *sst_iter_entry(const sst_iter *it) {
-  return it->merge ? sst_merge_entry(it->merge) : &it->e;
+  return it->stack ? sst_stack_entry(it->stack) : &it->e;
 }
 
 int sst_iter_next(sst_iter *it) {
-  if (it->merge)
-    return sst_merge_next(it->merge);
+  if (it->stack)
+    return sst_stack_next(it->stack);
   return live(it, step(it));
 }
 
@@ -223,8 +223,8 @@ static int step(sst_iter *it) {
 }
 
 int sst_iter_seek_position(sst_iter *it, uint64_t pos) {
-  if (it->merge)
-    return sst_merge_seek_position(it->merge, pos);
+  if (it->stack)
+    return sst_stack_seek_position(it->stack, pos);
   const sst_reader *r = it->r;
   it->status = 0;
   it->valid = 0;

@@ -307,8 +307,8 @@ static void op_free(op *o) {
 static int op_init(op *o, sst_tree *t) {
   memset(o, 0, sizeof *o);
   o->t = t;
-  if (sst_iter_new_merged(t->readers, t->n, &o->it) ||
-      sst_iter_new_merged(t->readers, t->n, &o->probe) ||
+  if (sst_iter_new_stack(t->readers, t->n, &o->it) ||
+      sst_iter_new_stack(t->readers, t->n, &o->probe) ||
       (o->prefix = malloc(SST_KEY_MAX + 1)) == NULL ||
       (o->key = malloc(SST_KEY_MAX + 1)) == NULL ||
       (o->scratch = malloc(SST_KEY_MAX + 2)) == NULL ||
@@ -483,7 +483,7 @@ static int piece_seen_before(op *o, const child *ch, const uint8_t *key,
                              size_t key_len, int *seen) {
   *seen = 0;
   sst_iter *it;
-  int rc = sst_iter_new_merged(o->t->readers, o->t->n, &it);
+  int rc = sst_iter_new_stack(o->t->readers, o->t->n, &it);
   if (rc)
     return rc;
   sst_iter_set_skip_tombstones(it, 1);
@@ -618,7 +618,7 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
     /* A stack: the file question goes to the tables newest first, each
      * table's filter skipping it when it cannot hold K; the directory
      * question needs an ordered seek in every table. */
-    irc = sst_merged_find(t->readers, t->n, o->key, klen, &file);
+    irc = sst_stack_find(t->readers, t->n, o->key, klen, &file);
     if (irc == 0 && !(file.flags & SST_FLAG_TOMBSTONE))
       have_file = 1;
     else if (irc != 0 && irc != SST_ENOTFOUND) {

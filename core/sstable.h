@@ -243,8 +243,8 @@ typedef struct sst_entry {
   uint64_t value_offset;  /* position of the value's first byte in the file */
   uint32_t value_checksum;
   uint64_t position;      /* file offset of the entry: unique and stable
-                             (in a merged view: offset * n + source) */
-  unsigned source;        /* in a merged view: the index of the table the
+                             (in a stack: offset * n + source) */
+  unsigned source;        /* in a stack: the index of the table the
                              entry comes from; 0 otherwise */
 } sst_entry;
 
@@ -315,22 +315,22 @@ typedef struct sst_iter sst_iter;
 int sst_iter_new(const sst_reader *r, sst_iter **out);
 void sst_iter_free(sst_iter *it);
 
-/* An iterator over n tables as one: keys in order, each key once, from the
- * last table that holds it (readers[n-1] is on top). A tombstone in a
- * later table hides the key's entries in earlier ones; with
+/* An iterator over a stack of n tables seen as one: keys in order, each
+ * key once, from the last table that holds it (readers[n-1] is on top).
+ * A tombstone in a later table hides the key's entries in earlier ones; with
  * sst_iter_set_skip_tombstones the key then does not appear at all,
  * without it the tombstone does. Entries carry their table's index in
  * `source`. The readers must outlive the iterator. */
-int sst_iter_new_merged(const sst_reader *const *readers, size_t n,
-                        sst_iter **out);
+int sst_iter_new_stack(const sst_reader *const *readers, size_t n,
+                       sst_iter **out);
 
 /* Looks key up in n tables stacked (readers[n - 1] on top): the tables are
  * asked newest first, each one's filter skipping it when it cannot hold
  * the key, and the first that holds it answers (a tombstone included:
- * check e->flags). e->source and e->position are as in a merged iterator.
+ * check e->flags). e->source and e->position are as in a stack's iterator.
  * Returns 0 or SST_ENOTFOUND, or an error of sst_reader_find. */
-int sst_merged_find(const sst_reader *const *readers, size_t n,
-                    const void *key, size_t key_len, sst_entry *e);
+int sst_stack_find(const sst_reader *const *readers, size_t n,
+                   const void *key, size_t key_len, sst_entry *e);
 
 /* Positions at the first entry (seek_first), or the first entry whose key
  * is >= key (seek). Clears any bound set before. */

@@ -67,7 +67,7 @@ int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out);
 
 /* A tree view of n tables stacked, readers[n - 1] on top: a key's entry in
  * the highest table that holds it wins, a tombstone there hides it, and
- * listings merge all tables in one pass (sst_iter_new_merged). Nodes'
+ * listings merge all tables in one pass (sst_iter_new_stack). Nodes'
  * entries carry their table's index in entry.source. The array is copied;
  * the readers must outlive the tree. */
 int sst_tree_open_stack(const sst_reader *const *readers, size_t n,

@@ -89,21 +89,21 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
 int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
                     sst_entry *e);
 
-/* The merged view behind sst_iter_new_merged (merge.c). */
-typedef struct sst_merge sst_merge;
-int sst_merge_new(const sst_reader *const *readers, size_t n,
-                  sst_merge **out);
-void sst_merge_free(sst_merge *m);
-void sst_merge_set_skip_tombstones(sst_merge *m, int on);
-int sst_merge_seek_first(sst_merge *m);
-int sst_merge_seek(sst_merge *m, const void *key, size_t len);
-int sst_merge_range(sst_merge *m, const void *from, size_t from_len,
+/* Several tables as one, behind sst_iter_new_stack (stack.c). */
+typedef struct sst_stack sst_stack;
+int sst_stack_new(const sst_reader *const *readers, size_t n,
+                  sst_stack **out);
+void sst_stack_free(sst_stack *m);
+void sst_stack_set_skip_tombstones(sst_stack *m, int on);
+int sst_stack_seek_first(sst_stack *m);
+int sst_stack_seek(sst_stack *m, const void *key, size_t len);
+int sst_stack_range(sst_stack *m, const void *from, size_t from_len,
                     const void *to, size_t to_len);
-int sst_merge_prefix(sst_merge *m, const void *prefix, size_t len);
-int sst_merge_next(sst_merge *m);
-int sst_merge_seek_position(sst_merge *m, uint64_t pos);
-int sst_merge_valid(const sst_merge *m);
-int sst_merge_status(const sst_merge *m);
-const sst_entry *sst_merge_entry(const sst_merge *m);
+int sst_stack_prefix(sst_stack *m, const void *prefix, size_t len);
+int sst_stack_next(sst_stack *m);
+int sst_stack_seek_position(sst_stack *m, uint64_t pos);
+int sst_stack_valid(const sst_stack *m);
+int sst_stack_status(const sst_stack *m);
+const sst_entry *sst_stack_entry(const sst_stack *m);
 
 #endif

@@ -95,8 +95,8 @@ int stage_commit(stage *s, char *err, size_t errlen) {
   size_t i = 0;
   if (s->nbase > 0) {
     const sst_reader *const *bases = (const sst_reader *const *)s->base;
-    if ((rc = sst_iter_new_merged(bases, s->nbase, &it)) ||
-        (rc = sst_iter_new_merged(bases, s->nbase, &probe)))
+    if ((rc = sst_iter_new_stack(bases, s->nbase, &it)) ||
+        (rc = sst_iter_new_stack(bases, s->nbase, &probe)))
       goto done;
     sst_iter_set_skip_tombstones(it, 1);
     sst_iter_set_skip_tombstones(probe, 1);

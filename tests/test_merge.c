@@ -1,7 +1,7 @@
-/* test_merge.c — the merged view of several tables against a reference
- * model: random puts and deletes in phases, each phase written as a table
- * (deletes as tombstones), then the tables merged and compared with the
- * model, tombstones included. */
+/* test_merge.c — a stack of several tables against a reference model:
+ * random puts and deletes in phases, each phase written as a table
+ * (deletes as tombstones), then the tables read as one stack and compared
+ * with the model, tombstones included. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,8 +98,8 @@ START_TEST(merge_matches_model) {
 
   for (int skip = 0; skip <= 1; skip++) {
     sst_iter *it;
-    ck_assert_int_eq(sst_iter_new_merged((const sst_reader *const *)readers,
-                                         NTABLES, &it),
+    ck_assert_int_eq(sst_iter_new_stack((const sst_reader *const *)readers,
+                                        NTABLES, &it),
                      0);
     sst_iter_set_skip_tombstones(it, skip);
     sst_iter_seek_first(it);
@@ -127,8 +127,8 @@ START_TEST(merge_matches_model) {
       }
       /* the position leads back to this very entry */
       sst_iter *p;
-      ck_assert_int_eq(sst_iter_new_merged((const sst_reader *const *)readers,
-                                           NTABLES, &p),
+      ck_assert_int_eq(sst_iter_new_stack((const sst_reader *const *)readers,
+                                          NTABLES, &p),
                        0);
       sst_iter_set_skip_tombstones(p, skip);
       ck_assert_int_eq(sst_iter_seek_position(p, e->position), 0);
@@ -159,8 +159,8 @@ START_TEST(merge_matches_model) {
     char key[32];
     key_of(k, key);
     sst_entry e;
-    int rc = sst_merged_find((const sst_reader *const *)readers, NTABLES,
-                             key, strlen(key), &e);
+    int rc = sst_stack_find((const sst_reader *const *)readers, NTABLES,
+                            key, strlen(key), &e);
     if (!m.mentioned[k]) {
       ck_assert_int_eq(rc, SST_ENOTFOUND);
       continue;

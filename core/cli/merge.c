@@ -99,8 +99,8 @@ int cmd_merge(const command *c, int argc, char **argv) {
       print_failure(c, argv[optind + i], rc, &err);
       goto done;
     }
-  if ((rc = sst_iter_new_merged((const sst_reader *const *)readers, (size_t)n,
-                                &it)) != 0 ||
+  if ((rc = sst_iter_new_stack((const sst_reader *const *)readers, (size_t)n,
+                               &it)) != 0 ||
       (rc = sst_writer_open(out, &wo, &w, &err)) != 0) {
     print_failure(c, out, rc, &err);
     goto done;

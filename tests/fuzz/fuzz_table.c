@@ -7,7 +7,7 @@
  * must also agree with one another: every key a scan finds is found by
  * lookups and by its position, scans see exactly the footer's key count,
  * and every name a directory lists is found by a lookup as the same node.
- * The table stacked on itself (sst_iter_new_merged, sst_merged_find,
+ * The table stacked on itself (sst_iter_new_stack, sst_stack_find,
  * sst_tree_open_stack) must show the same keys and names, from the top.
  *
  * For half the inputs the checksums are repaired first (see "repairing
@@ -459,27 +459,27 @@ static void trees(fuzz *f, unsigned flags) {
 
 /* ---- the table stacked on itself ---------------------------------------- */
 
-/* A merged entry: at position offset * 2 + source, with its value inside
+/* A stacked entry: at position offset * 2 + source, with its value inside
  * the file; on a verified table, from the top table (source 1), since the
  * bottom one holds the same keys. (On a damaged one, a seek in one table
  * may miss a key the other shows.) */
-static void check_merged_entry(fuzz *f, const sst_entry *e) {
+static void check_stack_entry(fuzz *f, const sst_entry *e) {
   if (e->key_len == 0 || e->key_len > SST_KEY_MAX)
-    fail("a merged entry's key length is out of range");
+    fail("a stacked entry's key length is out of range");
   touch(e->key, e->key_len);
   if (e->source > 1 || e->position % 2 != e->source ||
       e->position / 2 >= f->size)
-    fail("a merged entry's source or position is out of range");
+    fail("a stacked entry's source or position is out of range");
   if (f->sound && e->source != 1)
     fail("verified table: stacked on itself, an entry of the bottom table");
   check_value(f, e);
 }
 
-static void merged(fuzz *f) {
+static void stack_on_itself(fuzz *f) {
   const sst_reader *two[2] = {f->r, f->r};
   sst_iter *it;
-  if (sst_iter_new_merged(two, 2, &it) != 0)
-    fail("sst_iter_new_merged failed");
+  if (sst_iter_new_stack(two, 2, &it) != 0)
+    fail("sst_iter_new_stack failed");
   /* keys[0 .. MAX_KEYS / 2) are the first entries of the table, in order. */
   size_t first = f->nkeys < MAX_KEYS / 2 ? f->nkeys : MAX_KEYS / 2;
   uint64_t n = 0;
@@ -488,7 +488,7 @@ static void merged(fuzz *f) {
        rc == 0 && sst_iter_valid(it) && n < MAX_STEPS;
        rc = sst_iter_next(it), n++) {
     const sst_entry *e = sst_iter_entry(it);
-    check_merged_entry(f, e);
+    check_stack_entry(f, e);
     if (f->sound && n < first &&
         (e->key_len != f->keys[n].len ||
          memcmp(e->key, f->keys[n].key, e->key_len) != 0 ||
@@ -503,42 +503,42 @@ static void merged(fuzz *f) {
        rc == 0 && sst_iter_valid(it) && n < MAX_STEPS;
        rc = sst_iter_next(it), n++) {
     if (sst_iter_entry(it)->flags & SST_FLAG_TOMBSTONE)
-      fail("skipping tombstones, a merged iterator stopped on one");
-    check_merged_entry(f, sst_iter_entry(it));
+      fail("skipping tombstones, a stacked iterator stopped on one");
+    check_stack_entry(f, sst_iter_entry(it));
   }
   for (size_t i = 0; i < f->nkeys; i++) {
     const saved_key *k = &f->keys[i];
     sst_entry e;
-    rc = sst_merged_find(two, 2, k->key, k->len, &e);
+    rc = sst_stack_find(two, 2, k->key, k->len, &e);
     if (rc == 0)
-      check_merged_entry(f, &e);
+      check_stack_entry(f, &e);
     if (f->sound && (rc != 0 || e.position != k->e.position * 2 + 1))
       fail("verified table: stacked on itself, a lookup differs");
     size_t plen = k->len / 2 + 1;
     rc = sst_iter_prefix(it, k->key, plen);
     for (int j = 0; j < 4 && rc == 0 && sst_iter_valid(it); j++) {
       const sst_entry *p = sst_iter_entry(it);
-      check_merged_entry(f, p);
+      check_stack_entry(f, p);
       if (p->key_len < plen || memcmp(p->key, k->key, plen) != 0)
-        fail("a merged prefix scan gave a key without the prefix");
+        fail("a stacked prefix scan gave a key without the prefix");
       rc = sst_iter_next(it);
     }
     rc = sst_iter_range(it, k->key, k->len, NULL, 0);
     if (rc == 0 && sst_iter_valid(it))
-      check_merged_entry(f, sst_iter_entry(it));
+      check_stack_entry(f, sst_iter_entry(it));
   }
   for (int i = 0; i < 4; i++) {
     size_t len;
     const uint8_t *key = input_slice(f, 40, &len);
     sst_entry e;
-    if (sst_merged_find(two, 2, key, len, &e) == 0)
-      check_merged_entry(f, &e);
+    if (sst_stack_find(two, 2, key, len, &e) == 0)
+      check_stack_entry(f, &e);
     rc = sst_iter_seek(it, key, len);
     if (rc == 0 && sst_iter_valid(it))
-      check_merged_entry(f, sst_iter_entry(it));
+      check_stack_entry(f, sst_iter_entry(it));
     rc = sst_iter_seek_position(it, next_rand(f) % (2 * f->size + 2));
     if (rc == 0 && sst_iter_valid(it))
-      check_merged_entry(f, sst_iter_entry(it));
+      check_stack_entry(f, sst_iter_entry(it));
   }
   sst_iter_free(it);
 }
@@ -793,7 +793,7 @@ static void run(fuzz *f) {
   keys_and_ranges(f);
   positions(f);
   sst_iter_free(f->it);
-  merged(f);
+  stack_on_itself(f);
   trees(f, 0);
   trees(f, SST_PATH_FLAT);
   for (size_t i = 0; i < f->nkeys; i++)

@@ -1,4 +1,4 @@
-/* merge.c — one ordered view of several tables, the later ones on top.
+/* stack.c — several tables seen as one, the later ones on top.
  *
  * Each table has its own iterator (tombstones included, since a deletion
  * must hide the older tables' entry). The view's current entry is the
@@ -15,7 +15,7 @@
 
 #include "table.h"
 
-struct sst_merge {
+struct sst_stack {
   size_t n;
   sst_iter **sub;
   size_t cur;
@@ -23,9 +23,9 @@ struct sst_merge {
   sst_entry e;
 };
 
-int sst_merge_new(const sst_reader *const *readers, size_t n,
-                  sst_merge **out) {
-  sst_merge *m = calloc(1, sizeof *m);
+int sst_stack_new(const sst_reader *const *readers, size_t n,
+                  sst_stack **out) {
+  sst_stack *m = calloc(1, sizeof *m);
   if (m == NULL || n == 0 || (m->sub = calloc(n, sizeof *m->sub)) == NULL) {
     free(m);
     return n == 0 ? SST_EINVAL : ENOMEM;
@@ -33,14 +33,14 @@ int sst_merge_new(const sst_reader *const *readers, size_t n,
   m->n = n;
   for (size_t i = 0; i < n; i++)
     if (sst_iter_new(readers[i], &m->sub[i]) != 0) {
-      sst_merge_free(m);
+      sst_stack_free(m);
       return ENOMEM;
     }
   *out = m;
   return 0;
 }
 
-void sst_merge_free(sst_merge *m) {
+void sst_stack_free(sst_stack *m) {
   if (m == NULL)
     return;
   for (size_t i = 0; i < m->n; i++)
@@ -49,7 +49,7 @@ void sst_merge_free(sst_merge *m) {
   free(m);
 }
 
-void sst_merge_set_skip_tombstones(sst_merge *m, int on) {
+void sst_stack_set_skip_tombstones(sst_stack *m, int on) {
   m->skip_tombstones = on;
 }
 
@@ -58,7 +58,7 @@ static int key_cmp(const sst_entry *a, const sst_entry *b) {
 }
 
 /* Picks the winner among the sub-iterators' current entries. */
-static int settle(sst_merge *m) {
+static int settle(sst_stack *m) {
   for (;;) {
     m->valid = 0;
     size_t best = m->n;
@@ -98,32 +98,32 @@ static int settle(sst_merge *m) {
   }
 }
 
-int sst_merge_seek_first(sst_merge *m) {
+int sst_stack_seek_first(sst_stack *m) {
   for (size_t i = 0; i < m->n; i++)
     sst_iter_seek_first(m->sub[i]);
   return settle(m);
 }
 
-int sst_merge_seek(sst_merge *m, const void *key, size_t len) {
+int sst_stack_seek(sst_stack *m, const void *key, size_t len) {
   for (size_t i = 0; i < m->n; i++)
     sst_iter_seek(m->sub[i], key, len);
   return settle(m);
 }
 
-int sst_merge_range(sst_merge *m, const void *from, size_t from_len,
+int sst_stack_range(sst_stack *m, const void *from, size_t from_len,
                     const void *to, size_t to_len) {
   for (size_t i = 0; i < m->n; i++)
     sst_iter_range(m->sub[i], from, from_len, to, to_len);
   return settle(m);
 }
 
-int sst_merge_prefix(sst_merge *m, const void *prefix, size_t len) {
+int sst_stack_prefix(sst_stack *m, const void *prefix, size_t len) {
   for (size_t i = 0; i < m->n; i++)
     sst_iter_prefix(m->sub[i], prefix, len);
   return settle(m);
 }
 
-int sst_merge_next(sst_merge *m) {
+int sst_stack_next(sst_stack *m) {
   if (!m->valid)
     return m->status;
   int rc = sst_iter_next(m->sub[m->cur]);
@@ -132,7 +132,7 @@ int sst_merge_next(sst_merge *m) {
   return settle(m);
 }
 
-int sst_merge_seek_position(sst_merge *m, uint64_t pos) {
+int sst_stack_seek_position(sst_stack *m, uint64_t pos) {
   size_t idx = (size_t)(pos % m->n);
   m->valid = 0;
   int rc = sst_iter_seek_position(m->sub[idx], pos / m->n);
@@ -152,12 +152,12 @@ int sst_merge_seek_position(sst_merge *m, uint64_t pos) {
   return 0;
 }
 
-int sst_merge_valid(const sst_merge *m) { return m->valid; }
-int sst_merge_status(const sst_merge *m) { return m->status; }
-const sst_entry *sst_merge_entry(const sst_merge *m) { return &m->e; }
+int sst_stack_valid(const sst_stack *m) { return m->valid; }
+int sst_stack_status(const sst_stack *m) { return m->status; }
+const sst_entry *sst_stack_entry(const sst_stack *m) { return &m->e; }
 
-int sst_merged_find(const sst_reader *const *readers, size_t n,
-                    const void *key, size_t key_len, sst_entry *e) {
+int sst_stack_find(const sst_reader *const *readers, size_t n,
+                   const void *key, size_t key_len, sst_entry *e) {
   for (size_t i = n; i-- > 0;) {
     int rc = sst_reader_find(readers[i], key, key_len, e);
     if (rc == SST_ENOTFOUND)
