@@ -1,4 +1,5 @@
-/* table.h — the reader's internals, shared by reader.c, iter.c, verify.c. */
+/* table.h — the reader's internals, shared by reader.c, cursor.c and
+ * verify.c. */
 #ifndef SST_TABLE_H
 #define SST_TABLE_H
 
@@ -88,22 +89,5 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
  * checksum, position), checking it against the block's handle. */
 int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
                     sst_entry *e);
-
-/* Several tables as one, behind sst_iter_new_stack (stack.c). */
-typedef struct sst_stack sst_stack;
-int sst_stack_new(const sst_reader *const *readers, size_t n,
-                  sst_stack **out);
-void sst_stack_free(sst_stack *m);
-void sst_stack_set_skip_tombstones(sst_stack *m, int on);
-int sst_stack_seek_first(sst_stack *m);
-int sst_stack_seek(sst_stack *m, const void *key, size_t len);
-int sst_stack_range(sst_stack *m, const void *from, size_t from_len,
-                    const void *to, size_t to_len);
-int sst_stack_prefix(sst_stack *m, const void *prefix, size_t len);
-int sst_stack_next(sst_stack *m);
-int sst_stack_seek_position(sst_stack *m, uint64_t pos);
-int sst_stack_valid(const sst_stack *m);
-int sst_stack_status(const sst_stack *m);
-const sst_entry *sst_stack_entry(const sst_stack *m);
 
 #endif
