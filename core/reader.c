@@ -465,9 +465,12 @@ out:
 /* Gives the pages of [p, p + len) back to the kernel: they stay in the
  * page cache, but leave this process's resident set. */
 static void release_pages(const uint8_t *p, uint64_t len) {
-  static long page;
-  if (page == 0)
+  static long page_size; /* threads may race to set it, to the same value */
+  long page = __atomic_load_n(&page_size, __ATOMIC_RELAXED);
+  if (page == 0) {
     page = sysconf(_SC_PAGESIZE);
+    __atomic_store_n(&page_size, page, __ATOMIC_RELAXED);
+  }
   uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) &
                   ~(uintptr_t)(page - 1);
