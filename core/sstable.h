@@ -15,6 +15,10 @@
  *   mismatch").
  * - Results come back through out-pointers. Memory the library returns
  *   belongs to the library unless a function says otherwise.
+ * - Threads: a handle is used by one thread at a time (its calls must not
+ *   overlap), and separate handles are independent. A reader is the
+ *   exception: one reader may be shared by any number of threads (see
+ *   Reader below).
  */
 #ifndef SSTABLE_H
 #define SSTABLE_H
@@ -91,6 +95,10 @@ void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
 /* ------------------------------------------------------------------ */
 /* Writer: keys in strictly increasing order, streamed to disk.        */
 
+/* A writer is used by one thread at a time. Separate writers are
+ * independent, even for the same path, in one process or several: each
+ * writes its own locked temporary file, and the last to finish leaves its
+ * table at the path. */
 typedef struct sst_writer sst_writer;
 
 typedef struct sst_writer_options {
@@ -159,6 +167,9 @@ void sst_writer_free(sst_writer *w);
 /* ------------------------------------------------------------------ */
 /* Sorter: records in any order, bounded memory, last duplicate wins.  */
 
+/* A sorter is used by one thread at a time; sst_sorter_finish fills the
+ * writer from the calling thread. Separate sorters are independent (each
+ * spills to its own unlinked temporary files). */
 typedef struct sst_sorter sst_sorter;
 
 typedef struct sst_sorter_options {
@@ -193,9 +204,15 @@ uint64_t sst_sorter_spill_count(const sst_sorter *s);
 void sst_sorter_free(sst_sorter *s);
 
 /* ------------------------------------------------------------------ */
-/* Reader: an open, memory-mapped table. Thread safe: any number of     */
-/* threads may call reader functions and use their own iterators at    */
-/* once. Nothing is allocated per key at open.                         */
+/* Reader: an open, memory-mapped table. Nothing is allocated per key  */
+/* at open.                                                            */
+
+/* One reader may be shared by any number of threads: the functions
+ * below, sst_stack_find and iterators (each thread with its own) may run
+ * on it at once. The reader changes only its record of which blocks have
+ * been checked, with atomic operations (a race means a block is checked
+ * twice), and a lookup's key buffer is per thread. sst_reader_close must
+ * not overlap any other call on the reader or on its iterators. */
 
 typedef struct sst_reader sst_reader;
 
@@ -233,8 +250,9 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
  * iterators becomes invalid. NULL is allowed. */
 void sst_reader_close(sst_reader *r);
 
-/* One entry of a table. `key` points into memory owned by the reader (for
- * sst_reader_find) or the iterator (valid until it moves). */
+/* One entry of a table. `key` is the caller's key (for sst_reader_find
+ * and sst_stack_find) or points into the iterator (valid until it moves
+ * or is freed). */
 typedef struct sst_entry {
   const uint8_t *key;
   size_t key_len;
@@ -310,6 +328,9 @@ int sst_reader_verify(const sst_reader *r, sst_error *err);
 /* ------------------------------------------------------------------ */
 /* Iterator: ordered traversal with seek, ranges and prefixes.         */
 
+/* An iterator holds its position, current key and bound: it is used by
+ * one thread at a time. Any number of iterators, on any threads, may read
+ * the same readers at once. */
 typedef struct sst_iter sst_iter;
 
 int sst_iter_new(const sst_reader *r, sst_iter **out);
@@ -369,6 +390,7 @@ int sst_iter_status(const sst_iter *it);
 /* Records: `key DELIM value` lines, as read by `sst build` and written */
 /* by `sst dump`.                                                       */
 
+/* A parser is used by one thread at a time. */
 typedef struct sst_records sst_records;
 
 typedef struct sst_records_options {
