@@ -1,5 +1,6 @@
 #include "block.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ void sst_block_builder_init(sst_block_builder *b, uint32_t restart_interval) {
 int sst_block_builder_add(sst_block_builder *b, const uint8_t *key,
                           size_t key_len, const uint8_t *payload,
                           size_t payload_len) {
+  assert(b->count == 0 ||
+         sst_key_cmp(key, key_len, b->last_key, b->last_len) > 0);
   size_t shared = 0;
   if (b->count == 0 || b->since_restart >= b->restart_interval) {
     if (grow((void **)&b->restarts, &b->restart_cap, b->restart_count + 1,

@@ -2,6 +2,7 @@
  * and positions. */
 #include "cursor.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,7 +182,10 @@ int sst_cursor_prefix(sst_cursor *c, const void *prefix, size_t prefix_len) {
 int sst_cursor_valid(const sst_cursor *c) { return c->valid; }
 int sst_cursor_status(const sst_cursor *c) { return c->status; }
 
-const sst_entry *sst_cursor_entry(const sst_cursor *c) { return &c->e; }
+const sst_entry *sst_cursor_entry(const sst_cursor *c) {
+  assert(c->valid);
+  return &c->e;
+}
 
 int sst_cursor_next(sst_cursor *c) { return live(c, step(c)); }
 

@@ -1,5 +1,6 @@
 #include "filter.h"
 
+#include <assert.h>
 #include <string.h>
 #define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
@@ -42,6 +43,7 @@ void sst_filter_build(const uint64_t *hashes, uint32_t n,
 
 int sst_filter_may_contain(const uint8_t *part, size_t len, uint32_t probes,
                            uint64_t hash) {
+  assert(len >= 5);
   uint64_t m = (uint64_t)(len - 4) * 8;
   uint32_t h1 = (uint32_t)hash, h2 = (uint32_t)(hash >> 32) | 1;
   for (uint32_t j = 0; j < probes; j++) {

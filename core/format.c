@@ -1,5 +1,6 @@
 #include "format.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "internal.h"
@@ -78,6 +79,7 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
 
 uint8_t *sst_handle_encode(uint8_t *p, const sst_handle *h,
                            uint64_t filter_base) {
+  assert(h->values_off <= h->block_off && filter_base <= h->filter_off);
   p = sst_put_varint(p, h->values_off);
   p = sst_put_varint(p, h->block_off - h->values_off);
   p = sst_put_varint(p, h->block_len);
@@ -103,6 +105,8 @@ int sst_handle_decode(const uint8_t *p, const uint8_t *limit, sst_handle *h,
 }
 
 uint8_t *sst_value_ref_encode(uint8_t *p, const sst_value_ref *v) {
+  assert((v->flags & ~SST_FLAG_TOMBSTONE) == 0 &&
+         (!(v->flags & SST_FLAG_TOMBSTONE) || v->len == 0));
   *p++ = (uint8_t)v->flags;
   p = sst_put_varint(p, v->len);
   p = sst_put_varint(p, v->rel);

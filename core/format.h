@@ -50,14 +50,17 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f);
 
 /* An index entry's payload. encode returns the end of what it wrote (at
  * most 50 bytes); decode returns 0 or SST_ECORRUPT. filter_off is stored
- * relative to the filter region. */
+ * relative to the filter region.
+ * encode REQUIRES values_off <= block_off and filter_base <= filter_off. */
 uint8_t *sst_handle_encode(uint8_t *p, const sst_handle *h,
                            uint64_t filter_base);
 int sst_handle_decode(const uint8_t *p, const uint8_t *limit, sst_handle *h,
                       uint64_t filter_base);
 
 /* A data entry's payload: flags, value length, the value's offset from
- * the start of its block's values (values_off), value checksum. */
+ * the start of its block's values (values_off), value checksum.
+ * encode REQUIRES flags within SST_FLAG_TOMBSTONE, and len 0 for a
+ * tombstone (what decode accepts). */
 typedef struct sst_value_ref {
   unsigned flags;
   uint64_t len, rel;

@@ -1,4 +1,10 @@
-/* internal.h — helpers shared by the library's modules; not installed. */
+/* internal.h — helpers shared by the library's modules; not installed.
+ *
+ * A REQUIRES in an internal comment is a promise of the caller, checked
+ * with assert() where that is cheap: on in Debug builds, off (NDEBUG) in
+ * the default RelWithDebInfo build and in Release. An assert never checks
+ * what a file says; the file's bytes are checked by code that returns an
+ * error. */
 #ifndef SST_INTERNAL_H
 #define SST_INTERNAL_H
 

@@ -8,6 +8,7 @@
  * into pieces of CHUNK raw bytes, each a directory "%+" + escaped piece,
  * until the rest fits; the rest then takes the "%=" or "%!" form.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -61,9 +62,10 @@ static int is_clean(const uint8_t *c, size_t n) {
 
 /* The name of the piece of component c that starts at `start`; writes it
  * NUL-terminated to name (SST_NAME_MAX + 1 bytes) and the raw bytes it
- * covers to *covered. */
+ * covers to *covered. REQUIRES start <= n. */
 static enum piece_kind piece_name(const uint8_t *c, size_t n, size_t start,
                                   int conflict, char *name, size_t *covered) {
+  assert(start <= n);
   char *end;
   if (start == 0 && !conflict && is_clean(c, n)) {
     memcpy(name, c, n);
@@ -75,6 +77,8 @@ static enum piece_kind piece_name(const uint8_t *c, size_t n, size_t start,
     end = escape_into(name + 2, c + start, n - start);
     *covered = n - start;
   } else {
+    /* The rest escapes to more than 253 bytes, 3 at most per byte. */
+    assert(n - start > CHUNK);
     name[0] = '%';
     name[1] = '+';
     end = escape_into(name + 2, c + start, CHUNK);
@@ -86,9 +90,11 @@ static enum piece_kind piece_name(const uint8_t *c, size_t n, size_t start,
   return PIECE_FINAL;
 }
 
-/* Whether the pieces of c have a boundary at start (> 0). */
+/* Whether the pieces of c have a boundary at start.
+ * REQUIRES start > 0. */
 static int is_piece_boundary(const uint8_t *c, size_t n, size_t start,
                              int conflict) {
+  assert(start > 0);
   if (start % CHUNK != 0 || start >= n)
     return 0;
   char name[SST_NAME_MAX + 1];

@@ -1,4 +1,5 @@
 /* reader.c — opening a table and point lookups. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -328,6 +329,7 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
 
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
+  assert(i < r->f.block_count);
   const uint8_t *p = r->data + h->block_off;
   if (r->o.pread_blocks && !always) {
     size_t need = (size_t)h->block_len + 4; /* and its checksum */
@@ -355,6 +357,7 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
 
 int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
                      const uint8_t *part) {
+  assert(i < r->f.block_count);
   if (is_checked(r, i, CHECKED_FILTER))
     return 0;
   int rc = sst_filter_check(part, (size_t)h->filter_len);

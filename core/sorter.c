@@ -10,6 +10,7 @@
  * Run file record: flags u8 | key_len varint | value_len varint | key |
  * value.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -452,6 +453,7 @@ static int compact_runs(sst_sorter *s) {
 }
 
 int sst_sorter_finish(sst_sorter *s, sst_writer *w, sst_error *err) {
+  assert(sst_writer_key_count(w) == 0);
   sink to_writer = {.w = w};
   int rc = s->err;
   if (rc == 0 && s->run_count == 0) {

@@ -11,6 +11,7 @@
  */
 #include "stack.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 
@@ -155,7 +156,10 @@ int sst_stack_seek_position(sst_stack *s, uint64_t pos) {
 
 int sst_stack_valid(const sst_stack *s) { return s->valid; }
 int sst_stack_status(const sst_stack *s) { return s->status; }
-const sst_entry *sst_stack_entry(const sst_stack *s) { return &s->e; }
+const sst_entry *sst_stack_entry(const sst_stack *s) {
+  assert(s->valid);
+  return &s->e;
+}
 
 int sst_stack_find(const sst_reader *const *readers, size_t n, const void *key,
                    size_t key_len, sst_entry *e) {

@@ -3,6 +3,8 @@
 #ifndef SST_TABLE_H
 #define SST_TABLE_H
 
+#include <assert.h>
+
 #include "block.h"
 #include "format.h"
 #include "internal.h"
@@ -51,6 +53,7 @@ int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
  * REQUIRES i < block_count. */
 static inline void sst_table_cached_handle(const sst_reader *r, uint64_t i,
                                            sst_handle *h) {
+  assert(i < r->f.block_count);
   const struct sst_block_ref *b = &r->refs[i];
   h->block_off = b->block_off;
   h->block_len = b->block_len;
@@ -64,6 +67,7 @@ static inline void sst_table_cached_handle(const sst_reader *r, uint64_t i,
 
 /* Where block i starts. REQUIRES i < block_count. */
 static inline uint64_t sst_table_block_off(const sst_reader *r, uint64_t i) {
+  assert(i < r->f.block_count);
   return r->refs[i].block_off;
 }
 
@@ -73,7 +77,8 @@ int sst_table_find_block(const sst_reader *r, const uint8_t *key,
                          size_t key_len, int64_t *block);
 
 /* Frames key block i, whose handle is h, after checking its checksum
- * (once per reader, or every time when `always` is set). */
+ * (once per reader, or every time when `always` is set).
+ * REQUIRES i < block_count. */
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always);
 
@@ -81,7 +86,8 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
  * back to the kernel (they stay in the page cache). */
 void sst_table_release(const sst_reader *r, uint64_t off, uint64_t len);
 
-/* Checks the filter partition of block i (once per reader). */
+/* Checks the filter partition of block i (once per reader).
+ * REQUIRES i < block_count. */
 int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
                      const uint8_t *part);
 
