@@ -1,6 +1,6 @@
 /* dir_stack.h — directories along a relative path, each opened by name
- * from its parent: how sst pack and sst unpack reach the files of a tree
- * of any depth without following a symlink planted in it. */
+ * from its parent: how sst unpack reaches the files of a tree of any
+ * depth without following a symlink planted in it. */
 #ifndef SST_CLI_DIR_STACK_H
 #define SST_CLI_DIR_STACK_H
 
