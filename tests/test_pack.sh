@@ -241,6 +241,59 @@ rc=$?
 check "1500 levels deep with 64 descriptors: unpack | pack is identical" eval \
   'status_is 0 && same deep.sstable deep2.sstable'
 
+# A real tree, made one level at a time with mkdir and cd, whose paths are
+# longer than PATH_MAX: 300 levels of 16-byte names (5100 bytes of path),
+# with a file at the top, at level 150 and at the bottom.
+mkdir longtree
+(
+  cd longtree || exit 1
+  printf 'top' >top
+  for ((i = 1; i <= 300; i++)); do
+    name=$(printf 'level-%03d-abcdef' "$i")
+    mkdir "$name" && cd "$name" || exit 1
+    if [ "$i" -eq 150 ]; then printf 'middle' >mid; fi
+  done
+  printf 'bottom' >leaf
+)
+run "$SST" pack longtree long.sstable
+check "a tree 300 levels deep, paths past PATH_MAX, packs" eval \
+  'status_is 0 && err_has "3 files packed"'
+"$SST" scan --keys-only long.sstable >keys 2>err
+check "... with a key for each of its 3 files, the longest 5104 bytes" eval \
+  '[ "$(wc -l <keys)" -eq 3 ] && [ "$(awk "{ print length }" keys | sort -n | tail -n 1)" -eq 5104 ]'
+run "$SST" get long.sstable "$(sed -n '/leaf$/p' keys)"
+check "... and the bottom file's content as its value" eval \
+  'status_is 0 && out_is bottom'
+
+# Prints a tree that is one chain of directories, level by level: each
+# file with its content, then the directory below. cd goes down one name
+# at a time, so no path is ever longer than PATH_MAX.
+chain_listing() (
+  cd "$1" || exit 1
+  while :; do
+    below=
+    for e in *; do
+      if [ -d "$e" ]; then
+        below=$e
+      elif [ -f "$e" ]; then
+        printf '%s=%s\n' "$e" "$(cat "$e")"
+      fi
+    done
+    [ -n "$below" ] || break
+    printf 'dir %s\n' "$below"
+    cd "$below" || exit 1
+  done
+)
+run "$SST" unpack long.sstable longout
+check "... unpacks" eval 'status_is 0 && err_has "3 files written"'
+chain_listing longtree >long.list
+chain_listing longout >longout.list
+check "... into the same tree (names and contents, level by level)" eval \
+  'same long.list longout.list && [ "$(grep -c "^dir " long.list)" -eq 300 ]'
+run "$SST" pack longout long2.sstable
+check "... which packs into a byte-identical table" eval \
+  'status_is 0 && same long.sstable long2.sstable'
+
 # ---- flat ----------------------------------------------------------------
 
 printf 'users/1,alice\nusers/2,bob\nlogs,top\n' >flat.csv
@@ -344,6 +397,28 @@ run "$SST" pack dup dup.sstable
 check "two names with one key: both named, no table" eval \
   'status_is 1 && err_has "dup/%=c and dup/c give the same key '\''c'\''" &&
    [ ! -e dup.sstable ] && [ -z "$(ls | grep dup.sstable)" ]'
+
+# A file that grows while pack reads it: a sparse file appended to by a
+# background loop (bounded to 30 s, killed once pack is done). Whether pack
+# sees the growth between the walk and the read or during the read, the
+# pack fails naming the file and leaves no table.
+mkdir growing
+truncate -s 32M growing/log
+(
+  end=$((EPOCHSECONDS + 30))
+  while [ "$EPOCHSECONDS" -lt "$end" ]; do printf x >>growing/log; done
+) &
+appender=$!
+for ((i = 0; i < 100; i++)); do
+  [ "$(stat -c %s growing/log)" -gt 33554432 ] && break
+  sleep 0.05
+done
+run "$SST" pack growing grow.sstable
+kill "$appender"
+wait "$appender" 2>/dev/null
+check "a file that grows while it is packed fails the pack" eval \
+  'status_is 1 && [ -z "$(ls | grep grow.sstable)" ] &&
+   grep -qE "^sst pack: growing/log: (changed since it was scanned \(from [0-9]+ bytes to [0-9]+\)|grew while it was read \(from [0-9]+ bytes\)|changed while it was read)$" err'
 
 cp t1.sstable keep.sstable
 run "$SST" pack missing-dir keep.sstable
