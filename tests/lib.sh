@@ -75,19 +75,26 @@ require_fuse() {
 # ---- the staging tests' set-up (tests/test_stage_*.sh) -----------------------
 
 # work_dir NAME: makes $WORK, a fresh temporary directory, and goes there.
-# At exit every mount under it is unmounted, every daemon recorded with
-# own_daemon is given 10 s to end and then killed, and $WORK is removed
-# (unless a mount under it could not be undone).
+# At exit the helper processes recorded with own_helper are stopped, every
+# FUSE mount under $WORK is unmounted, every daemon recorded with own_daemon
+# is given 10 s to end (an unmounted staging daemon writes its table) and
+# then killed, the other mounts under $WORK (a tmpfs) are unmounted, and
+# $WORK is removed (unless a mount under it could not be undone).
 work_dir() {
   WORK=$(mktemp -d "${TMPDIR:-/tmp}/sst-$1.XXXXXX") || exit 1
   cd "$WORK" || exit 1
   own_pids=()
+  own_helpers=()
   trap work_cleanup EXIT
   trap 'exit 130' INT TERM HUP
 }
 
 # own_daemon PID: a daemon this script started.
 own_daemon() { own_pids+=("$1"); }
+
+# own_helper PID: another background process of this script (a copier, a
+# second daemon meant to be refused); killed at exit.
+own_helper() { own_helpers+=("$1"); }
 
 # own_area AREA: records the daemon named in staging area AREA's pid file
 # (one started in the background mode) and sets $pid to it.
@@ -96,12 +103,26 @@ own_area() {
   [ -n "$pid" ] && own_daemon "$pid"
 }
 
+# mounts_under DIR fuse|other: the mount points under DIR of FUSE or of
+# any other type, the last mounted first.
+mounts_under() {
+  awk -v w="$1/" -v fuse="$2" 'index($2, w) == 1 &&
+    (fuse == "fuse") == ($3 ~ /^fuse/) { print $2 }' /proc/self/mounts | tac
+}
+
 work_cleanup() {
   local m pid i
   cd / || return
+  for pid in "${own_helpers[@]}"; do
+    kill "$pid" 2>/dev/null
+  done
   while read -r m; do
-    fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
-  done < <(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/self/mounts)
+    for ((i = 0; i < 5; i++)); do
+      fusermount3 -u "$m" 2>/dev/null && break
+      sleep 0.2
+    done
+    is_mounted "$m" && fusermount3 -uz "$m" 2>/dev/null
+  done < <(mounts_under "$WORK" fuse)
   for pid in "${own_pids[@]}"; do
     for ((i = 0; i < 100; i++)); do
       alive "$pid" || break
@@ -109,6 +130,9 @@ work_cleanup() {
     done
     alive "$pid" && kill -9 "$pid" 2>/dev/null
   done
+  while read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+  done < <(mounts_under "$WORK" other)
   grep -qF " $WORK/" /proc/self/mounts || rm -rf "$WORK"
 }
 
