@@ -65,6 +65,7 @@ esac
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
 SST=$BIN/sst
 SSTFS=$BIN/sstfs
+TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export LC_ALL=C
 
 require_fuse
@@ -257,384 +258,6 @@ threads_noise='^Ignoring invalid max threads value 4294967295 > max'
 # A foreground staging daemon's last line, when it used io_uring.
 uring_count='^sstfs: [0-9]* requests were served through io_uring$'
 
-# ---- helper programs ---------------------------------------------------------
-
-# The random workload: the same operations on two roots, compared.
-cat >workload.py <<'EOF'
-"""The same random operations on two roots side by side, compared.
-
-usage: workload.py ROOT_A ROOT_B SEED OPS [--no-unlink-open]
-       workload.py --make-tree ROOT SEED
-
-Each operation runs on ROOT_A, then on ROOT_B, and its outcome (the bytes
-read, the size or listing seen, or the errno of a failure) must be the
-same on both. Choices depend only on the seed and on ROOT_B's state, so a
-run is reproducible. At the end the two trees are compared in full. Prints
-the first 20 mismatches and a summary; exits 1 on any mismatch.
---make-tree fills ROOT with a random tree of the same names.
-"""
-import os
-import random
-import sys
-
-NAMES = ["a", "b", "c", "dd", "e e"]
-
-if sys.argv[1] == "--make-tree":
-    root, rng = sys.argv[2], random.Random(int(sys.argv[3]))
-    for _ in range(150):
-        p = "/".join(rng.choice(NAMES) for _ in range(rng.randint(1, 4)))
-        try:
-            os.makedirs(os.path.dirname(os.path.join(root, p)), exist_ok=True)
-            with open(os.path.join(root, p), "wb") as f:
-                f.write(rng.randbytes(rng.randint(0, 30000)))
-        except OSError:
-            pass  # a file where a directory should be, or the reverse
-    sys.exit(0)
-
-root_a, root_b = sys.argv[1], sys.argv[2]
-seed, nops = int(sys.argv[3]), int(sys.argv[4])
-unlink_open = "--no-unlink-open" not in sys.argv[5:]
-rng = random.Random(seed)
-mismatches = 0
-counts = {"ok": 0, "err": 0}
-cache = None  # ROOT_B's (directories, files) until the tree changes
-
-def j(root, p):
-    return root + "/" + p if p else root
-
-def walk():
-    global cache
-    if cache is None:
-        ds, fs = [], []
-
-        def scan(rel):
-            with os.scandir(j(root_b, rel)) as it:
-                for e in it:
-                    p = rel + "/" + e.name if rel else e.name
-                    if e.is_dir(follow_symlinks=False):
-                        ds.append(p)
-                        scan(p)
-                    else:
-                        fs.append(p)
-        scan("")
-        cache = (sorted(ds), sorted(fs))
-    return cache
-
-def rpath():
-    """Any path of 1 to 3 names: its parents may well not exist."""
-    return "/".join(rng.choice(NAMES) for _ in range(rng.randint(1, 3)))
-
-def pick():
-    """Mostly an existing file or directory, sometimes any path."""
-    ds, fs = walk()
-    if (ds or fs) and rng.random() < 0.75:
-        return rng.choice(sorted(ds + fs))
-    return rpath()
-
-def pick_new():
-    """Mostly a name in an existing directory, sometimes any path."""
-    if rng.random() < 0.2:
-        return rpath()
-    d = rng.choice([""] + walk()[0])
-    return (d + "/" if d else "") + rng.choice(NAMES)
-
-def data(max_len):
-    return rng.randbytes(rng.randint(0, max_len))
-
-def outcome(fn, *args):
-    try:
-        return ("ok", fn(*args))
-    except OSError as e:
-        return ("err", e.errno)
-
-def short(r):
-    s = repr(r)
-    return s if len(s) < 100 else s[:97] + "..."
-
-def report(n, what, ra, rb):
-    global mismatches
-    mismatches += 1
-    if mismatches <= 20:
-        print(f"op {n}: {what}: {short(ra)} in {root_a}, {short(rb)} in {root_b}")
-
-def both(n, what, fn, *args):
-    """Runs fn(root, *args) on each root; returns both outcomes."""
-    ra = outcome(fn, root_a, *args)
-    rb = outcome(fn, root_b, *args)
-    counts[rb[0]] += 1
-    if ra != rb:
-        report(n, what, ra, rb)
-    return ra, rb
-
-def do_write(root, p, off, d):
-    fd = os.open(j(root, p), os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        return os.pwrite(fd, d, off)
-    finally:
-        os.close(fd)
-
-def do_append(root, p, d):
-    fd = os.open(j(root, p), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        return os.write(fd, d)
-    finally:
-        os.close(fd)
-
-def do_read(root, p):
-    with open(j(root, p), "rb") as f:
-        return f.read()
-
-def do_stat(root, p):
-    st = os.stat(j(root, p))
-    return "dir" if os.path.isdir(j(root, p)) else ("file", st.st_size)
-
-def op(n):
-    """One operation; returns whether it may have changed the tree."""
-    r = rng.random()
-    if r < 0.20:
-        p = pick() if rng.random() < 0.5 else pick_new()
-        off, d = rng.randint(0, 40000), data(20000)
-        both(n, f"write {p} at {off} ({len(d)} bytes)", do_write, p, off, d)
-    elif r < 0.30:
-        p = pick() if rng.random() < 0.5 else pick_new()
-        d = data(10000)
-        both(n, f"append {p} ({len(d)} bytes)", do_append, p, d)
-    elif r < 0.38:
-        p, size = pick(), rng.randint(0, 50000)
-        both(n, f"truncate {p} to {size}",
-             lambda root, p, s: os.truncate(j(root, p), s), p, size)
-    elif r < 0.52:
-        p = pick()
-        q = pick() if rng.random() < 0.5 else pick_new()
-        both(n, f"rename {p} to {q}",
-             lambda root, p, q: os.rename(j(root, p), j(root, q)), p, q)
-    elif r < 0.58:
-        p = pick()
-        both(n, f"unlink {p}", lambda root, p: os.unlink(j(root, p)), p)
-    elif r < 0.66:
-        p = pick_new()
-        both(n, f"mkdir {p}", lambda root, p: os.mkdir(j(root, p)), p)
-    elif r < 0.70:
-        p = pick()
-        both(n, f"rmdir {p}", lambda root, p: os.rmdir(j(root, p)), p)
-    elif r < 0.90:
-        s, p = rng.random(), pick()
-        if s < 0.5:
-            both(n, f"read {p}", do_read, p)
-        elif s < 0.8:
-            both(n, f"stat {p}", do_stat, p)
-        else:
-            p = "" if rng.random() < 0.2 else p
-            both(n, f"list {p or '.'}",
-                 lambda root, p: sorted(os.listdir(j(root, p))), p)
-        return False
-    else:
-        session(n)
-    return True
-
-def session(n):
-    """One file held open on both roots: writes read back, ftruncate,
-    fstat, fsync, and perhaps a rename or an unlink of it while open."""
-    p = pick() if rng.random() < 0.5 else pick_new()
-    opened = [outcome(lambda root: os.open(j(root, p), os.O_RDWR | os.O_CREAT,
-                                           0o644), root)
-              for root in (root_a, root_b)]
-    counts[opened[1][0]] += 1
-    if opened[0][0] != opened[1][0] or (opened[1][0] == "err" and
-                                        opened[0] != opened[1]):
-        report(n, f"open {p} O_RDWR|O_CREAT", opened[0], opened[1])
-    if opened[0][0] != "ok" or opened[1][0] != "ok":
-        for r in opened:
-            if r[0] == "ok":
-                os.close(r[1])
-        return
-    fds = [opened[0][1], opened[1][1]]
-    gone = False
-    for _ in range(rng.randint(2, 7)):
-        s = rng.random()
-        if s < 0.3:
-            off, d = rng.randint(0, 30000), data(8000)
-            what = f"pwrite {len(d)} bytes at {off}"
-            fn = lambda fd, root: os.pwrite(fd, d, off)
-        elif s < 0.55:
-            off, ln = rng.randint(0, 30000), rng.randint(0, 40000)
-            what = f"pread {ln} bytes at {off}"
-            fn = lambda fd, root: os.pread(fd, ln, off)
-        elif s < 0.7:
-            size = rng.randint(0, 40000)
-            what, fn = f"ftruncate to {size}", lambda fd, root: os.ftruncate(fd, size)
-        elif s < 0.8:
-            what, fn = "fstat", lambda fd, root: os.fstat(fd).st_size
-        elif s < 0.84:
-            what, fn = "fsync", lambda fd, root: os.fsync(fd)
-        elif s < 0.92 and not gone:
-            q = pick_new()
-            what = f"rename it to {q}"
-            fn = lambda fd, root: os.rename(j(root, p), j(root, q))
-        elif unlink_open and not gone:
-            what, fn = "unlink it", lambda fd, root: os.unlink(j(root, p))
-        else:
-            what, fn = "fstat", lambda fd, root: os.fstat(fd).st_size
-        res = [outcome(fn, fd, root) for fd, root in zip(fds, (root_a, root_b))]
-        counts[res[1][0]] += 1
-        if res[0] != res[1]:
-            report(n, f"open {p}: {what}", res[0], res[1])
-        elif res[1][0] == "ok" and what.startswith("rename"):
-            p = q
-        elif res[1][0] == "ok" and what.startswith("unlink"):
-            gone = True
-    for fd, root in zip(fds, (root_a, root_b)):
-        r = outcome(os.close, fd)
-        if r[0] != "ok":
-            report(n, f"close {p}", r if root == root_a else "ok",
-                   r if root == root_b else "ok")
-
-for n in range(nops):
-    if op(n):
-        cache = None
-
-def tree(root):
-    """Every path under root: "dir" or the file's bytes."""
-    out = {}
-
-    def scan(rel):
-        with os.scandir(j(root, rel)) as it:
-            for e in it:
-                p = rel + "/" + e.name if rel else e.name
-                if e.is_dir(follow_symlinks=False):
-                    out[p] = "dir"
-                    scan(p)
-                else:
-                    with open(j(root, p), "rb") as f:
-                        out[p] = f.read()
-    scan("")
-    return out
-
-try:
-    ta = tree(root_a)
-except OSError as e:
-    ta = {}
-    report("end", f"reading {root_a}", ("err", e.errno), "ok")
-tb = tree(root_b)
-for p in sorted(set(ta) | set(tb)):
-    if ta.get(p) != tb.get(p):
-        report("end", f"the trees at {p}", ta.get(p, "missing"),
-               tb.get(p, "missing"))
-files = sum(1 for v in tb.values() if v != "dir")
-print(f"{nops} operations: {counts['ok']} steps succeeded and {counts['err']} "
-      f"failed alike; {files} files at the end; {mismatches} mismatches")
-sys.exit(1 if mismatches else 0)
-EOF
-
-# Files held open: usage openfd.py CASE PATH WANT. Does CASE on PATH,
-# checking each step; writes the bytes PATH should end with to WANT.
-cat >openfd.py <<'EOF'
-import os
-import sys
-
-case, path, want = sys.argv[1:4]
-step = "open"
-
-def fail(msg):
-    print(f"{case}: {step}: {msg}")
-    sys.exit(1)
-
-def expect(got, model):
-    if got != model:
-        fail(f"got {len(got)} bytes, want {len(model)} (first difference at "
-             f"{next((i for i, (a, b) in enumerate(zip(got, model)) if a != b), min(len(got), len(model)))})")
-
-try:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    if case == "readback":
-        step = "write, then pread"
-        model = bytearray(os.urandom(100000))
-        os.write(fd, model)
-        expect(os.pread(fd, 200000, 0), model)
-        step = "pwrite inside, then pread"
-        patch = os.urandom(3000)
-        os.pwrite(fd, patch, 50000)
-        model[50000:53000] = patch
-        expect(os.pread(fd, 200000, 0), model)
-        step = "pwrite past the end, then fstat and pread"
-        os.pwrite(fd, b"tail", 120000)
-        model += bytes(20000) + b"tail"
-        if os.fstat(fd).st_size != len(model):
-            fail(f"size {os.fstat(fd).st_size}, want {len(model)}")
-        expect(os.pread(fd, 200000, 0), model)
-        step = "read by a second descriptor"
-        with open(path, "rb") as f:
-            expect(f.read(), model)
-    elif case == "ftruncate":
-        step = "write, ftruncate shorter"
-        model = bytearray(os.urandom(10000))
-        os.write(fd, model)
-        os.ftruncate(fd, 100)
-        del model[100:]
-        if os.fstat(fd).st_size != 100:
-            fail(f"size {os.fstat(fd).st_size}, want 100")
-        expect(os.pread(fd, 20000, 0), model)
-        step = "ftruncate longer"
-        os.ftruncate(fd, 5000)
-        model += bytes(4900)
-        if os.fstat(fd).st_size != 5000:
-            fail(f"size {os.fstat(fd).st_size}, want 5000")
-        expect(os.pread(fd, 20000, 0), model)
-        step = "write after ftruncate"
-        os.pwrite(fd, b"end", 5000)
-        model += b"end"
-        expect(os.pread(fd, 20000, 0), model)
-    elif case == "rename":
-        step = "write, rename, write more"
-        model = bytearray(os.urandom(7000))
-        os.write(fd, model)
-        os.rename(path, path + ".renamed")
-        more = os.urandom(3000)
-        os.write(fd, more)
-        model += more
-        expect(os.pread(fd, 20000, 0), model)
-        step = "fstat, fsync after the rename"
-        if os.fstat(fd).st_size != len(model):
-            fail(f"size {os.fstat(fd).st_size}, want {len(model)}")
-        os.fsync(fd)
-        path += ".renamed"
-    elif case == "unlink":
-        step = "write, unlink"
-        model = bytearray(os.urandom(5000))
-        os.write(fd, model)
-        os.unlink(path)
-        if os.path.exists(path):
-            fail("the name is still there")
-        step = "write after the unlink"
-        more = os.urandom(3000)
-        os.write(fd, more)
-        model += more
-        step = "pread after the unlink"
-        expect(os.pread(fd, 20000, 0), model)
-        step = "fstat after the unlink"
-        if os.fstat(fd).st_size != len(model):
-            fail(f"size {os.fstat(fd).st_size}, want {len(model)}")
-        step = "ftruncate after the unlink"
-        os.ftruncate(fd, 100)
-        expect(os.pread(fd, 20000, 0), model[:100])
-        step = "fsync after the unlink"
-        os.fsync(fd)
-        model = None
-    step = "close"
-    os.close(fd)
-    if model is None:
-        if os.path.exists(path):
-            fail("the unlinked name came back")
-    else:
-        step = "read back by name after close"
-        with open(path, "rb") as f:
-            expect(f.read(), model)
-        with open(want, "wb") as f:
-            f.write(model)
-except OSError as e:
-    fail(f"{e.strerror} (errno {e.errno})")
-EOF
-
 # ---- data ------------------------------------------------------------------
 
 # A tree with awkward but clean names (each is its own key).
@@ -788,11 +411,7 @@ for kind in hardlink symlink chardev fifo xattr; do
       if [ "$xattr_tool" = setfattr ]; then
         run setfattr -n user.test -v 1 "$MNT/f"
       else
-        run python3 -c 'import os, sys
-try:
-    os.setxattr(sys.argv[1], "user.test", b"1")
-except OSError as e:
-    sys.exit(f"setxattr: {e.strerror}")' "$MNT/f"
+        run python3 "$TESTS/set_xattr.py" "$MNT/f" user.test 1
       fi
       ;;
   esac
@@ -827,7 +446,7 @@ if [ "$have_python" = 0 ]; then
   skip "files held open, random workloads" "python3 is not installed"
 elif stage_fg openfd "$WORK/openfd.sstable"; then
   for c in readback ftruncate rename unlink; do
-    run python3 openfd.py "$c" "$MNT/$c" "want.$c"
+    run python3 "$TESTS/open_fd.py" "$c" "$MNT/$c" "want.$c"
     case $c in
       readback) what="read back while open (pwrite, pread, fstat, 2nd fd)" ;;
       ftruncate) what="ftruncate shorter and longer while open" ;;
@@ -855,7 +474,7 @@ fi
 
 if [ "$have_python" = 1 ] && stage_fg work "$WORK/work.sstable"; then
   mkdir plain
-  run python3 workload.py "$MNT" "$WORK/plain" 1 3000
+  run python3 "$TESTS/workload.py" "$MNT" "$WORK/plain" 1 3000
   check "3000 random operations (seed 1) alike on the mount and a directory" \
     status_is 0
   note out 21
@@ -874,7 +493,7 @@ fi
 # (Unlinks of open files are left out here: the workload above has them.)
 if [ "$have_python" = 1 ]; then
   mkdir wbase
-  python3 workload.py --make-tree wbase 7
+  python3 "$TESTS/workload.py" --make-tree wbase 7
   drop_empty_dirs wbase
   run "$SST" pack -q wbase wbase.sstable
   check "workload over --base: pack a random base tree" status_is 0
@@ -883,7 +502,7 @@ if [ "$have_python" = 1 ]; then
     run diff -r "$MNT" wbase
     check "workload over --base: the mount shows the base tree" eval \
       'status_is 0 && [ ! -s out ]'
-    run python3 workload.py "$MNT" "$WORK/wbase.plain" 2 2500 --no-unlink-open
+    run python3 "$TESTS/workload.py" "$MNT" "$WORK/wbase.plain" 2 2500 --no-unlink-open
     check "2500 random operations (seed 2) over --base alike on the mount and a directory" \
       status_is 0
     note out 21
