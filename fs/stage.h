@@ -146,6 +146,11 @@ int ov_is_empty(stage *s, const char *path);
 
 extern const struct fuse_operations stage_ops;
 
+/* Closes and frees the files still open when the mount ended without
+ * releasing them (stopped by a signal), leaving their markers. Call once
+ * the session is gone. */
+void stage_ops_close_all(void);
+
 /* Writes OUT from tree/ and the base. 0, or an error code with err
  * saying why. Takes no lock: the caller keeps the area still. */
 int stage_commit(stage *s, char *err, size_t errlen);

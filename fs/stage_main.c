@@ -395,6 +395,7 @@ static int sstfs_stage_run(int argc, char *argv[]) {
               (unsigned long long)through_uring);
   fuse_destroy(fuse);
   fuse = NULL;
+  stage_ops_close_all();
 
   static char err[5 * PATH_MAX + 512];
   if (sig != 0) {

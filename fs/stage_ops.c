@@ -122,9 +122,51 @@ typedef struct handle {
   const sst_reader *base;
   uint64_t offset, len;
   char mark[48];
+  struct handle *prev, *next; /* in open_handles */
 } handle;
 
 static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Every open handle: a mount stopped by a signal gets no release for
+ * them, and stage_ops_close_all frees them then. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static handle *open_handles;
+
+/* Records h as open and hands it to fi. */
+static void handle_open(handle *h, struct fuse_file_info *fi) {
+  pthread_mutex_lock(&handles_lock);
+  h->prev = NULL;
+  h->next = open_handles;
+  if (open_handles != NULL)
+    open_handles->prev = h;
+  open_handles = h;
+  pthread_mutex_unlock(&handles_lock);
+  fi->fh = (uint64_t)(uintptr_t)h;
+}
+
+static void handle_forget(handle *h) {
+  pthread_mutex_lock(&handles_lock);
+  if (h->prev != NULL)
+    h->prev->next = h->next;
+  else
+    open_handles = h->next;
+  if (h->next != NULL)
+    h->next->prev = h->prev;
+  pthread_mutex_unlock(&handles_lock);
+}
+
+void stage_ops_close_all(void) {
+  pthread_mutex_lock(&handles_lock);
+  while (open_handles != NULL) {
+    handle *h = open_handles;
+    open_handles = h->next;
+    /* Markers stay: these files were open for writing when it stopped. */
+    if (h->fd >= 0)
+      close(h->fd);
+    free(h);
+  }
+  pthread_mutex_unlock(&handles_lock);
+}
 
 /* Marks h as being written (again), unless it is. 0 or an errno value. */
 static int mark(handle *h) {
@@ -198,7 +240,7 @@ static int open_staged(const char *path, int flags, mode_t mode,
     goto fail;
   if ((flags & O_ACCMODE) != O_RDONLY && (rc = mark(h)) != 0)
     goto fail;
-  fi->fh = (uint64_t)(uintptr_t)h;
+  handle_open(h, fi);
   return 0;
 fail:
   if (created)
@@ -244,7 +286,7 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
   h->base = b;
   h->offset = n.entry.value_offset;
   h->len = n.entry.value_len;
-  fi->fh = (uint64_t)(uintptr_t)h;
+  handle_open(h, fi);
   fi->keep_cache = 1;
   return 0;
 }
@@ -324,6 +366,7 @@ static int st_flush(const char *path, struct fuse_file_info *fi) {
 static int st_release(const char *path, struct fuse_file_info *fi) {
   (void)path;
   handle *h = (handle *)(uintptr_t)fi->fh;
+  handle_forget(h);
   if (h->fd >= 0) {
     unmark(h);
     close(h->fd);
