@@ -39,6 +39,8 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 
+#include "bench_rand.h"
+
 namespace {
 
 // ---- the shared record generator (same code in bench_sst.c) ----------
@@ -47,15 +49,6 @@ const uint64_t kSeed = 0x5eedf00dcafe1234ull;
 const uint64_t kGetSeed = 0x0ddba11deadbeefull;
 const size_t kKeyLen = 20; // "user/%010llu/item"
 const size_t kGetBatches = 5;
-
-uint64_t bench_rand(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
 
 const char kAlphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

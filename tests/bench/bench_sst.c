@@ -15,8 +15,8 @@
  *       open allocates. Prints OPEN lines.
  *
  * The records are the same bytes as tests/bench/bench_rocksdb.cc makes:
- * both programs carry the same generator, and both print data_fnv, a hash
- * of every record, which the script compares.
+ * both programs draw them from bench_rand.h with the same code, and both
+ * print data_fnv, a hash of every record, which the script compares.
  *
  * Allocation counting: built with -DBENCH_COUNT_ALLOCS and linked with
  * -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup, every
@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_rand.h"
 #include "sstable.h"
 
 /* ---- allocation counting ------------------------------------------- */
@@ -103,15 +104,6 @@ static long proc_status_kb(const char *field) {
 #define BENCH_GET_SEED 0x0ddba11deadbeefull
 #define BENCH_KEY_LEN 20 /* "user/%010llu/item" */
 #define BENCH_GET_BATCHES 5
-
-static uint64_t bench_rand(uint64_t *s) {
-  uint64_t x = *s;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  *s = x;
-  return x * 0x2545f4914f6cdd1dull;
-}
 
 static const char bench_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
