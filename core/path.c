@@ -11,8 +11,8 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -294,7 +294,7 @@ int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
 typedef struct op {
   sst_tree *t;
   sst_iter *it, *probe;
-  uint8_t *prefix; /* the directory's key prefix */
+  uint8_t *prefix;           /* the directory's key prefix */
   size_t prefix_len, cstart; /* cstart: where its unfinished component starts */
   uint8_t *key;              /* a copy of the key being looked at */
   uint8_t *scratch;          /* for building probe keys */
@@ -416,10 +416,10 @@ static int has_dir(op *o, const uint8_t *key, size_t len, int *rc) {
 
 /* What a key becomes in the directory held by o. */
 typedef struct child {
-  int in_dir;      /* the key lies in this directory */
-  int is_dir;      /* it shows as a directory (a component or a piece) */
-  int is_piece;    /* the directory is a "%+" piece */
-  size_t dir_len;  /* key prefix of that directory */
+  int in_dir;     /* the key lies in this directory */
+  int is_dir;     /* it shows as a directory (a component or a piece) */
+  int is_piece;   /* the directory is a "%+" piece */
+  size_t dir_len; /* key prefix of that directory */
   char name[SST_NAME_MAX + 1];
 } child;
 
@@ -498,8 +498,8 @@ static int piece_seen_before(op *o, const child *ch, const uint8_t *key,
     sst_iter_free(it);
     return ENOMEM;
   }
-  for (rc = sst_iter_prefix(it, key, ch->dir_len); rc == 0 && sst_iter_valid(it);
-       rc = sst_iter_next(it)) {
+  for (rc = sst_iter_prefix(it, key, ch->dir_len);
+       rc == 0 && sst_iter_valid(it); rc = sst_iter_next(it)) {
     const sst_entry *e = sst_iter_entry(it);
     if (sst_key_cmp(e->key, e->key_len, key, key_len) >= 0)
       break;
@@ -570,6 +570,16 @@ int sst_tree_describe(sst_tree *t, uint64_t ino, char *buf, size_t cap) {
   return rc;
 }
 
+/* Seeks o->it to the first key under o->key[0..klen) + "/"; *d becomes
+ * that entry when there is one, and stays as it was otherwise. */
+static int seek_children(op *o, size_t klen, const sst_entry **d) {
+  o->key[klen] = '/';
+  int rc = sst_iter_prefix(o->it, o->key, klen + 1);
+  if (rc == 0 && sst_iter_valid(o->it))
+    *d = sst_iter_entry(o->it);
+  return rc;
+}
+
 int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
                     sst_node *out) {
   size_t n = strlen(name);
@@ -600,9 +610,8 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
   if (kind == NAME_CHUNK) {
     /* Any key under the piece that names it this way. */
     int irc;
-    for (irc = sst_iter_prefix(o->it, o->key, klen); irc == 0 &&
-                                                  sst_iter_valid(o->it);
-         irc = sst_iter_next(o->it)) {
+    for (irc = sst_iter_prefix(o->it, o->key, klen);
+         irc == 0 && sst_iter_valid(o->it); irc = sst_iter_next(o->it)) {
       const sst_entry *e = sst_iter_entry(o->it);
       memcpy(o->scratch, e->key, e->key_len);
       if ((irc = analyze(o, o->scratch, e->key_len, -1, &ch)) != 0)
@@ -631,14 +640,9 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
       rc = irc;
       goto done;
     }
-    if (!t->flat) {
-      o->key[klen] = '/';
-      if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
-        rc = irc;
-        goto done;
-      }
-      if (sst_iter_valid(o->it))
-        d = sst_iter_entry(o->it);
+    if (!t->flat && (irc = seek_children(o, klen, &d)) != 0) {
+      rc = irc;
+      goto done;
     }
   } else {
     /* One table: one seek answers both questions (the keys of K/ follow
@@ -662,14 +666,10 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
       if (nx->key_len > klen && memcmp(nx->key, o->key, klen) == 0) {
         if (nx->key[klen] == '/') {
           d = nx;
-        } else if (nx->key[klen] < '/') {
-          o->key[klen] = '/';
-          if ((irc = sst_iter_prefix(o->it, o->key, klen + 1)) != 0) {
-            rc = irc;
-            goto done;
-          }
-          if (sst_iter_valid(o->it))
-            d = sst_iter_entry(o->it);
+        } else if (nx->key[klen] < '/' &&
+                   (irc = seek_children(o, klen, &d)) != 0) {
+          rc = irc;
+          goto done;
         }
       }
     }
@@ -693,8 +693,7 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
     if ((rc = analyze(o, o->scratch, d->key_len, 0, &ch)) != 0)
       goto done;
     rc = SST_ENOTFOUND;
-    if (ch.in_dir && ch.is_dir && !ch.is_piece &&
-        strcmp(ch.name, name) == 0) {
+    if (ch.in_dir && ch.is_dir && !ch.is_piece && strcmp(ch.name, name) == 0) {
       memset(out, 0, sizeof *out);
       out->is_dir = 1;
       out->ino = dir_ino(d->position, klen + 1);
@@ -764,8 +763,8 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
       /* Everything under a component directory is skipped with one seek. */
       size_t sub = ch.is_piece ? 0 : ch.dir_len;
       if (ch.is_piece) {
-        const uint8_t *slash = memchr(o->key + ch.dir_len, '/',
-                                      klen - ch.dir_len);
+        const uint8_t *slash =
+            memchr(o->key + ch.dir_len, '/', klen - ch.dir_len);
         if (slash && !t->flat)
           sub = (size_t)(slash - o->key) + 1;
       }
