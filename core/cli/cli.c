@@ -336,3 +336,15 @@ int finish_status(const command *c, int status) {
   }
   return status;
 }
+
+int help_only_options(const command *c, int argc, char **argv) {
+  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                           {NULL, 0, NULL, 0}};
+  int opt = getopt_long(argc, argv, ":h", longopts, NULL);
+  if (opt == -1)
+    return -1;
+  if (opt != 'h')
+    return bad_option(c, opt, argv);
+  print_help(c, stdout);
+  return EXIT_OK;
+}

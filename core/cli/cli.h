@@ -65,6 +65,11 @@ __attribute__((format(printf, 2, 3))) int usage_error(const command *c,
 /* Explains what getopt_long refused; returns EXIT_USAGE. */
 int bad_option(const command *c, int opt, char **argv);
 
+/* The options of a command that takes only -h/--help: -1 when there were
+ * none (its arguments start at optind), else the status to exit with
+ * (after the help page, or a usage error). */
+int help_only_options(const command *c, int argc, char **argv);
+
 /* Prints a library failure: its message if it left one, else the code. */
 void print_failure(const command *c, const char *context, int rc,
                    const sst_error *err);

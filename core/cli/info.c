@@ -54,18 +54,12 @@ const command_help cmd_info_help = {
 };
 
 int cmd_info(const command *c, int argc, char **argv) {
-  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
-  int opt;
-  while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-    if (opt != 'h')
-      return bad_option(c, opt, argv);
-    print_help(c, stdout);
-    return EXIT_OK;
-  }
+  int status = help_only_options(c, argc, argv);
+  if (status >= 0)
+    return status;
   if (argc - optind < 1)
     return usage_error(c, "needs a table");
-  int status = EXIT_OK;
+  status = EXIT_OK;
   for (int i = optind; i < argc; i++) {
     sst_reader *r;
     if (open_table_noting_stage(c, argv[i], &r) != 0) {
@@ -127,18 +121,12 @@ const command_help cmd_verify_help = {
 };
 
 int cmd_verify(const command *c, int argc, char **argv) {
-  static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
-                                           {NULL, 0, NULL, 0}};
-  int opt;
-  while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-    if (opt != 'h')
-      return bad_option(c, opt, argv);
-    print_help(c, stdout);
-    return EXIT_OK;
-  }
+  int status = help_only_options(c, argc, argv);
+  if (status >= 0)
+    return status;
   if (argc - optind < 1)
     return usage_error(c, "needs at least one table");
-  int status = EXIT_OK;
+  status = EXIT_OK;
   for (int i = optind; i < argc; i++)
     if (verify_one(c, argv[i]) != EXIT_OK)
       status = EXIT_FAIL;
