@@ -74,6 +74,7 @@ typedef struct stage {
   int out_lock_fd; /* OUT.lock, flock'ed likewise (area_lock_out) */
   int created;     /* this run made the area: a failed start removes it */
   int is_root;     /* the daemon can give what it stages to its users */
+  mode_t umask;    /* the daemon's, which the file system applies too */
   /* The base: tables stacked, the last on top (one --base each). */
   sst_reader *base[MAX_BASES];
   char base_path[MAX_BASES][PATH_MAX];

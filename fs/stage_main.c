@@ -277,6 +277,8 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   S.dir_fd = S.tree_fd = S.wh_fd = S.tmp_fd = S.writing_fd = S.lock_fd = -1;
   S.out_lock_fd = -1;
   S.is_root = geteuid() == 0;
+  S.umask = umask(0);
+  umask(S.umask);
 
   if (fuse_opt_parse(&args, &S.conf, stage_opts, stage_opt_proc) != 0)
     return 2;

@@ -71,6 +71,11 @@ static int take_owner(int dfd, const char *name, int fd, mode_t mode) {
   if (!S.is_root)
     return 0;
   struct fuse_context *ctx = fuse_get_context();
+  /* Made by the daemon's own user with a mode its umask left whole: the
+   * file system already gave it that owner, group and mode. */
+  if (ctx->uid == geteuid() && ctx->gid == getegid() &&
+      (mode & 07777 & S.umask) == 0)
+    return 0;
   gid_t gid = ctx->gid;
   const char *slash = strrchr(name, '/');
   struct stat parent;

@@ -112,8 +112,10 @@ check "a setgid directory gives new entries its group (and subdirectories its bi
    [ "$(mode m/sg/sub)" = 2755 ]'
 
 (umask 077 && touch m/private && mkdir m/privdir)
-check "the creator's umask applies" eval \
-  '[ "$(mode m/private)" = 600 ] && [ "$(mode m/privdir)" = 700 ]'
+(umask 002 && touch m/groupw && mkdir m/groupd)
+check "the creator's umask applies (not the daemon's)" eval \
+  '[ "$(mode m/private)" = 600 ] && [ "$(mode m/privdir)" = 700 ] &&
+   [ "$(mode m/groupw)" = 664 ] && [ "$(mode m/groupd)" = 775 ]'
 
 run "$SSTFS" --unmount m
 check "sstfs --unmount exits 0" status_is 0
