@@ -91,6 +91,65 @@ void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
 
 /* Entry flags. */
 #define SST_FLAG_TOMBSTONE 0x01u
+#define SST_FLAG_META 0x02u   /* the entry carries file metadata (meta) */
+#define SST_FLAG_SHARED 0x10u /* the value is shared with other entries
+                                 (hard links): its bytes may lie anywhere
+                                 in the value region */
+
+/* ------------------------------------------------------------------ */
+/* File metadata (format version 2), optional per entry.               */
+/*                                                                     */
+/* A table packed from a tree carries, for each entry, the file's type, */
+/* permission bits, owner, mtime, hard-link group and extended         */
+/* attributes. A directory's entry has the key of its path followed by */
+/* '/' ("a/b/"); the root directory's is "/". A symlink's value is its */
+/* target. Names of one hard-link group share one value (one copy in   */
+/* the file) and carry the same link_id and nlink. Entries without     */
+/* SST_FLAG_META are plain key/value entries, as in version 1.         */
+
+enum { SST_TYPE_FILE = 0, SST_TYPE_DIR = 1, SST_TYPE_SYMLINK = 2 };
+
+/* Longest encoded extended attributes of one entry. */
+#define SST_XATTRS_MAX (256u << 10)
+
+typedef struct sst_meta {
+  unsigned type;       /* SST_TYPE_* */
+  uint32_t mode;       /* permission bits, setuid, setgid, sticky: 07777 */
+  uint32_t uid, gid;
+  int64_t mtime_sec;   /* seconds since the epoch (may be negative) */
+  uint32_t mtime_nsec; /* 0..999999999 */
+  uint32_t nlink;      /* names of the entry's hard-link group; 1 if none */
+  uint64_t link_id;    /* the hard-link group, 1.. unique in the table;
+                          0 when the entry is not hard-linked */
+  uint32_t xattr_len;  /* bytes of encoded extended attributes, 0 if none */
+  /* Reader: where the encoded attributes lie in the table file (read them
+   * with sst_reader_xattrs). Writer: ignored. */
+  uint64_t xattr_off;
+  /* Writer: the encoded attributes (sst_xattrs_encode), xattr_len bytes.
+   * Reader: NULL. */
+  const uint8_t *xattrs;
+} sst_meta;
+
+/* One extended attribute: a name ("user.x") and a value of any bytes. */
+typedef struct sst_xattr {
+  const char *name; /* not NUL-terminated when read back: use name_len */
+  size_t name_len;  /* 1..255 */
+  const uint8_t *value;
+  size_t value_len; /* 0..65536 */
+} sst_xattr;
+
+/* Encodes n attributes, sorted by name by the caller, into buf (cap
+ * bytes). Returns the encoded size (which may exceed cap: then nothing
+ * useful was written; call again with a larger buffer), or 0 for n == 0.
+ * The layout: count varint, then per attribute name_len varint, name,
+ * value_len varint, value. */
+size_t sst_xattrs_encode(const sst_xattr *x, size_t n, uint8_t *buf,
+                         size_t cap);
+
+/* Steps through encoded attributes: *pos starts at 0. Returns 1 with *x
+ * set (pointing into buf), 0 after the last, or SST_ECORRUPT. */
+int sst_xattrs_next(const uint8_t *buf, size_t len, size_t *pos,
+                    sst_xattr *x);
 
 /* ------------------------------------------------------------------ */
 /* Writer: keys in strictly increasing order, streamed to disk.        */
@@ -143,6 +202,25 @@ int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
 
 /* Adds a deletion marker for key. Same requirements as sst_writer_add. */
 int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len);
+
+/* Gives the next entry added (by add, begin_value, add_shared; not a
+ * tombstone) file metadata: *m is copied, xattrs included, and applies to
+ * that one entry. NULL clears it. Returns 0, SST_EINVAL (a type, mode,
+ * nsec or xattr_len out of range, nlink 0, nlink > 1 without a link_id)
+ * or SST_ESTATE inside a value. */
+int sst_writer_set_meta(sst_writer *w, const sst_meta *m);
+
+/* Where the value of the last entry added lies in the file being written,
+ * for sst_writer_add_shared. SST_ESTATE before the first value. */
+int sst_writer_last_value(const sst_writer *w, uint64_t *offset,
+                          uint64_t *len, uint32_t *checksum);
+
+/* Adds key with a value this writer already wrote (offset, len and
+ * checksum from sst_writer_last_value): hard links share one copy. Same
+ * key requirements as sst_writer_add; SST_EINVAL if the range is not
+ * within what was written. */
+int sst_writer_add_shared(sst_writer *w, const void *key, size_t key_len,
+                          uint64_t offset, uint64_t len, uint32_t checksum);
 
 /* Streams a value too large to hold in memory: begin, append any number of
  * times, end. Between begin and end no other add is allowed (SST_ESTATE). */
@@ -256,7 +334,7 @@ void sst_reader_close(sst_reader *r);
 typedef struct sst_entry {
   const uint8_t *key;
   size_t key_len;
-  unsigned flags;         /* SST_FLAG_TOMBSTONE */
+  unsigned flags;         /* SST_FLAG_TOMBSTONE, _META, _SHARED */
   uint64_t value_len;     /* 0 for a tombstone */
   uint64_t value_offset;  /* position of the value's first byte in the file */
   uint32_t value_checksum;
@@ -264,6 +342,7 @@ typedef struct sst_entry {
                              (in a stack: offset * n + source) */
   unsigned source;        /* in a stack: the index of the table the
                              entry comes from; 0 otherwise */
+  sst_meta meta;          /* valid when flags & SST_FLAG_META */
 } sst_entry;
 
 /* Finds key. Returns 0 and fills *e (tombstones included: check flags), or
@@ -301,6 +380,11 @@ const uint8_t *sst_reader_data(const sst_reader *r);
  * bytes with pread or splice (at value_offset). Valid until close. */
 int sst_reader_fd(const sst_reader *r);
 
+/* Reads the encoded extended attributes of e (e->meta.xattr_len bytes,
+ * at most SST_XATTRS_MAX) into buf; decode them with sst_xattrs_next.
+ * 0 or an errno value. */
+int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf);
+
 typedef struct sst_info {
   uint32_t format_version;
   uint64_t file_size;
@@ -315,7 +399,14 @@ typedef struct sst_info {
   uint32_t block_bytes;
   uint32_t restart_interval;
   uint32_t filter_bits_per_key;
+  uint32_t features;        /* SST_FEATURE_* */
+  uint64_t value_region;    /* bytes of the value region (version 2) */
+  uint64_t key_region;      /* bytes from the first key block to the end
+                               of the file: key blocks, filters, the
+                               metadata dictionary, index, footer */
 } sst_info;
+
+#define SST_FEATURE_META 1u /* some entries carry file metadata */
 
 void sst_reader_info(const sst_reader *r, sst_info *out);
 const char *sst_reader_path(const sst_reader *r);
