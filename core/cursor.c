@@ -62,7 +62,7 @@ static int stop(sst_cursor *c, int rc) {
 
 /* Makes the decoded entry current, unless it lies past the bound. */
 static int settle(sst_cursor *c) {
-  int rc = sst_table_entry(&c->h, &c->be, &c->e);
+  int rc = sst_table_entry(c->r, &c->h, &c->b, &c->be, &c->e);
   if (rc)
     return stop(c, rc);
   c->e.key = c->keybuf;

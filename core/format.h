@@ -1,11 +1,15 @@
 /* format.h — the table file's fixed parts: header, footer, block handles.
  *
+ * Version 2 (written):
  *   offset 0      header (16 bytes)
- *   16            data: for each key block, its values, then the block
- *                 and the block's checksum (values precede their block)
+ *   16            values, in key order (a shared value once)
+ *   keys_off      key blocks, each followed by its checksum
  *   filter_off    filter: one Bloom partition per key block
+ *   dict_off      metadata dictionary block + checksum (if any)
  *   index_off     index block (first key of every key block) + checksum
  *   size - 128    footer (128 bytes)
+ * Version 1 (read): for each key block its values, then the block and its
+ * checksum, from 16 to filter_off; no dictionary.
  *
  * docs/FORMAT.md draws every byte; keep the two in step.
  */
@@ -30,18 +34,22 @@ typedef struct sst_footer {
   uint32_t block_keys, block_bytes, restart_interval;
   uint32_t filter_bits_per_key, filter_probes;
   uint32_t version;
+  /* Version 2: */
+  uint32_t features; /* SST_FEATURE_* */
+  uint64_t keys_off; /* first key block (= end of the values) */
+  uint64_t dict_off; /* metadata dictionary (= index_off when none) */
 } sst_footer;
 
 /* Where a key block and its filter partition lie. */
 typedef struct sst_handle {
-  uint64_t values_off;             /* the block's values: [values_off, block_off) */
+  uint64_t values_off, values_len; /* the block's values */
   uint64_t block_off, block_len;   /* block without its checksum */
   uint64_t filter_off, filter_len; /* absolute; partition with checksum */
 } sst_handle;
 
 void sst_header_encode(uint8_t out[SST_HEADER_SIZE]);
-/* 0, SST_ENOTTABLE or SST_EVERSION. */
-int sst_header_check(const uint8_t in[SST_HEADER_SIZE]);
+/* 0, SST_ENOTTABLE, SST_ECHECKSUM or SST_EVERSION; *version is 1 or 2. */
+int sst_header_check(const uint8_t in[SST_HEADER_SIZE], uint32_t *version);
 
 void sst_footer_encode(const sst_footer *f, uint8_t out[SST_FOOTER_SIZE]);
 /* Decodes and checks magic, version and checksum (not the positions):
@@ -49,26 +57,60 @@ void sst_footer_encode(const sst_footer *f, uint8_t out[SST_FOOTER_SIZE]);
 int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f);
 
 /* An index entry's payload. encode returns the end of what it wrote (at
- * most 50 bytes); decode returns 0 or SST_ECORRUPT. filter_off is stored
- * relative to the filter region.
- * encode REQUIRES values_off <= block_off and filter_base <= filter_off. */
-uint8_t *sst_handle_encode(uint8_t *p, const sst_handle *h,
-                           uint64_t filter_base);
-int sst_handle_decode(const uint8_t *p, const uint8_t *limit, sst_handle *h,
-                      uint64_t filter_base);
+ * most 60 bytes); decode returns 0 or SST_ECORRUPT. filter_off is stored
+ * relative to the filter region; in version 2, block_off relative to
+ * keys_off (keys_base; 0 for version 1, where the block follows its
+ * values).
+ * encode REQUIRES keys_base <= block_off and filter_base <= filter_off. */
+uint8_t *sst_handle_encode(uint8_t *p, uint32_t version, const sst_handle *h,
+                           uint64_t keys_base, uint64_t filter_base);
+int sst_handle_decode(const uint8_t *p, const uint8_t *limit, uint32_t version,
+                      sst_handle *h, uint64_t keys_base, uint64_t filter_base);
 
 /* A data entry's payload: flags, value length, the value's offset from
- * the start of its block's values (values_off), value checksum.
- * encode REQUIRES flags within SST_FLAG_TOMBSTONE, and len 0 for a
- * tombstone (what decode accepts). */
+ * the start of its block's values (values_off; with SST_FLAG_SHARED the
+ * absolute offset), value checksum; in version 2 then the metadata when
+ * SST_FLAG_META is set. Tombstones have len 0 and no other flag. */
 typedef struct sst_value_ref {
   unsigned flags;
   uint64_t len, rel;
   uint32_t checksum;
+  /* Version 2, SST_FLAG_META: */
+  unsigned type;
+  uint32_t mode, uid, gid; /* when attr == 0 */
+  uint64_t attr;           /* dictionary entry + 1; 0: mode/uid/gid inline */
+  int64_t mtime_sec;
+  uint32_t mtime_nsec;
+  uint64_t link_id;
+  uint32_t nlink;
+  uint32_t xattr_len;
+  size_t xattr_pos;      /* decode: offset of the xattr bytes in the payload */
+  const uint8_t *xattrs; /* encode */
 } sst_value_ref;
 
-uint8_t *sst_value_ref_encode(uint8_t *p, const sst_value_ref *v);
+/* Longest encoded value reference, attributes not included. */
+#define SST_VALUE_REF_MAX 96
+
+/* encode REQUIRES a valid ref for the version (what decode accepts) and
+ * room for SST_VALUE_REF_MAX + xattr_len bytes. */
+uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version,
+                              const sst_value_ref *v);
 int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
-                         sst_value_ref *v);
+                         uint32_t version, sst_value_ref *v);
+
+/* Metadata bits (the byte after the checksum of a META entry). */
+#define SST_MB_TYPE 0x03u
+#define SST_MB_NSEC 0x04u
+#define SST_MB_LINK 0x08u
+#define SST_MB_XATTR 0x10u
+#define SST_MB_INLINE 0x20u
+
+/* The metadata dictionary: (mode, uid, gid) triples entries refer to. */
+typedef struct sst_attr {
+  uint32_t mode, uid, gid;
+} sst_attr;
+
+/* The most dictionary entries a writer makes; later triples go inline. */
+#define SST_DICT_MAX 4096u
 
 #endif

@@ -30,16 +30,56 @@ static int check_layout(sst_reader *r, sst_error *err) {
       f->index_off + f->index_len + SST_TRAILER_SIZE != footer_off)
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: footer: index position out of range", r->path);
-  if (f->filter_off < SST_HEADER_SIZE || f->filter_off > f->index_off ||
-      f->filter_len != f->index_off - f->filter_off)
+  /* Version 1 has no key region nor dictionary: they are empty there. */
+  uint64_t keys_off = f->version == 1 ? f->filter_off : f->keys_off;
+  uint64_t dict_off = f->version == 1 ? f->index_off : f->dict_off;
+  if (keys_off < SST_HEADER_SIZE || keys_off > f->filter_off ||
+      f->filter_off > dict_off || dict_off > f->index_off ||
+      f->filter_len != dict_off - f->filter_off)
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: footer: filter position out of range", r->path);
   if ((f->filter_bits_per_key == 0) != (f->filter_probes == 0) ||
       f->filter_probes > 30 || f->restart_interval == 0)
     return sst_error_set(err, SST_ECORRUPT,
-                         "%s: footer: bad filter or block parameters",
-                         r->path);
+                         "%s: footer: bad filter or block parameters", r->path);
   return 0;
+}
+
+/* The metadata dictionary (version 2): a count and that many (mode, uid,
+ * gid) varint triples, then a checksum, filling [dict_off, index_off). */
+static int open_dict(sst_reader *r, sst_error *err) {
+  if (r->f.version == 1 || r->f.dict_off == r->f.index_off)
+    return 0;
+  uint64_t len = r->f.index_off - r->f.dict_off;
+  const uint8_t *p = r->data + r->f.dict_off;
+  if (len < 5 || sst_get_u32(p + len - 4) != sst_checksum(p, len - 4))
+    return sst_error_set(err, len < 5 ? SST_ECORRUPT : SST_ECHECKSUM,
+                         "%s: metadata dictionary at offset %llu: %s", r->path,
+                         (unsigned long long)r->f.dict_off,
+                         len < 5 ? "malformed" : "checksum mismatch");
+  const uint8_t *limit = p + len - 4;
+  uint64_t count, v[3];
+  if ((p = sst_get_varint(p, limit, &count)) == NULL || count == 0 ||
+      count > (uint64_t)(limit - p) / 3)
+    goto bad;
+  if ((r->dict = malloc((size_t)count * sizeof *r->dict)) == NULL)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  for (uint64_t i = 0; i < count; i++) {
+    for (int k = 0; k < 3; k++)
+      if ((p = sst_get_varint(p, limit, &v[k])) == NULL || v[k] > UINT32_MAX)
+        goto bad;
+    if (v[0] > 07777)
+      goto bad;
+    r->dict[i] = (sst_attr){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
+  }
+  if (p != limit)
+    goto bad;
+  r->dict_count = (uint32_t)count;
+  return 0;
+bad:
+  return sst_error_set(err, SST_ECORRUPT,
+                       "%s: metadata dictionary at offset %llu: malformed",
+                       r->path, (unsigned long long)r->f.dict_off);
 }
 
 static int open_index(sst_reader *r, sst_error *err) {
@@ -84,30 +124,35 @@ static int build_heads(sst_reader *r, sst_error *err) {
   if ((r->heads = malloc(n * sizeof *r->heads)) == NULL ||
       (r->refs = malloc(n * sizeof *r->refs)) == NULL)
     return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  /* Version 1: values, block, values, block... up to filter_off.
+   * Version 2: values up to keys_off, blocks from there to filter_off. */
+  int v1 = r->f.version == 1;
   uint64_t values_off = SST_HEADER_SIZE, filter_off = r->f.filter_off;
+  uint64_t block_off = r->f.keys_off;
   for (uint64_t i = 0; i < n; i++) {
     const uint8_t *k;
     size_t kl;
     if (sst_table_handle(r, i, &h, &k, &kl) || kl < common ||
         (i > 0 && memcmp(k, first, common) != 0) ||
         h.values_off != values_off || h.block_len > UINT32_MAX ||
+        (!v1 && h.block_off != block_off) ||
         (r->f.filter_probes && h.filter_off != filter_off) ||
         h.filter_off - r->f.filter_off > UINT32_MAX)
-      return sst_error_set(err, SST_ECORRUPT,
-                           "%s: index entry %llu malformed", r->path,
-                           (unsigned long long)i);
-    r->refs[i] = (struct sst_block_ref){h.block_off, (uint32_t)h.block_len,
-                                        (uint32_t)(h.filter_off -
-                                                   r->f.filter_off)};
+      return sst_error_set(err, SST_ECORRUPT, "%s: index entry %llu malformed",
+                           r->path, (unsigned long long)i);
+    r->refs[i] =
+        (struct sst_block_ref){h.values_off, h.block_off, (uint32_t)h.block_len,
+                               (uint32_t)(h.filter_off - r->f.filter_off)};
     r->heads[i] = key_head(k + common, kl - common);
-    values_off = h.block_off + h.block_len + SST_TRAILER_SIZE;
+    block_off = h.block_off + h.block_len + SST_TRAILER_SIZE;
+    values_off = v1 ? block_off : h.values_off + h.values_len;
     filter_off = h.filter_off + h.filter_len;
   }
-  if (values_off != r->f.filter_off ||
-      (r->f.filter_probes && filter_off != r->f.index_off))
+  if (values_off != (v1 ? r->f.filter_off : r->f.keys_off) ||
+      (!v1 && block_off != r->f.filter_off) ||
+      (r->f.filter_probes && filter_off != r->f.filter_off + r->f.filter_len))
     return sst_error_set(err, SST_ECORRUPT,
-                         "%s: key blocks do not tile the data region",
-                         r->path);
+                         "%s: key blocks do not tile the data region", r->path);
   return 0;
 }
 
@@ -148,8 +193,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   r->size = (uint64_t)st.st_size;
   if (r->size < SST_HEADER_SIZE) {
     rc = sst_error_set(err, r->size ? SST_ENOTTABLE : SST_ETRUNCATED,
-                       "%s: file of %llu bytes is too small for a table",
-                       path, (unsigned long long)r->size);
+                       "%s: file of %llu bytes is too small for a table", path,
+                       (unsigned long long)r->size);
     goto fail;
   }
   void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, fd, 0);
@@ -163,7 +208,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   /* A page-cache folio of 2 MiB would be mapped whole by one touch. */
   if (r->o.release_pages)
     madvise(m, (size_t)r->size, MADV_NOHUGEPAGE);
-  if ((rc = sst_header_check(r->data)) != 0) {
+  uint32_t header_version = 0;
+  if ((rc = sst_header_check(r->data, &header_version)) != 0) {
     rc = sst_error_set(err, rc, "%s: header: %s", path,
                        rc == SST_ECHECKSUM ? "checksum mismatch"
                        : rc == SST_EVERSION
@@ -186,11 +232,20 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
       rc = sst_error_set(err, rc, "%s: footer: %s", path, sst_strerror(rc));
     goto fail;
   }
-  if ((rc = check_layout(r, err)) || (rc = open_index(r, err)))
+  if (r->f.version != header_version) {
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: header and footer disagree on the format version",
+                       path);
+    goto fail;
+  }
+  if ((rc = check_layout(r, err)) || (rc = open_index(r, err)) ||
+      (rc = open_dict(r, err)))
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
-  sst_table_release(r, r->f.index_off, r->size - r->f.index_off);
+  sst_table_release(r, r->f.version == 1 ? r->f.index_off : r->f.dict_off,
+                    r->size -
+                        (r->f.version == 1 ? r->f.index_off : r->f.dict_off));
   sst_table_release(r, 0, SST_HEADER_SIZE);
   /* Untouched pages of a large calloc cost nothing until used. */
   if ((r->checked = calloc(r->f.block_count ? r->f.block_count : 1, 1)) ==
@@ -217,6 +272,7 @@ void sst_reader_close(sst_reader *r) {
   free(r->checked);
   free(r->heads);
   free(r->refs);
+  free(r->dict);
   free(r->path);
   free(r);
 }
@@ -239,6 +295,10 @@ void sst_reader_info(const sst_reader *r, sst_info *out) {
   out->block_bytes = r->f.block_bytes;
   out->restart_interval = r->f.restart_interval;
   out->filter_bits_per_key = r->f.filter_bits_per_key;
+  out->features = r->f.features;
+  uint64_t keys_off = sst_table_values_end(r);
+  out->value_region = r->f.version == 1 ? 0 : keys_off - SST_HEADER_SIZE;
+  out->key_region = r->f.version == 1 ? 0 : r->size - keys_off;
 }
 
 int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
@@ -246,19 +306,23 @@ int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
   const uint8_t *key, *payload;
   size_t key_len, payload_len;
   if (i >= r->index.restart_count ||
-      sst_block_restart_entry(&r->index, (uint32_t)i, &key, &key_len,
-                              &payload, &payload_len) ||
-      sst_handle_decode(payload, payload + payload_len, h, r->f.filter_off))
+      sst_block_restart_entry(&r->index, (uint32_t)i, &key, &key_len, &payload,
+                              &payload_len) ||
+      sst_handle_decode(payload, payload + payload_len, r->f.version, h,
+                        r->f.keys_off, r->f.filter_off))
     return SST_ECORRUPT;
-  uint64_t data_end = r->f.filter_off;
-  if (h->values_off < SST_HEADER_SIZE || h->block_off > data_end ||
-      h->block_len > data_end - h->block_off ||
+  uint64_t data_end = r->f.filter_off, values_end = sst_table_values_end(r);
+  uint64_t filter_end = r->f.filter_off + r->f.filter_len;
+  if (h->values_off < SST_HEADER_SIZE || h->values_off > values_end ||
+      h->values_len > values_end - h->values_off ||
+      h->block_off < (r->f.version == 1 ? SST_HEADER_SIZE : r->f.keys_off) ||
+      h->block_off > data_end || h->block_len > data_end - h->block_off ||
       SST_TRAILER_SIZE > data_end - h->block_off - h->block_len ||
       h->block_len < 4)
     return SST_ECORRUPT;
   if (r->f.filter_probes &&
-      (h->filter_off > r->f.index_off ||
-       h->filter_len > r->f.index_off - h->filter_off || h->filter_len < 5))
+      (h->filter_off > filter_end ||
+       h->filter_len > filter_end - h->filter_off || h->filter_len < 5))
     return SST_ECORRUPT;
   *first_key = key;
   *first_len = key_len;
@@ -347,8 +411,7 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
     p = b->own;
   }
   if (always || !is_checked(r, i, CHECKED_BLOCK)) {
-    if (sst_get_u32(p + h->block_len) !=
-        sst_checksum(p, (size_t)h->block_len))
+    if (sst_get_u32(p + h->block_len) != sst_checksum(p, (size_t)h->block_len))
       return SST_ECHECKSUM;
     set_checked(r, i, CHECKED_BLOCK);
   }
@@ -366,20 +429,68 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
   return rc;
 }
 
-int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
+int sst_table_entry(const sst_reader *r, const sst_handle *h,
+                    const sst_block *b, const sst_block_entry *be,
                     sst_entry *e) {
   sst_value_ref v;
-  if (sst_value_ref_decode(be->payload, be->payload + be->payload_len, &v))
+  if (sst_value_ref_decode(be->payload, be->payload + be->payload_len,
+                           r->f.version, &v))
     return SST_ECORRUPT;
-  uint64_t room = h->block_off - h->values_off;
-  if (v.rel > room || v.len > room - v.rel)
-    return SST_ECORRUPT;
+  if (v.flags & SST_FLAG_SHARED) {
+    /* Anywhere in the value region. */
+    uint64_t end = sst_table_values_end(r);
+    if (v.rel < SST_HEADER_SIZE || v.rel > end || v.len > end - v.rel)
+      return SST_ECORRUPT;
+    e->value_offset = v.rel;
+  } else {
+    if (v.rel > h->values_len || v.len > h->values_len - v.rel)
+      return SST_ECORRUPT;
+    e->value_offset = h->values_off + v.rel;
+  }
   e->flags = v.flags;
   e->source = 0;
   e->value_len = v.len;
-  e->value_offset = h->values_off + v.rel;
   e->value_checksum = v.checksum;
   e->position = h->block_off + be->off;
+  if (v.flags & SST_FLAG_META) {
+    sst_meta *m = &e->meta;
+    m->type = v.type;
+    if (v.attr) {
+      if (v.attr > r->dict_count)
+        return SST_ECORRUPT;
+      const sst_attr *a = &r->dict[v.attr - 1];
+      m->mode = a->mode;
+      m->uid = a->uid;
+      m->gid = a->gid;
+    } else {
+      m->mode = v.mode;
+      m->uid = v.uid;
+      m->gid = v.gid;
+    }
+    m->mtime_sec = v.mtime_sec;
+    m->mtime_nsec = v.mtime_nsec;
+    m->nlink = v.nlink;
+    m->link_id = v.link_id;
+    m->xattr_len = v.xattr_len;
+    m->xattr_off =
+        v.xattr_len
+            ? h->block_off + (uint64_t)(be->payload - b->data) + v.xattr_pos
+            : 0;
+    m->xattrs = NULL;
+  }
+  return 0;
+}
+
+int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
+  if (!(e->flags & SST_FLAG_META) || e->meta.xattr_len == 0)
+    return 0;
+  uint64_t off = e->meta.xattr_off, len = e->meta.xattr_len;
+  if (len > SST_XATTRS_MAX || off < sst_table_values_end(r) ||
+      off > r->f.filter_off || len > r->f.filter_off - off)
+    return SST_ECORRUPT;
+  if (r->o.pread_blocks)
+    return sst_pread_all(r->fd, buf, (size_t)len, off);
+  memcpy(buf, r->data + off, (size_t)len);
   return 0;
 }
 
@@ -429,7 +540,8 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
       if ((b.own = malloc(cap)) == NULL)
         return ENOMEM;
       b.own_cap = cap;
-      if ((rc = sst_pread_all(r->fd, b.own, (size_t)h.filter_len, h.filter_off)))
+      if ((rc =
+               sst_pread_all(r->fd, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
     }
@@ -451,11 +563,11 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   sst_block_entry be;
   int found;
   rc = sst_block_seek(&b, key, key_len, keybuf, &be, &found);
-  if (rc == 0 && (!found || be.key_len != key_len ||
-                  memcmp(keybuf, key, key_len) != 0))
+  if (rc == 0 &&
+      (!found || be.key_len != key_len || memcmp(keybuf, key, key_len) != 0))
     rc = SST_ENOTFOUND;
   if (rc == 0)
-    rc = sst_table_entry(&h, &be, e);
+    rc = sst_table_entry(r, &h, &b, &be, e);
   if (rc == 0) {
     e->key = key;
     e->key_len = key_len;
@@ -475,8 +587,8 @@ static void release_pages(const uint8_t *p, uint64_t len) {
     __atomic_store_n(&page_size, page, __ATOMIC_RELAXED);
   }
   uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
-  uintptr_t end = ((uintptr_t)p + len + (uintptr_t)page - 1) &
-                  ~(uintptr_t)(page - 1);
+  uintptr_t end =
+      ((uintptr_t)p + len + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
   madvise((void *)start, end - start, MADV_DONTNEED);
 }
 

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define SST_VERSION_STRING "0.1.0"
-#define SST_FORMAT_VERSION 1
+#define SST_FORMAT_VERSION 2 /* what the writer writes; 1 is still read */
 
 /* Limits of the format. */
 #define SST_KEY_MAX 65536u /* a key is 1 to 64 KiB bytes */
@@ -91,10 +91,11 @@ void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
 
 /* Entry flags. */
 #define SST_FLAG_TOMBSTONE 0x01u
-#define SST_FLAG_META 0x02u   /* the entry carries file metadata (meta) */
-#define SST_FLAG_SHARED 0x10u /* the value is shared with other entries
-                                 (hard links): its bytes may lie anywhere
-                                 in the value region */
+#define SST_FLAG_META 0x02u /* the entry carries file metadata (meta) */
+#define SST_FLAG_SHARED                                                        \
+  0x10u /* the value is shared with other entries                              \
+           (hard links): its bytes may lie anywhere                            \
+           in the value region */
 
 /* ------------------------------------------------------------------ */
 /* File metadata (format version 2), optional per entry.               */
@@ -113,8 +114,8 @@ enum { SST_TYPE_FILE = 0, SST_TYPE_DIR = 1, SST_TYPE_SYMLINK = 2 };
 #define SST_XATTRS_MAX (256u << 10)
 
 typedef struct sst_meta {
-  unsigned type;       /* SST_TYPE_* */
-  uint32_t mode;       /* permission bits, setuid, setgid, sticky: 07777 */
+  unsigned type; /* SST_TYPE_* */
+  uint32_t mode; /* permission bits, setuid, setgid, sticky: 07777 */
   uint32_t uid, gid;
   int64_t mtime_sec;   /* seconds since the epoch (may be negative) */
   uint32_t mtime_nsec; /* 0..999999999 */
@@ -148,8 +149,7 @@ size_t sst_xattrs_encode(const sst_xattr *x, size_t n, uint8_t *buf,
 
 /* Steps through encoded attributes: *pos starts at 0. Returns 1 with *x
  * set (pointing into buf), 0 after the last, or SST_ECORRUPT. */
-int sst_xattrs_next(const uint8_t *buf, size_t len, size_t *pos,
-                    sst_xattr *x);
+int sst_xattrs_next(const uint8_t *buf, size_t len, size_t *pos, sst_xattr *x);
 
 /* ------------------------------------------------------------------ */
 /* Writer: keys in strictly increasing order, streamed to disk.        */
@@ -212,8 +212,8 @@ int sst_writer_set_meta(sst_writer *w, const sst_meta *m);
 
 /* Where the value of the last entry added lies in the file being written,
  * for sst_writer_add_shared. SST_ESTATE before the first value. */
-int sst_writer_last_value(const sst_writer *w, uint64_t *offset,
-                          uint64_t *len, uint32_t *checksum);
+int sst_writer_last_value(const sst_writer *w, uint64_t *offset, uint64_t *len,
+                          uint32_t *checksum);
 
 /* Adds key with a value this writer already wrote (offset, len and
  * checksum from sst_writer_last_value): hard links share one copy. Same
@@ -334,15 +334,15 @@ void sst_reader_close(sst_reader *r);
 typedef struct sst_entry {
   const uint8_t *key;
   size_t key_len;
-  unsigned flags;         /* SST_FLAG_TOMBSTONE, _META, _SHARED */
-  uint64_t value_len;     /* 0 for a tombstone */
-  uint64_t value_offset;  /* position of the value's first byte in the file */
+  unsigned flags;        /* SST_FLAG_TOMBSTONE, _META, _SHARED */
+  uint64_t value_len;    /* 0 for a tombstone */
+  uint64_t value_offset; /* position of the value's first byte in the file */
   uint32_t value_checksum;
-  uint64_t position;      /* file offset of the entry: unique and stable
-                             (in a stack: offset * n + source) */
-  unsigned source;        /* in a stack: the index of the table the
-                             entry comes from; 0 otherwise */
-  sst_meta meta;          /* valid when flags & SST_FLAG_META */
+  uint64_t position; /* file offset of the entry: unique and stable
+                        (in a stack: offset * n + source) */
+  unsigned source;   /* in a stack: the index of the table the
+                        entry comes from; 0 otherwise */
+  sst_meta meta;     /* valid when flags & SST_FLAG_META */
 } sst_entry;
 
 /* Finds key. Returns 0 and fills *e (tombstones included: check flags), or
@@ -388,22 +388,22 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf);
 typedef struct sst_info {
   uint32_t format_version;
   uint64_t file_size;
-  uint64_t key_count;       /* entries, tombstones included */
+  uint64_t key_count; /* entries, tombstones included */
   uint64_t tombstone_count;
-  uint64_t key_bytes;       /* sum of key lengths */
-  uint64_t value_bytes;     /* sum of value lengths */
-  uint64_t block_count;     /* key blocks */
+  uint64_t key_bytes;   /* sum of key lengths */
+  uint64_t value_bytes; /* sum of value lengths */
+  uint64_t block_count; /* key blocks */
   uint64_t index_bytes;
   uint64_t filter_bytes;
-  uint32_t block_keys;      /* writer's index interval */
+  uint32_t block_keys; /* writer's index interval */
   uint32_t block_bytes;
   uint32_t restart_interval;
   uint32_t filter_bits_per_key;
-  uint32_t features;        /* SST_FEATURE_* */
-  uint64_t value_region;    /* bytes of the value region (version 2) */
-  uint64_t key_region;      /* bytes from the first key block to the end
-                               of the file: key blocks, filters, the
-                               metadata dictionary, index, footer */
+  uint32_t features;     /* SST_FEATURE_* */
+  uint64_t value_region; /* bytes of the value region (version 2) */
+  uint64_t key_region;   /* bytes from the first key block to the end
+                            of the file: key blocks, filters, the
+                            metadata dictionary, index, footer */
 } sst_info;
 
 #define SST_FEATURE_META 1u /* some entries carry file metadata */
@@ -441,8 +441,8 @@ int sst_iter_new_stack(const sst_reader *const *readers, size_t n,
  * the key, and the first that holds it answers (a tombstone included:
  * check e->flags). e->source and e->position are as in a stack's iterator.
  * Returns 0 or SST_ENOTFOUND, or an error of sst_reader_find. */
-int sst_stack_find(const sst_reader *const *readers, size_t n,
-                   const void *key, size_t key_len, sst_entry *e);
+int sst_stack_find(const sst_reader *const *readers, size_t n, const void *key,
+                   size_t key_len, sst_entry *e);
 
 /* Positions at the first entry (seek_first), or the first entry whose key
  * is >= key (seek). Clears any bound set before. */
@@ -504,8 +504,7 @@ int sst_records_open(int fd, const char *name, const sst_records_options *o,
  * error code with a message in *err ("input.csv:17: no ',' delimiter").
  * An empty line is skipped. A final line without a newline is a record. */
 int sst_records_next(sst_records *p, const uint8_t **key, size_t *key_len,
-                     const uint8_t **value, size_t *value_len,
-                     sst_error *err);
+                     const uint8_t **value, size_t *value_len, sst_error *err);
 
 /* Lines read, and lines skipped by skip_bad (no delimiter, empty key). */
 uint64_t sst_records_line_count(const sst_records *p);
@@ -514,8 +513,7 @@ void sst_records_free(sst_records *p);
 
 /* Decodes one escaped field (\\ \n \r \t \0 \xHH) in place semantics:
  * writes at most len bytes to out. Returns 0 or SST_EPARSE. */
-int sst_unescape(const uint8_t *in, size_t len, uint8_t *out,
-                 size_t *out_len);
+int sst_unescape(const uint8_t *in, size_t len, uint8_t *out, size_t *out_len);
 
 /* Writes `len` bytes to `out` with every byte that the record format cannot
  * carry raw escaped (backslash, bytes below 0x20, 0x7f, and `delimiter`).

@@ -11,7 +11,7 @@
 
 struct sst_reader {
   char *path;
-  int fd; /* kept open for sst_reader_fd */
+  int fd;              /* kept open for sst_reader_fd */
   const uint8_t *data; /* the whole file, mapped read-only */
   uint64_t size;
   sst_footer f;
@@ -27,17 +27,20 @@ struct sst_reader {
    * key shares. A lookup binary-searches this dense array and touches the
    * mapped index only to break ties. Eight bytes per block, built at open. */
   uint64_t *heads;
-  /* Every block's handle, decoded and checked at open, in 16 bytes: the
+  /* Every block's handle, decoded and checked at open, in 24 bytes: the
    * rest follows from the layout, which open checks too (each block's
-   * values start where the previous block ends; filter partitions follow
+   * values start where the previous block's end; filter partitions follow
    * one another). */
   struct sst_block_ref {
+    uint64_t values_off;
     uint64_t block_off;
     uint32_t block_len;
     uint32_t filter_rel; /* partition offset - filter_off */
-  } *refs;
+  } * refs;
   const uint8_t *common;
   size_t common_len;
+  sst_attr *dict; /* version 2: the metadata dictionary */
+  uint32_t dict_count;
 };
 
 #define CHECKED_BLOCK 1u
@@ -57,8 +60,13 @@ static inline void sst_table_cached_handle(const sst_reader *r, uint64_t i,
   const struct sst_block_ref *b = &r->refs[i];
   h->block_off = b->block_off;
   h->block_len = b->block_len;
-  h->values_off = i == 0 ? SST_HEADER_SIZE
-                         : b[-1].block_off + b[-1].block_len + SST_TRAILER_SIZE;
+  h->values_off = b->values_off;
+  if (r->f.version == 1)
+    h->values_len = b->block_off - b->values_off;
+  else
+    h->values_len =
+        (i + 1 < r->f.block_count ? b[1].values_off : r->f.keys_off) -
+        b->values_off;
   h->filter_off = r->f.filter_off + b->filter_rel;
   h->filter_len =
       (i + 1 < r->f.block_count ? b[1].filter_rel : r->f.filter_len) -
@@ -92,8 +100,15 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
                      const uint8_t *part);
 
 /* Decodes an entry's value reference into e (flags, length, offset,
- * checksum, position), checking it against the block's handle. */
-int sst_table_entry(const sst_handle *h, const sst_block_entry *be,
+ * checksum, position, metadata), checking it against the block's handle
+ * and the table. be comes from block b. */
+int sst_table_entry(const sst_reader *r, const sst_handle *h,
+                    const sst_block *b, const sst_block_entry *be,
                     sst_entry *e);
+
+/* End of the value region: keys_off (version 2) or filter_off. */
+static inline uint64_t sst_table_values_end(const sst_reader *r) {
+  return r->f.version == 1 ? r->f.filter_off : r->f.keys_off;
+}
 
 #endif

@@ -20,12 +20,14 @@ typedef struct verify_state {
   size_t prev_len;
   uint64_t entries, tombstones, key_bytes, value_bytes;
   uint64_t data_pos, filter_pos;
+  uint64_t block_pos; /* version 2: where the next key block must start */
+  int v1, meta_seen;
   uint64_t *hashes;
   size_t hash_count, hash_cap;
 } verify_state;
 
-static int bad_block(verify_state *s, uint64_t i, const sst_handle *h,
-                     int code, const char *what) {
+static int bad_block(verify_state *s, uint64_t i, const sst_handle *h, int code,
+                     const char *what) {
   return sst_error_set(s->err, code, "%s: key block %llu at offset %llu: %s",
                        s->r->path, (unsigned long long)i,
                        (unsigned long long)h->block_off, what);
@@ -55,20 +57,24 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   }
   if (s->entries > 0 &&
       sst_key_cmp(s->key, be->key_len, s->prev, s->prev_len) <= 0)
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off,
-                   SST_ECORRUPT, "keys out of order");
+    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+                   "keys out of order");
   sst_entry e;
-  if (sst_table_entry(h, be, &e))
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off,
-                   SST_ECORRUPT, "bad value reference");
-  if (e.value_offset != s->data_pos)
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off,
-                   SST_ECORRUPT, "value not where the layout puts it");
+  if (sst_table_entry(s->r, h, b, be, &e))
+    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+                   "bad value reference");
+  int shared = (e.flags & SST_FLAG_SHARED) != 0;
+  if (!shared && e.value_offset != s->data_pos)
+    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+                   "value not where the layout puts it");
+  if (e.flags & SST_FLAG_META)
+    s->meta_seen = 1;
   e.key = s->key;
   if (sst_reader_value_check(s->r, &e))
     return bad_key(s, s->key, be->key_len, e.value_offset, SST_ECHECKSUM,
                    "value checksum mismatch");
-  s->data_pos += e.value_len;
+  if (!shared)
+    s->data_pos += e.value_len;
   s->entries++;
   s->tombstones += (e.flags & SST_FLAG_TOMBSTONE) != 0;
   s->key_bytes += be->key_len;
@@ -80,8 +86,7 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
       size_t cap = s->hash_cap ? s->hash_cap * 2 : 256;
       uint64_t *p = realloc(s->hashes, cap * sizeof *p);
       if (p == NULL)
-        return sst_error_set(s->err, ENOMEM, "%s: out of memory",
-                             s->r->path);
+        return sst_error_set(s->err, ENOMEM, "%s: out of memory", s->r->path);
       s->hashes = p;
       s->hash_cap = cap;
     }
@@ -103,10 +108,9 @@ static int check_filter(verify_state *s, uint64_t bi, const sst_handle *h) {
     return bad_block(s, bi, h, SST_ECHECKSUM,
                      "filter partition checksum mismatch");
   for (size_t i = 0; i < s->hash_count; i++)
-    if (!sst_filter_may_contain(part, (size_t)h->filter_len,
-                                r->f.filter_probes, s->hashes[i]))
-      return bad_block(s, bi, h, SST_ECORRUPT,
-                       "filter partition misses a key");
+    if (!sst_filter_may_contain(part, (size_t)h->filter_len, r->f.filter_probes,
+                                s->hashes[i]))
+      return bad_block(s, bi, h, SST_ECORRUPT, "filter partition misses a key");
   s->filter_pos += h->filter_len;
   return 0;
 }
@@ -136,8 +140,8 @@ static int check_block(verify_state *s, uint64_t bi) {
   for (be.off = 0; be.off < b.entries_len; be.off = be.next) {
     if (sst_block_decode(&b, s->key, prev_len, &be))
       return bad_block(s, bi, &h, SST_ECORRUPT, "malformed entry");
-    if (be.off == 0 && (be.key_len != first_len ||
-                        memcmp(s->key, first, first_len) != 0))
+    if (be.off == 0 &&
+        (be.key_len != first_len || memcmp(s->key, first, first_len) != 0))
       return bad_block(s, bi, &h, SST_ECORRUPT,
                        "first key differs from the index");
     if ((rc = check_entry(s, bi, &h, &b, &be, &next_restart)))
@@ -146,9 +150,18 @@ static int check_block(verify_state *s, uint64_t bi) {
   }
   if (next_restart != b.restart_count)
     return bad_block(s, bi, &h, SST_ECORRUPT, "restart points malformed");
-  if (s->data_pos != h.block_off)
-    return bad_block(s, bi, &h, SST_ECORRUPT, "gap before the block");
-  s->data_pos = h.block_off + h.block_len + SST_TRAILER_SIZE;
+  if (s->v1) {
+    if (s->data_pos != h.block_off)
+      return bad_block(s, bi, &h, SST_ECORRUPT, "gap before the block");
+    s->data_pos = h.block_off + h.block_len + SST_TRAILER_SIZE;
+  } else {
+    if (s->data_pos != h.values_off + h.values_len)
+      return bad_block(s, bi, &h, SST_ECORRUPT,
+                       "values do not fill the block's value range");
+    if (s->block_pos != h.block_off)
+      return bad_block(s, bi, &h, SST_ECORRUPT, "key block misplaced");
+    s->block_pos = h.block_off + h.block_len + SST_TRAILER_SIZE;
+  }
   return check_filter(s, bi, &h);
 }
 
@@ -159,8 +172,7 @@ static int check_index(verify_state *s) {
   for (uint32_t i = 0; i < ix->restart_count; i++) {
     size_t off, next = ix->entries_len;
     if (sst_block_restart_off(ix, i, &off) ||
-        (i + 1 < ix->restart_count &&
-         sst_block_restart_off(ix, i + 1, &next)))
+        (i + 1 < ix->restart_count && sst_block_restart_off(ix, i + 1, &next)))
       return SST_ECORRUPT;
     be.off = off;
     if (sst_block_decode(ix, s->key, 0, &be) || be.next != next)
@@ -170,8 +182,12 @@ static int check_index(verify_state *s) {
 }
 
 int sst_reader_verify(const sst_reader *r, sst_error *err) {
-  verify_state s = {.r = r, .err = err, .data_pos = SST_HEADER_SIZE,
-                    .filter_pos = r->f.filter_off};
+  verify_state s = {.r = r,
+                    .err = err,
+                    .data_pos = SST_HEADER_SIZE,
+                    .filter_pos = r->f.filter_off,
+                    .block_pos = r->f.keys_off,
+                    .v1 = r->f.version == 1};
   int rc = 0;
   if ((s.key = malloc(SST_KEY_MAX)) == NULL ||
       (s.prev = malloc(SST_KEY_MAX)) == NULL) {
@@ -179,27 +195,35 @@ int sst_reader_verify(const sst_reader *r, sst_error *err) {
     goto done;
   }
   if (check_index(&s)) {
-    rc = sst_error_set(err, SST_ECORRUPT, "%s: index block malformed",
-                       r->path);
+    rc = sst_error_set(err, SST_ECORRUPT, "%s: index block malformed", r->path);
     goto done;
   }
   for (uint64_t i = 0; i < r->f.block_count && rc == 0; i++)
     rc = check_block(&s, i);
   if (rc)
     goto done;
-  if (s.data_pos != r->f.filter_off)
+  uint64_t values_end = sst_table_values_end(r);
+  if (s.data_pos != values_end)
     rc = sst_error_set(err, SST_ECORRUPT,
-                       "%s: %llu unaccounted bytes before the filter",
-                       r->path,
-                       (unsigned long long)(r->f.filter_off - s.data_pos));
-  else if (s.filter_pos != r->f.index_off)
+                       "%s: %llu unaccounted bytes before the %s", r->path,
+                       (unsigned long long)(values_end - s.data_pos),
+                       s.v1 ? "filter" : "key blocks");
+  else if (!s.v1 && s.block_pos != r->f.filter_off)
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: key blocks do not fill the key region", r->path);
+  else if (s.filter_pos != r->f.filter_off + r->f.filter_len)
     rc = sst_error_set(err, SST_ECORRUPT,
                        "%s: filter region does not match its partitions",
                        r->path);
-  else if (s.entries != r->f.key_count || s.tombstones != r->f.tombstone_count ||
+  else if (s.entries != r->f.key_count ||
+           s.tombstones != r->f.tombstone_count ||
            s.key_bytes != r->f.key_bytes || s.value_bytes != r->f.value_bytes)
     rc = sst_error_set(err, SST_ECORRUPT,
                        "%s: footer counts do not match the table", r->path);
+  else if (s.meta_seen != ((r->f.features & SST_FEATURE_META) != 0))
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: footer's metadata flag does not match the table",
+                       r->path);
 done:
   free(s.key);
   free(s.prev);

@@ -1,10 +1,10 @@
-/* writer.c — streams keys in order into a table file.
+/* writer.c — streams keys in order into a table file (format version 2).
  *
- * Values go to the file as they arrive; a key block is written after the
- * values it refers to once it is full. Index entries and filter partitions
- * collect in spill buffers and are copied after the last block, so memory
- * stays at one block plus the spill buffers' limits however large the
- * table grows.
+ * Values go to the file as they arrive. Key blocks, index entries and
+ * filter partitions collect in spill buffers and are copied after the
+ * last value, so that all keys and metadata lie in one region at the end
+ * of the file; memory stays at one block, the metadata dictionary and the
+ * spill buffers' limits however large the table grows.
  *
  * The table is written to OUT.tmp.XXXXXXXX (8 hex digits) beside OUT and
  * renamed onto OUT at the end. The writer holds flock(LOCK_EX) on that
@@ -37,19 +37,21 @@
 
 #define OUT_BUF_SIZE (1u << 20)
 #define SPILL_MEM_LIMIT (4u << 20)
+#define KEYS_MEM_LIMIT (8u << 20)
+#define DICT_SLOTS (2 * SST_DICT_MAX) /* open addressing, half full at most */
 
 struct sst_writer {
   sst_writer_options o;
   char *path, *tmp_path;
   int fd;
   int lock_fd; /* holds the temporary file's flock until after the rename */
-  int err;          /* sticky first error */
+  int err;     /* sticky first error */
   sst_error errmsg; /* its message */
   int finished;
 
   uint8_t *obuf; /* output buffer: bytes at file offset pos - olen.. */
   size_t olen;
-  uint64_t pos; /* file offset of the next byte written */
+  uint64_t pos;    /* file offset of the next byte written */
   uint64_t wb_off; /* bytes before it are on their way to the disk */
 
   sst_block_builder block;
@@ -60,7 +62,7 @@ struct sst_writer {
   size_t first_len, last_len;
   uint32_t probes;
 
-  sst_spill filter, index_entries, index_restarts;
+  sst_spill keys, filter, index_entries, index_restarts;
   uint64_t block_count;
   uint64_t key_count, tombstone_count, key_bytes, value_bytes;
 
@@ -68,6 +70,21 @@ struct sst_writer {
   int in_value;
   uint64_t stream_off, stream_len;
   XXH3_state_t *stream_hash;
+
+  /* Metadata for the next entry (set_meta), with its own xattr bytes. */
+  int has_meta;
+  sst_meta meta;
+  uint8_t *xattr_buf;
+  /* The metadata dictionary: distinct (mode, uid, gid) in order of first
+   * use, and a hash table of their indexes + 1. */
+  sst_attr *dict;
+  uint32_t dict_count;
+  uint16_t *dict_slots;
+  uint32_t features;
+  /* The last value added, for sst_writer_add_shared. */
+  int have_last;
+  uint64_t last_off, last_vlen;
+  uint32_t last_sum;
 };
 
 void sst_writer_options_init(sst_writer_options *o) {
@@ -210,8 +227,8 @@ static int create_temp(sst_writer *w) {
   size_t n = strlen(w->path) + 40;
   if ((w->tmp_path = malloc(n)) == NULL)
     return ENOMEM;
-  unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^
-                  (unsigned)(uintptr_t)w;
+  unsigned seed =
+      (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)(uintptr_t)w;
   for (int attempt = 0; attempt < 100; attempt++) {
     seed = seed * 1103515245u + 12345u;
     snprintf(w->tmp_path, n, "%s" TEMP_INFIX "%0*x", w->path, TEMP_DIGITS,
@@ -255,7 +272,9 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
     w->o.block_bytes = 4096;
   if (w->o.restart_interval == 0)
     w->o.restart_interval = 16;
-  w->probes = w->o.filter_bits_per_key ? sst_filter_probes(w->o.filter_bits_per_key) : 0;
+  w->probes = w->o.filter_bits_per_key
+                  ? sst_filter_probes(w->o.filter_bits_per_key)
+                  : 0;
   int rc = 0;
   if ((w->path = strdup(path)) == NULL ||
       (w->obuf = malloc(OUT_BUF_SIZE)) == NULL ||
@@ -270,7 +289,8 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
   snprintf(dir, sizeof dir, "%s", path);
   const char *d = dirname(dir);
   sst_block_builder_init(&w->block, w->o.restart_interval);
-  if ((rc = sst_spill_init(&w->filter, d, SPILL_MEM_LIMIT)) ||
+  if ((rc = sst_spill_init(&w->keys, d, KEYS_MEM_LIMIT)) ||
+      (rc = sst_spill_init(&w->filter, d, SPILL_MEM_LIMIT)) ||
       (rc = sst_spill_init(&w->index_entries, d, SPILL_MEM_LIMIT)) ||
       (rc = sst_spill_init(&w->index_restarts, d, SPILL_MEM_LIMIT)))
     goto fail;
@@ -313,17 +333,23 @@ static int flush_block(sst_writer *w) {
   size_t len;
   if (sst_block_builder_finish(&w->block, &data, &len))
     return fail(w, ENOMEM, "out of memory");
-  sst_handle h = {.values_off = w->values_off, .block_off = w->pos,
+  /* block_off relative to the key region, which starts after the values. */
+  sst_handle h = {.values_off = w->values_off,
+                  .values_len = w->pos - w->values_off,
+                  .block_off = w->keys.size,
                   .block_len = len};
   uint8_t trailer[SST_TRAILER_SIZE];
   sst_put_u32(trailer, sst_checksum(data, len));
-  if (out_write(w, data, len) || out_write(w, trailer, sizeof trailer))
-    return w->err;
+  int wrc;
+  if ((wrc = sst_spill_write(&w->keys, data, len)) ||
+      (wrc = sst_spill_write(&w->keys, trailer, sizeof trailer)))
+    return fail(w, wrc, "key block spill");
 
   h.filter_off = w->filter.size;
   if (w->probes) {
     uint8_t part[4096];
-    size_t plen = sst_filter_size((uint32_t)w->hash_count, w->o.filter_bits_per_key);
+    size_t plen =
+        sst_filter_size((uint32_t)w->hash_count, w->o.filter_bits_per_key);
     uint8_t *buf = plen <= sizeof part ? part : malloc(plen);
     if (buf == NULL)
       return fail(w, ENOMEM, "out of memory");
@@ -340,7 +366,9 @@ static int flush_block(sst_writer *w) {
   /* Index entry: a whole key (restart interval 1), payload a handle. */
   uint8_t head[80], rst[4];
   uint8_t payload[60];
-  size_t plen = (size_t)(sst_handle_encode(payload, &h, 0) - payload);
+  size_t plen =
+      (size_t)(sst_handle_encode(payload, SST_FORMAT_VERSION, &h, 0, 0) -
+               payload);
   uint8_t *p = sst_put_varint(head, 0);
   p = sst_put_varint(p, w->first_len);
   p = sst_put_varint(p, plen);
@@ -360,6 +388,31 @@ static int flush_block(sst_writer *w) {
   return 0;
 }
 
+/* The dictionary index of (mode, uid, gid), adding it if there is room;
+ * 0 when it is not in the dictionary (the entry then stores it inline). */
+static uint64_t dict_attr(sst_writer *w, const sst_meta *m) {
+  if (w->dict_slots == NULL) {
+    if ((w->dict_slots = calloc(DICT_SLOTS, sizeof *w->dict_slots)) == NULL ||
+        (w->dict = malloc(SST_DICT_MAX * sizeof *w->dict)) == NULL)
+      return 0;
+  }
+  uint32_t key[3] = {m->mode, m->uid, m->gid};
+  size_t i = (size_t)XXH3_64bits(key, sizeof key) & (DICT_SLOTS - 1);
+  for (;; i = (i + 1) & (DICT_SLOTS - 1)) {
+    uint16_t slot = w->dict_slots[i];
+    if (slot == 0)
+      break;
+    const sst_attr *a = &w->dict[slot - 1];
+    if (a->mode == m->mode && a->uid == m->uid && a->gid == m->gid)
+      return slot;
+  }
+  if (w->dict_count == SST_DICT_MAX)
+    return 0;
+  w->dict[w->dict_count] = (sst_attr){m->mode, m->uid, m->gid};
+  w->dict_slots[i] = (uint16_t)++w->dict_count;
+  return w->dict_count;
+}
+
 static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
                      uint64_t value_len, uint32_t checksum) {
   const uint8_t *key = w->last_key;
@@ -368,12 +421,48 @@ static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
     memcpy(w->first_key, key, key_len);
     w->first_len = key_len;
   }
-  sst_value_ref v = {.flags = flags, .len = value_len,
-                     .rel = value_off - w->values_off, .checksum = checksum};
-  uint8_t payload[32];
-  size_t plen = (size_t)(sst_value_ref_encode(payload, &v) - payload);
-  if (sst_block_builder_add(&w->block, key, key_len, payload, plen))
+  sst_value_ref v = {
+      .flags = flags,
+      .len = value_len,
+      .rel = (flags & SST_FLAG_SHARED) ? value_off : value_off - w->values_off,
+      .checksum = checksum};
+  if (w->has_meta && !(flags & SST_FLAG_TOMBSTONE)) {
+    const sst_meta *m = &w->meta;
+    if (m->type == SST_TYPE_DIR && value_len != 0)
+      return SST_EINVAL;
+    v.flags |= SST_FLAG_META;
+    v.type = m->type;
+    v.mode = m->mode;
+    v.uid = m->uid;
+    v.gid = m->gid;
+    v.attr = dict_attr(w, m);
+    v.mtime_sec = m->mtime_sec;
+    v.mtime_nsec = m->mtime_nsec;
+    v.link_id = m->link_id;
+    v.nlink = m->link_id ? m->nlink : 1;
+    v.xattr_len = m->xattr_len;
+    v.xattrs = w->xattr_buf;
+    w->features |= SST_FEATURE_META;
+  }
+  w->has_meta = 0;
+  uint8_t small[SST_VALUE_REF_MAX + 256];
+  uint8_t *payload = small;
+  if (v.xattr_len > sizeof small - SST_VALUE_REF_MAX &&
+      (payload = malloc(SST_VALUE_REF_MAX + v.xattr_len)) == NULL)
     return fail(w, ENOMEM, "out of memory");
+  size_t plen =
+      (size_t)(sst_value_ref_encode(payload, SST_FORMAT_VERSION, &v) - payload);
+  int rc = sst_block_builder_add(&w->block, key, key_len, payload, plen);
+  if (payload != small)
+    free(payload);
+  if (rc)
+    return fail(w, ENOMEM, "out of memory");
+  if (!(flags & SST_FLAG_TOMBSTONE)) {
+    w->have_last = 1;
+    w->last_off = value_off;
+    w->last_vlen = value_len;
+    w->last_sum = checksum;
+  }
   if (w->probes) {
     if (w->hash_count == w->hash_cap) {
       size_t cap = w->hash_cap ? 2 * w->hash_cap : 64;
@@ -396,11 +485,76 @@ static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
   return 0;
 }
 
+int sst_writer_set_meta(sst_writer *w, const sst_meta *m) {
+  if (w->in_value)
+    return SST_ESTATE;
+  if (m == NULL) {
+    w->has_meta = 0;
+    return 0;
+  }
+  if (m->type > SST_TYPE_SYMLINK || m->mode > 07777 ||
+      m->mtime_nsec > 999999999 || m->xattr_len > SST_XATTRS_MAX ||
+      (m->xattr_len && m->xattrs == NULL) ||
+      (m->link_id && (m->nlink < 2 || m->type != SST_TYPE_FILE)) ||
+      (!m->link_id && m->nlink > 1))
+    return SST_EINVAL;
+  if (m->xattr_len) {
+    uint8_t *b = realloc(w->xattr_buf, m->xattr_len);
+    if (b == NULL)
+      return ENOMEM;
+    w->xattr_buf = b;
+    memcpy(b, m->xattrs, m->xattr_len);
+    /* What the reader would refuse is refused here. */
+    sst_value_ref probe = {.flags = SST_FLAG_META,
+                           .xattr_len = m->xattr_len,
+                           .xattrs = b,
+                           .attr = 0,
+                           .nlink = 1};
+    uint8_t *tmp = malloc(SST_VALUE_REF_MAX + m->xattr_len);
+    if (tmp == NULL)
+      return ENOMEM;
+    uint8_t *end = sst_value_ref_encode(tmp, SST_FORMAT_VERSION, &probe);
+    sst_value_ref back;
+    int bad = sst_value_ref_decode(tmp, end, SST_FORMAT_VERSION, &back);
+    free(tmp);
+    if (bad)
+      return SST_EINVAL;
+  }
+  w->meta = *m;
+  w->meta.xattrs = NULL;
+  w->has_meta = 1;
+  return 0;
+}
+
+int sst_writer_last_value(const sst_writer *w, uint64_t *offset, uint64_t *len,
+                          uint32_t *checksum) {
+  if (!w->have_last)
+    return SST_ESTATE;
+  *offset = w->last_off;
+  *len = w->last_vlen;
+  *checksum = w->last_sum;
+  return 0;
+}
+
+int sst_writer_add_shared(sst_writer *w, const void *key, size_t key_len,
+                          uint64_t offset, uint64_t len, uint32_t checksum) {
+  if (offset < SST_HEADER_SIZE || offset > w->pos || len > w->pos - offset)
+    return SST_EINVAL;
+  if (w->has_meta && w->meta.type == SST_TYPE_DIR)
+    return SST_EINVAL;
+  int rc = accept_key(w, key, key_len);
+  if (rc)
+    return rc;
+  return add_entry(w, SST_FLAG_SHARED, offset, len, checksum);
+}
+
 int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
                    const void *value, uint64_t value_len) {
   int rc = accept_key(w, key, key_len);
   if (rc)
     return rc;
+  if (w->has_meta && w->meta.type == SST_TYPE_DIR && value_len != 0)
+    return SST_EINVAL;
   uint64_t off = w->pos;
   if (value_len > SIZE_MAX)
     return fail(w, EFBIG, "value too large");
@@ -414,6 +568,7 @@ int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
   int rc = accept_key(w, key, key_len);
   if (rc)
     return rc;
+  w->has_meta = 0; /* a tombstone carries none */
   return add_entry(w, SST_FLAG_TOMBSTONE, w->pos, 0, sst_checksum("", 0));
 }
 
@@ -463,12 +618,38 @@ static int hashing_sink(void *ctx, const void *data, size_t len) {
   return out_write(s->w, data, len);
 }
 
+static int write_dict(sst_writer *w) {
+  if (w->dict_count == 0)
+    return 0;
+  struct hashing_sink hs = {w, w->stream_hash};
+  XXH3_64bits_reset(hs.h);
+  uint8_t buf[32], trailer[4];
+  uint8_t *p = sst_put_varint(buf, w->dict_count);
+  if (hashing_sink(&hs, buf, (size_t)(p - buf)))
+    return w->err;
+  for (uint32_t i = 0; i < w->dict_count; i++) {
+    p = sst_put_varint(buf, w->dict[i].mode);
+    p = sst_put_varint(p, w->dict[i].uid);
+    p = sst_put_varint(p, w->dict[i].gid);
+    if (hashing_sink(&hs, buf, (size_t)(p - buf)))
+      return w->err;
+  }
+  sst_put_u32(trailer, (uint32_t)XXH3_64bits_digest(hs.h));
+  return out_write(w, trailer, sizeof trailer);
+}
+
 static int write_tail(sst_writer *w) {
   sst_footer f = {0};
+  f.keys_off = w->pos;
+  if (sst_spill_drain(&w->keys, out_sink, w))
+    return fail(w, w->err ? w->err : EIO, "key block copy");
   f.filter_off = w->pos;
   if (sst_spill_drain(&w->filter, out_sink, w))
     return fail(w, w->err ? w->err : EIO, "filter copy");
   f.filter_len = w->pos - f.filter_off;
+  f.dict_off = w->pos;
+  if (write_dict(w))
+    return w->err;
 
   f.index_off = w->pos;
   struct hashing_sink hs = {w, w->stream_hash};
@@ -495,6 +676,7 @@ static int write_tail(sst_writer *w) {
   f.restart_interval = w->o.restart_interval;
   f.filter_bits_per_key = w->o.filter_bits_per_key;
   f.filter_probes = w->probes;
+  f.features = w->features;
   uint8_t footer[SST_FOOTER_SIZE];
   sst_footer_encode(&f, footer);
   if (out_write(w, footer, sizeof footer) || out_flush(w))
@@ -571,7 +753,11 @@ void sst_writer_free(sst_writer *w) {
   if (w->stream_hash)
     XXH3_freeState(w->stream_hash);
   sst_block_builder_free(&w->block);
+  sst_spill_free(&w->keys);
   sst_spill_free(&w->filter);
+  free(w->xattr_buf);
+  free(w->dict);
+  free(w->dict_slots);
   sst_spill_free(&w->index_entries);
   sst_spill_free(&w->index_restarts);
   free(w);

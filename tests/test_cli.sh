@@ -41,7 +41,7 @@ flip_byte() {
 # ---- general -------------------------------------------------------------
 
 run "$SST" --version
-check "--version" ok_and_out_is "sst (sstfs) 0.1.0 (table format 1)"
+check "--version" ok_and_out_is "sst (sstfs) 0.1.0 (table format 2)"
 
 run "$SST" --help
 check "--help" eval 'status_is 0 && out_has SYNOPSIS && out_has verify'
@@ -324,7 +324,7 @@ check "scan --escape with an escaped prefix" ok_and_out_is 'a\0b,v\n\0'
 run "$SST" info fruit.sstable
 size=$(wc -c <fruit.sstable)
 check "info" eval 'status_is 0 &&
-  out_has "path: fruit.sstable" && out_has "format version: 1" &&
+  out_has "path: fruit.sstable" && out_has "format version: 2" &&
   out_has "file size: $size bytes" && out_has "keys: 3" &&
   out_has "tombstones: 0" && out_has "key bytes: 17" &&
   out_has "value bytes: 21" && out_has "key blocks: 1" &&
