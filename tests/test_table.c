@@ -163,7 +163,9 @@ END_TEST
 
 START_TEST(single_key) {
   const char *p = tu_path("single");
-  kv one = {.key = (uint8_t *)"k", .key_len = 1, .value = (uint8_t *)"v",
+  kv one = {.key = (uint8_t *)"k",
+            .key_len = 1,
+            .value = (uint8_t *)"v",
             .value_len = 1};
   write_table(p, &one, 1, NULL);
   check_table(p, &one, 1);
@@ -241,11 +243,17 @@ START_TEST(key_size_limits) {
   ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
   sst_writer_free(w);
   kv expect[3] = {
-      {.key = (uint8_t *)"\x00", .key_len = 1, .value = (uint8_t *)"one",
+      {.key = (uint8_t *)"\x00",
+       .key_len = 1,
+       .value = (uint8_t *)"one",
        .value_len = 3},
-      {.key = big, .key_len = SST_KEY_MAX, .value = (uint8_t *)"max",
+      {.key = big,
+       .key_len = SST_KEY_MAX,
+       .value = (uint8_t *)"max",
        .value_len = 3},
-      {.key = (uint8_t *)"\xff", .key_len = 1, .value = (uint8_t *)"",
+      {.key = (uint8_t *)"\xff",
+       .key_len = 1,
+       .value = (uint8_t *)"",
        .value_len = 0},
   };
   check_table(p, expect, 3);
@@ -291,12 +299,13 @@ START_TEST(large_values) {
   ck_assert_int_eq(sst_writer_add(w, "c", 1, "small", 5), 0);
   ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
   sst_writer_free(w);
-  kv expect[3] = {{.key = (uint8_t *)"a", .key_len = 1, .value = v1,
-                   .value_len = mib},
-                  {.key = (uint8_t *)"b", .key_len = 1, .value = v2,
-                   .value_len = big},
-                  {.key = (uint8_t *)"c", .key_len = 1,
-                   .value = (uint8_t *)"small", .value_len = 5}};
+  kv expect[3] = {
+      {.key = (uint8_t *)"a", .key_len = 1, .value = v1, .value_len = mib},
+      {.key = (uint8_t *)"b", .key_len = 1, .value = v2, .value_len = big},
+      {.key = (uint8_t *)"c",
+       .key_len = 1,
+       .value = (uint8_t *)"small",
+       .value_len = 5}};
   check_table(p, expect, 3);
   free(v1);
   free(v2);
@@ -607,6 +616,289 @@ START_TEST(key_render_contract) {
 }
 END_TEST
 
+/* ---- format version 2: file metadata ---------------------------------- */
+
+static sst_meta meta_of(unsigned type, uint32_t mode, uint32_t uid,
+                        uint32_t gid, int64_t sec, uint32_t nsec) {
+  sst_meta m = {.type = type,
+                .mode = mode,
+                .uid = uid,
+                .gid = gid,
+                .mtime_sec = sec,
+                .mtime_nsec = nsec,
+                .nlink = 1};
+  return m;
+}
+
+static void meta_eq(const sst_entry *e, const sst_meta *m) {
+  ck_assert(e->flags & SST_FLAG_META);
+  ck_assert_uint_eq(e->meta.type, m->type);
+  ck_assert_uint_eq(e->meta.mode, m->mode);
+  ck_assert_uint_eq(e->meta.uid, m->uid);
+  ck_assert_uint_eq(e->meta.gid, m->gid);
+  ck_assert_int_eq(e->meta.mtime_sec, m->mtime_sec);
+  ck_assert_uint_eq(e->meta.mtime_nsec, m->mtime_nsec);
+  ck_assert_uint_eq(e->meta.nlink, m->nlink);
+  ck_assert_uint_eq(e->meta.link_id, m->link_id);
+  ck_assert_uint_eq(e->meta.xattr_len, m->xattr_len);
+}
+
+#define MANY_ATTRS 5000 /* more distinct (mode, uid, gid) than the dictionary  \
+                         */
+
+/* A tree with every kind of entry: the root and a directory, a symlink, a
+ * file with attributes, two hard links sharing one value, a plain entry,
+ * a tombstone, and files whose owners overflow the dictionary. */
+static void write_meta_table(const char *path, uint8_t *xattrs,
+                             size_t *xattr_len) {
+  sst_writer *w;
+  sst_error err;
+  ck_assert_int_eq(sst_writer_open(path, NULL, &w, &err), 0);
+  sst_meta m = meta_of(SST_TYPE_DIR, 0755, 0, 0, 1700000000, 5);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "/", 1, "", 0), 0);
+  m = meta_of(SST_TYPE_DIR, 01777, 1000, 1000, -86400, 999999999);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a/", 2, "", 0), 0);
+  m = meta_of(SST_TYPE_SYMLINK, 0777, 1000, 1000, 1, 0);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a/link", 6, "../h1", 5), 0);
+  sst_xattr x[2] = {
+      {"user.a", 6, (const uint8_t *)"1", 1},
+      {"user.bb", 7, (const uint8_t *)"", 0},
+  };
+  *xattr_len = sst_xattrs_encode(x, 2, xattrs, 256);
+  ck_assert_uint_gt(*xattr_len, 0);
+  ck_assert_uint_le(*xattr_len, 256);
+  m = meta_of(SST_TYPE_FILE, 04755, 0, 0, 1700000000, 123456789);
+  m.xattrs = xattrs;
+  m.xattr_len = (uint32_t)*xattr_len;
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a/x", 3, "#!/bin/sh\n", 10), 0);
+  m = meta_of(SST_TYPE_FILE, 0600, 7, 8, 1700000001, 0);
+  m.link_id = 1;
+  m.nlink = 2;
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "h1", 2, "hello", 5), 0);
+  uint64_t off, len;
+  uint32_t sum;
+  ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), 0);
+  ck_assert_uint_eq(len, 5);
+  for (int i = 0; i < MANY_ATTRS; i++) {
+    char k[32];
+    int kl = snprintf(k, sizeof k, "m/%05d", i);
+    sst_meta mi = meta_of(SST_TYPE_FILE, 0644, (uint32_t)i, 100, i, 0);
+    ck_assert_int_eq(sst_writer_set_meta(w, &mi), 0);
+    ck_assert_int_eq(sst_writer_add(w, k, (size_t)kl, k, (uint64_t)kl), 0);
+  }
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add_shared(w, "n/h2", 4, off, len, sum), 0);
+  ck_assert_int_eq(sst_writer_add(w, "plain", 5, "v", 1), 0);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "t", 1), 0);
+  ck_assert_msg(sst_writer_finish(w, &err) == 0, "%s", err.msg);
+  sst_writer_free(w);
+}
+
+static void check_meta_table(const char *path, const uint8_t *xattrs,
+                             size_t xattr_len, const sst_reader_options *o) {
+  sst_reader *r;
+  sst_error err;
+  ck_assert_msg(sst_reader_open(path, o, &r, &err) == 0, "%s", err.msg);
+  ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.format_version, 2);
+  ck_assert_uint_eq(info.features, SST_FEATURE_META);
+  ck_assert_uint_eq(info.key_count, MANY_ATTRS + 8);
+  ck_assert_uint_eq(info.value_region + info.key_region + 16, info.file_size);
+
+  sst_entry e;
+  sst_meta m = meta_of(SST_TYPE_DIR, 0755, 0, 0, 1700000000, 5);
+  ck_assert_int_eq(sst_reader_find(r, "/", 1, &e), 0);
+  meta_eq(&e, &m);
+  m = meta_of(SST_TYPE_DIR, 01777, 1000, 1000, -86400, 999999999);
+  ck_assert_int_eq(sst_reader_find(r, "a/", 2, &e), 0);
+  meta_eq(&e, &m);
+  ck_assert_uint_eq(e.value_len, 0);
+  m = meta_of(SST_TYPE_SYMLINK, 0777, 1000, 1000, 1, 0);
+  const uint8_t *v;
+  uint64_t vl;
+  ck_assert_int_eq(sst_reader_find(r, "a/link", 6, &e), 0);
+  meta_eq(&e, &m);
+  ck_assert_int_eq(sst_reader_value(r, &e, &v), 0);
+  ck_assert(e.value_len == 5 && memcmp(v, "../h1", 5) == 0);
+
+  m = meta_of(SST_TYPE_FILE, 04755, 0, 0, 1700000000, 123456789);
+  m.xattr_len = (uint32_t)xattr_len;
+  ck_assert_int_eq(sst_reader_find(r, "a/x", 3, &e), 0);
+  meta_eq(&e, &m);
+  uint8_t buf[256];
+  ck_assert_int_eq(sst_reader_xattrs(r, &e, buf), 0);
+  ck_assert(memcmp(buf, xattrs, xattr_len) == 0);
+  size_t pos = 0;
+  sst_xattr x;
+  ck_assert_int_eq(sst_xattrs_next(buf, xattr_len, &pos, &x), 1);
+  ck_assert(x.name_len == 6 && memcmp(x.name, "user.a", 6) == 0);
+  ck_assert(x.value_len == 1 && x.value[0] == '1');
+  ck_assert_int_eq(sst_xattrs_next(buf, xattr_len, &pos, &x), 1);
+  ck_assert(x.name_len == 7 && x.value_len == 0);
+  ck_assert_int_eq(sst_xattrs_next(buf, xattr_len, &pos, &x), 0);
+
+  /* Hard links: one copy of the value, both names see it. */
+  sst_entry h1, h2;
+  ck_assert_int_eq(sst_reader_find(r, "h1", 2, &h1), 0);
+  ck_assert_int_eq(sst_reader_find(r, "n/h2", 4, &h2), 0);
+  m = meta_of(SST_TYPE_FILE, 0600, 7, 8, 1700000001, 0);
+  m.link_id = 1;
+  m.nlink = 2;
+  meta_eq(&h1, &m);
+  meta_eq(&h2, &m);
+  ck_assert(!(h1.flags & SST_FLAG_SHARED));
+  ck_assert(h2.flags & SST_FLAG_SHARED);
+  ck_assert_uint_eq(h1.value_offset, h2.value_offset);
+  ck_assert_int_eq(sst_reader_get(r, "n/h2", 4, &v, &vl), 0);
+  ck_assert(vl == 5 && memcmp(v, "hello", 5) == 0);
+
+  ck_assert_int_eq(sst_reader_find(r, "plain", 5, &e), 0);
+  ck_assert_uint_eq(e.flags, 0);
+  ck_assert_int_eq(sst_reader_find(r, "t", 1, &e), 0);
+  ck_assert_uint_eq(e.flags, SST_FLAG_TOMBSTONE);
+
+  /* Owners past the dictionary's 4096 are stored inline, as well. */
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  int i = 0;
+  for (sst_iter_prefix(it, "m/", 2); sst_iter_valid(it); sst_iter_next(it)) {
+    m = meta_of(SST_TYPE_FILE, 0644, (uint32_t)i, 100, i, 0);
+    meta_eq(sst_iter_entry(it), &m);
+    i++;
+  }
+  ck_assert_int_eq(sst_iter_status(it), 0);
+  ck_assert_int_eq(i, MANY_ATTRS);
+  sst_iter_free(it);
+  sst_reader_close(r);
+}
+
+START_TEST(meta_round_trip) {
+  const char *p = tu_path("meta");
+  uint8_t xattrs[256];
+  size_t xattr_len;
+  write_meta_table(p, xattrs, &xattr_len);
+  check_meta_table(p, xattrs, xattr_len, NULL);
+  sst_reader_options o;
+  sst_reader_options_init(&o);
+  o.pread_blocks = 1;
+  o.release_pages = 1;
+  check_meta_table(p, xattrs, xattr_len, &o);
+  unlink(p);
+}
+END_TEST
+
+/* What a reader would refuse, the writer refuses up front. */
+START_TEST(meta_refused) {
+  const char *p = tu_path("metabad");
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  sst_meta m = meta_of(SST_TYPE_FILE, 010000, 0, 0, 0, 0);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  m = meta_of(3, 0644, 0, 0, 0, 0);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  m = meta_of(SST_TYPE_FILE, 0644, 0, 0, 0, 1000000000);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  m = meta_of(SST_TYPE_FILE, 0644, 0, 0, 0, 0);
+  m.nlink = 2; /* without a link group */
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  m = meta_of(SST_TYPE_DIR, 0755, 0, 0, 0, 0);
+  m.link_id = 3;
+  m.nlink = 2; /* a directory is never hard-linked */
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  /* Attributes out of order, or a duplicate name. */
+  sst_xattr x[2] = {{"user.b", 6, (const uint8_t *)"", 0},
+                    {"user.a", 6, (const uint8_t *)"", 0}};
+  uint8_t buf[64];
+  m = meta_of(SST_TYPE_FILE, 0644, 0, 0, 0, 0);
+  m.xattrs = buf;
+  m.xattr_len = (uint32_t)sst_xattrs_encode(x, 2, buf, sizeof buf);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  x[0] = x[1];
+  m.xattr_len = (uint32_t)sst_xattrs_encode(x, 2, buf, sizeof buf);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), SST_EINVAL);
+  /* A directory has no bytes. */
+  m = meta_of(SST_TYPE_DIR, 0755, 0, 0, 0, 0);
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "d/", 2, "x", 1), SST_EINVAL);
+  ck_assert_int_eq(sst_writer_set_meta(w, NULL), 0);
+  /* Nothing to share yet; then a range past what was written. */
+  uint64_t off, len;
+  uint32_t sum;
+  ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), SST_ESTATE);
+  ck_assert_int_eq(sst_writer_add(w, "e", 1, "abc", 3), 0);
+  ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), 0);
+  ck_assert_int_eq(sst_writer_add_shared(w, "f", 1, off, len + 1, sum),
+                   SST_EINVAL);
+  ck_assert_int_eq(sst_writer_add_shared(w, "f", 1, off, len, sum), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.features, 0); /* nothing carried metadata */
+  const uint8_t *v;
+  uint64_t vl;
+  ck_assert_int_eq(sst_reader_get(r, "f", 1, &v, &vl), 0);
+  ck_assert(vl == 3 && memcmp(v, "abc", 3) == 0);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
+/* A version 1 table (tests/data/v1.sstable, written by the version 1
+ * writer from tests/data/v1.csv with 4 keys a block) stays readable:
+ * lookups, scans and verify. */
+START_TEST(version1_fixture) {
+  sst_reader *r;
+  sst_error err;
+  ck_assert_msg(sst_reader_open(SST_TEST_DATA "/v1.sstable", NULL, &r, &err) ==
+                    0,
+                "%s", err.msg);
+  ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.format_version, 1);
+  ck_assert_uint_eq(info.key_count, 14);
+  ck_assert_uint_eq(info.block_count, 4);
+  ck_assert_uint_eq(info.features, 0);
+  size_t csv_len;
+  char *csv = (char *)tu_read_file(SST_TEST_DATA "/v1.csv", &csv_len);
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  sst_iter_seek_first(it);
+  for (char *line = strtok(csv, "\n"); line; line = strtok(NULL, "\n")) {
+    char *comma = strchr(line, ',');
+    ck_assert_ptr_nonnull(comma);
+    size_t kl = (size_t)(comma - line), vlen = strlen(comma + 1);
+    ck_assert(sst_iter_valid(it));
+    const sst_entry *e = sst_iter_entry(it);
+    ck_assert(e->key_len == kl && memcmp(e->key, line, kl) == 0);
+    ck_assert_uint_eq(e->flags, 0);
+    const uint8_t *v;
+    uint64_t vl;
+    ck_assert_int_eq(sst_reader_get(r, line, kl, &v, &vl), 0);
+    ck_assert(vl == vlen && memcmp(v, comma + 1, vlen) == 0);
+    sst_iter_next(it);
+  }
+  ck_assert(!sst_iter_valid(it));
+  ck_assert_int_eq(sst_iter_status(it), 0);
+  sst_iter_free(it);
+  free(csv);
+  sst_reader_close(r);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("table");
   TCase *tc = tcase_create("table");
@@ -626,6 +918,9 @@ int main(void) {
   tcase_add_test(tc, concurrent_readers);
   tcase_add_test(tc, info_fields);
   tcase_add_test(tc, key_render_contract);
+  tcase_add_test(tc, meta_round_trip);
+  tcase_add_test(tc, meta_refused);
+  tcase_add_test(tc, version1_fixture);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -52,6 +52,7 @@ uint8_t *tu_read_file(const char *path, size_t *len) {
     done += (size_t)n;
   }
   close(fd);
+  buf[done] = '\0'; /* so that text files can be read as strings */
   *len = done;
   return buf;
 }

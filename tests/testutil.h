@@ -19,7 +19,8 @@ uint64_t tu_rng_next(tu_rng *r);
 uint64_t tu_rng_below(tu_rng *r, uint64_t n); /* 0 <= x < n, n > 0 */
 void tu_rng_fill(tu_rng *r, uint8_t *buf, size_t n);
 
-/* Whole-file helpers; abort the test on failure. */
+/* Whole-file helpers; abort the test on failure. tu_read_file adds a
+ * NUL after the bytes read (not counted in len). */
 uint8_t *tu_read_file(const char *path, size_t *len);
 void tu_write_file(const char *path, const void *data, size_t len);
 /* The same, path relative to the directory dirfd. */
