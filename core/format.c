@@ -87,8 +87,10 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   f->features = sst_get_u32(in + 92);
   f->keys_off = sst_get_u64(in + 96);
   f->dict_off = sst_get_u64(in + 104);
+  /* A feature this reader does not know (such as a codec) is a table
+   * from a newer writer, not damage: the footer's checksum was good. */
   if ((f->features & ~SST_FEATURE_META) != 0)
-    return SST_ECORRUPT;
+    return SST_EVERSION;
   return 0;
 }
 

@@ -111,6 +111,43 @@ static void check_value(fuzz *f, const sst_entry *e) {
   (void)sst_reader_value_check(f->r, e);
 }
 
+/* An entry's metadata is in range, and its attributes decode or fail
+ * cleanly (on a verified table, decode). */
+static void check_meta(fuzz *f, const sst_entry *e) {
+  if (!(e->flags & SST_FLAG_META))
+    return;
+  const sst_meta *m = &e->meta;
+  if (m->type > SST_TYPE_SYMLINK || m->mode > 07777 ||
+      m->mtime_nsec > 999999999 || m->nlink == 0 ||
+      m->xattr_len > SST_XATTRS_MAX)
+    fail("an entry's metadata is out of range");
+  if (m->type == SST_TYPE_DIR && e->value_len != 0)
+    fail("a directory entry has a value");
+  if (m->xattr_len == 0)
+    return;
+  if (m->xattr_off > f->size || m->xattr_len > f->size - m->xattr_off)
+    fail("an entry's attributes lie outside the file");
+  uint8_t *buf = malloc(m->xattr_len);
+  if (buf == NULL)
+    fail("out of memory");
+  if (sst_reader_xattrs(f->r, e, buf) == 0) {
+    size_t pos = 0;
+    sst_xattr x;
+    int rc, n = 0;
+    while ((rc = sst_xattrs_next(buf, m->xattr_len, &pos, &x)) == 1) {
+      if (x.name_len == 0 || x.name_len > 255 || x.value_len > 65536)
+        fail("an attribute is out of range");
+      touch((const uint8_t *)x.name, x.name_len);
+      n++;
+    }
+    if (rc != 0 || n == 0)
+      fail("an entry's attributes do not decode");
+  } else if (f->sound) {
+    fail("verified table: sst_reader_xattrs failed");
+  }
+  free(buf);
+}
+
 static void check_entry(fuzz *f, const sst_entry *e) {
   if (e->key_len == 0 || e->key_len > SST_KEY_MAX)
     fail("an entry's key length is out of range");
@@ -118,6 +155,7 @@ static void check_entry(fuzz *f, const sst_entry *e) {
   if (e->position >= f->size)
     fail("an entry's position lies outside the file");
   check_value(f, e);
+  check_meta(f, e);
 }
 
 static void save_key(fuzz *f, const sst_entry *e) {
@@ -632,6 +670,8 @@ static void walk_block(uint8_t *b, uint64_t len, uint8_t *keybuf,
 typedef struct repair {
   uint8_t *buf;
   uint64_t n;
+  uint32_t version;
+  uint64_t keys_off; /* version 2: start of the key region */
   uint64_t filter_off;
   uint32_t probes;
   uint64_t values_off, block_off; /* of the key block being repaired */
@@ -650,10 +690,15 @@ static void repair_entry(void *ctx, const block_entry *e) {
   unsigned flags = *p++;
   if (!get_varint(&p, end, &len) || !get_varint(&p, end, &rel) || end - p < 4)
     return;
-  uint64_t room = r->block_off - r->values_off;
-  if (rel <= room && len <= room - rel)
-    put32(e->payload + (p - e->payload),
-          checksum(r->buf + r->values_off + rel, (size_t)len));
+  if (r->version >= 2 && (flags & 0x10)) { /* shared: an absolute offset */
+    if (inside(rel, len, r->keys_off))
+      put32(e->payload + (p - e->payload), checksum(r->buf + rel, (size_t)len));
+  } else {
+    uint64_t room = r->block_off - r->values_off;
+    if (rel <= room && len <= room - rel)
+      put32(e->payload + (p - e->payload),
+            checksum(r->buf + r->values_off + rel, (size_t)len));
+  }
   r->entries++;
   r->tombstones += flags & 1;
   r->key_bytes += e->key_len;
@@ -671,18 +716,24 @@ static void repair_entry(void *ctx, const block_entry *e) {
 static void repair_block(void *ctx, const block_entry *ie) {
   repair *r = ctx;
   const uint8_t *p = ie->payload, *end = ie->payload + ie->payload_len;
-  uint64_t values_off, values_len, block_len, filter_rel, filter_len;
+  uint64_t values_off, values_len, block_rel = 0, block_len, filter_rel,
+                                   filter_len;
   r->blocks++;
   if (!get_varint(&p, end, &values_off) || !get_varint(&p, end, &values_len) ||
+      (r->version >= 2 && !get_varint(&p, end, &block_rel)) ||
       !get_varint(&p, end, &block_len) || !get_varint(&p, end, &filter_rel) ||
       !get_varint(&p, end, &filter_len) ||
-      !inside(values_off, values_len, r->n))
+      !inside(values_off, values_len, r->n) ||
+      block_rel > UINT64_MAX - r->keys_off)
     return;
-  uint64_t block_off = values_off + values_len;
+  /* Version 1: the block follows its values; 2: in the key region. */
+  uint64_t block_off =
+      r->version >= 2 ? r->keys_off + block_rel : values_off + values_len;
+  uint64_t values_end = values_off + values_len;
   if (!inside(block_off, block_len, r->n) || r->n - block_off - block_len < 4)
     return;
   r->values_off = values_off;
-  r->block_off = block_off;
+  r->block_off = values_end;
   r->part = NULL;
   if (r->probes > 0 && filter_rel <= UINT64_MAX - r->filter_off &&
       filter_len >= 5 && inside(r->filter_off + filter_rel, filter_len, r->n)) {
@@ -714,8 +765,15 @@ static void repair_table(uint8_t *buf, size_t n) {
       footer_off - index_off - index_len >= 4) {
     repair r = {.buf = buf,
                 .n = n,
+                .version = get32(foot + 112),
+                .keys_off = get64(foot + 96),
                 .filter_off = get64(foot + 16),
                 .probes = get32(foot + 88)};
+    /* The metadata dictionary of version 2 sits before the index. */
+    uint64_t dict_off = get64(foot + 104);
+    if (r.version >= 2 && dict_off < index_off && index_off - dict_off >= 5)
+      put32(buf + index_off - 4,
+            checksum(buf + dict_off, (size_t)(index_off - dict_off - 4)));
     if (r.probes > 30)
       r.probes = 0;
     uint8_t *keybuf = malloc(SST_KEY_MAX);
