@@ -156,9 +156,9 @@ int sst_block_decode(const sst_block *b, uint8_t *keybuf, size_t prev_len,
   return 0;
 }
 
-int sst_block_restart_entry(const sst_block *b, uint32_t i,
-                            const uint8_t **key, size_t *key_len,
-                            const uint8_t **payload, size_t *payload_len) {
+int sst_block_restart_entry(const sst_block *b, uint32_t i, const uint8_t **key,
+                            size_t *key_len, const uint8_t **payload,
+                            size_t *payload_len) {
   size_t off;
   uint64_t shared, unshared, plen;
   if (sst_block_restart_off(b, i, &off))
@@ -175,8 +175,8 @@ int sst_block_restart_entry(const sst_block *b, uint32_t i,
   return 0;
 }
 
-int sst_block_restart_key(const sst_block *b, uint32_t i,
-                          const uint8_t **key, size_t *key_len) {
+int sst_block_restart_key(const sst_block *b, uint32_t i, const uint8_t **key,
+                          size_t *key_len) {
   return sst_block_restart_entry(b, i, key, key_len, NULL, NULL);
 }
 

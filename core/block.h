@@ -64,7 +64,7 @@ int sst_block_open(sst_block *b, const uint8_t *data, size_t len);
 /* One decoded entry. key points into `keybuf` (SST_KEY_MAX bytes, owned
  * by the caller) which must hold the previous entry's key on entry. */
 typedef struct sst_block_entry {
-  size_t off, next;  /* this entry's offset and the next one's */
+  size_t off, next; /* this entry's offset and the next one's */
   size_t key_len;
   const uint8_t *payload;
   size_t payload_len;
@@ -76,13 +76,13 @@ int sst_block_decode(const sst_block *b, uint8_t *keybuf, size_t prev_len,
                      sst_block_entry *e);
 
 /* The key of restart point i, in place. 0 or SST_ECORRUPT. */
-int sst_block_restart_key(const sst_block *b, uint32_t i,
-                          const uint8_t **key, size_t *key_len);
+int sst_block_restart_key(const sst_block *b, uint32_t i, const uint8_t **key,
+                          size_t *key_len);
 
 /* The same, with the entry's payload (payload may be NULL). */
-int sst_block_restart_entry(const sst_block *b, uint32_t i,
-                            const uint8_t **key, size_t *key_len,
-                            const uint8_t **payload, size_t *payload_len);
+int sst_block_restart_entry(const sst_block *b, uint32_t i, const uint8_t **key,
+                            size_t *key_len, const uint8_t **payload,
+                            size_t *payload_len);
 
 /* Positions e at the first entry whose key is >= key; sets *found to 0
  * when every key of the block is smaller (e is then past the end). keybuf

@@ -27,8 +27,8 @@ size_t sst_filter_size(uint32_t n, uint32_t bits_per_key) {
   return (size_t)(filter_bits(n, bits_per_key) / 8) + 4;
 }
 
-void sst_filter_build(const uint64_t *hashes, uint32_t n,
-                      uint32_t bits_per_key, uint32_t probes, uint8_t *out) {
+void sst_filter_build(const uint64_t *hashes, uint32_t n, uint32_t bits_per_key,
+                      uint32_t probes, uint8_t *out) {
   uint64_t m = filter_bits(n, bits_per_key);
   memset(out, 0, (size_t)(m / 8));
   for (uint32_t i = 0; i < n; i++) {

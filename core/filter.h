@@ -22,8 +22,8 @@ uint32_t sst_filter_probes(uint32_t bits_per_key);
 size_t sst_filter_size(uint32_t n, uint32_t bits_per_key);
 
 /* Writes the partition for `n` hashes into out (sst_filter_size bytes). */
-void sst_filter_build(const uint64_t *hashes, uint32_t n,
-                      uint32_t bits_per_key, uint32_t probes, uint8_t *out);
+void sst_filter_build(const uint64_t *hashes, uint32_t n, uint32_t bits_per_key,
+                      uint32_t probes, uint8_t *out);
 
 /* 1 if the key may be in the partition, 0 if it is certainly not.
  * REQUIRES: len >= 5 (a partition checked with sst_filter_check). */

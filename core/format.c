@@ -34,7 +34,7 @@ int sst_header_check(const uint8_t in[SST_HEADER_SIZE], uint32_t *version) {
  *   72 block_keys u32   76 block_bytes u32  80 restart_interval u32
  *   84 filter_bits_per_key u32              88 filter_probes u32
  *   92 version 1: reserved, zero (20 bytes); version 2:
- *      features u32, 96 keys_off u64, 104 dict_off u64
+ *      features u32, 96 keys_off u64, 104 props_off u64
  *  112 version u32     116 checksum of bytes 0..115 u32
  *  120 magic[8]
  */
@@ -52,7 +52,7 @@ void sst_footer_encode(const sst_footer *f, uint8_t out[SST_FOOTER_SIZE]) {
   sst_put_u32(out + 88, f->filter_probes);
   sst_put_u32(out + 92, f->features);
   sst_put_u64(out + 96, f->keys_off);
-  sst_put_u64(out + 104, f->dict_off);
+  sst_put_u64(out + 104, f->props_off);
   sst_put_u32(out + 112, SST_FORMAT_VERSION);
   sst_put_u32(out + 116, sst_checksum(out, 116));
   memcpy(out + 120, SST_MAGIC, 8);
@@ -77,7 +77,7 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   f->filter_bits_per_key = sst_get_u32(in + 84);
   f->filter_probes = sst_get_u32(in + 88);
   f->features = 0;
-  f->keys_off = f->dict_off = 0;
+  f->keys_off = f->props_off = 0;
   if (f->version == 1) {
     for (int i = 92; i < 112; i++)
       if (in[i] != 0)
@@ -86,7 +86,7 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   }
   f->features = sst_get_u32(in + 92);
   f->keys_off = sst_get_u64(in + 96);
-  f->dict_off = sst_get_u64(in + 104);
+  f->props_off = sst_get_u64(in + 104);
   /* A feature this reader does not know (such as a codec) is a table
    * from a newer writer, not damage: the footer's checksum was good. */
   if ((f->features & ~SST_FEATURE_META) != 0)

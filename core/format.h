@@ -5,7 +5,7 @@
  *   16            values, in key order (a shared value once)
  *   keys_off      key blocks, each followed by its checksum
  *   filter_off    filter: one Bloom partition per key block
- *   dict_off      metadata dictionary block + checksum (if any)
+ *   props_off     properties block: tagged sections + checksum (if any)
  *   index_off     index block (first key of every key block) + checksum
  *   size - 128    footer (128 bytes)
  * Version 1 (read): for each key block its values, then the block and its
@@ -35,9 +35,9 @@ typedef struct sst_footer {
   uint32_t filter_bits_per_key, filter_probes;
   uint32_t version;
   /* Version 2: */
-  uint32_t features; /* SST_FEATURE_* */
-  uint64_t keys_off; /* first key block (= end of the values) */
-  uint64_t dict_off; /* metadata dictionary (= index_off when none) */
+  uint32_t features;  /* SST_FEATURE_* */
+  uint64_t keys_off;  /* first key block (= end of the values) */
+  uint64_t props_off; /* properties block (= index_off when none) */
 } sst_footer;
 
 /* Where a key block and its filter partition lie. */
@@ -104,6 +104,11 @@ int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
 #define SST_MB_LINK 0x08u
 #define SST_MB_XATTR 0x10u
 #define SST_MB_INLINE 0x20u
+
+/* Sections of the properties block (tag varint, length varint, body). A
+ * reader skips a tag it does not know: what it must understand is
+ * announced by a footer feature bit. */
+#define SST_PROP_ATTRS 1u /* the metadata dictionary */
 
 /* The metadata dictionary: (mode, uid, gid) triples entries refer to. */
 typedef struct sst_attr {

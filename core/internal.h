@@ -54,8 +54,7 @@ static inline uint8_t *sst_put_varint(uint8_t *p, uint64_t v) {
   return p;
 }
 static inline const uint8_t *sst_get_varint(const uint8_t *p,
-                                            const uint8_t *limit,
-                                            uint64_t *v) {
+                                            const uint8_t *limit, uint64_t *v) {
   uint64_t r = 0;
   for (unsigned shift = 0; shift <= 63 && p < limit; shift += 7) {
     uint64_t b = *p++;

@@ -30,12 +30,12 @@ static int check_layout(sst_reader *r, sst_error *err) {
       f->index_off + f->index_len + SST_TRAILER_SIZE != footer_off)
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: footer: index position out of range", r->path);
-  /* Version 1 has no key region nor dictionary: they are empty there. */
+  /* Version 1 has no key region nor properties: they are empty there. */
   uint64_t keys_off = f->version == 1 ? f->filter_off : f->keys_off;
-  uint64_t dict_off = f->version == 1 ? f->index_off : f->dict_off;
+  uint64_t props_off = f->version == 1 ? f->index_off : f->props_off;
   if (keys_off < SST_HEADER_SIZE || keys_off > f->filter_off ||
-      f->filter_off > dict_off || dict_off > f->index_off ||
-      f->filter_len != dict_off - f->filter_off)
+      f->filter_off > props_off || props_off > f->index_off ||
+      f->filter_len != props_off - f->filter_off)
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: footer: filter position out of range", r->path);
   if ((f->filter_bits_per_key == 0) != (f->filter_probes == 0) ||
@@ -45,41 +45,61 @@ static int check_layout(sst_reader *r, sst_error *err) {
   return 0;
 }
 
-/* The metadata dictionary (version 2): a count and that many (mode, uid,
- * gid) varint triples, then a checksum, filling [dict_off, index_off). */
-static int open_dict(sst_reader *r, sst_error *err) {
-  if (r->f.version == 1 || r->f.dict_off == r->f.index_off)
-    return 0;
-  uint64_t len = r->f.index_off - r->f.dict_off;
-  const uint8_t *p = r->data + r->f.dict_off;
-  if (len < 5 || sst_get_u32(p + len - 4) != sst_checksum(p, len - 4))
-    return sst_error_set(err, len < 5 ? SST_ECORRUPT : SST_ECHECKSUM,
-                         "%s: metadata dictionary at offset %llu: %s", r->path,
-                         (unsigned long long)r->f.dict_off,
-                         len < 5 ? "malformed" : "checksum mismatch");
-  const uint8_t *limit = p + len - 4;
+/* The metadata dictionary: a count and that many (mode, uid, gid) varint
+ * triples, the whole body of its section. */
+static int read_attrs(sst_reader *r, const uint8_t *p, const uint8_t *limit) {
   uint64_t count, v[3];
-  if ((p = sst_get_varint(p, limit, &count)) == NULL || count == 0 ||
-      count > (uint64_t)(limit - p) / 3)
-    goto bad;
+  if (r->dict != NULL || (p = sst_get_varint(p, limit, &count)) == NULL ||
+      count == 0 || count > (uint64_t)(limit - p) / 3)
+    return SST_ECORRUPT;
   if ((r->dict = malloc((size_t)count * sizeof *r->dict)) == NULL)
-    return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+    return ENOMEM;
   for (uint64_t i = 0; i < count; i++) {
     for (int k = 0; k < 3; k++)
       if ((p = sst_get_varint(p, limit, &v[k])) == NULL || v[k] > UINT32_MAX)
-        goto bad;
+        return SST_ECORRUPT;
     if (v[0] > 07777)
-      goto bad;
+      return SST_ECORRUPT;
     r->dict[i] = (sst_attr){(uint32_t)v[0], (uint32_t)v[1], (uint32_t)v[2]};
   }
   if (p != limit)
-    goto bad;
+    return SST_ECORRUPT;
   r->dict_count = (uint32_t)count;
   return 0;
+}
+
+/* The properties block (version 2): tagged sections and a checksum,
+ * filling [props_off, index_off). Unknown sections are skipped. */
+static int open_props(sst_reader *r, sst_error *err) {
+  if (r->f.version == 1 || r->f.props_off == r->f.index_off)
+    return 0;
+  uint64_t len = r->f.index_off - r->f.props_off;
+  const uint8_t *p = r->data + r->f.props_off;
+  int rc = SST_ECORRUPT;
+  if (len < 5)
+    goto bad;
+  if (sst_get_u32(p + len - 4) != sst_checksum(p, len - 4)) {
+    rc = SST_ECHECKSUM;
+    goto bad;
+  }
+  const uint8_t *limit = p + len - 4;
+  while (p < limit) {
+    uint64_t tag, n;
+    if ((p = sst_get_varint(p, limit, &tag)) == NULL ||
+        (p = sst_get_varint(p, limit, &n)) == NULL || n > (uint64_t)(limit - p))
+      goto bad;
+    if (tag == SST_PROP_ATTRS && (rc = read_attrs(r, p, p + n)) != 0)
+      goto bad;
+    rc = SST_ECORRUPT;
+    p += n;
+  }
+  return 0;
 bad:
-  return sst_error_set(err, SST_ECORRUPT,
-                       "%s: metadata dictionary at offset %llu: malformed",
-                       r->path, (unsigned long long)r->f.dict_off);
+  if (rc == ENOMEM)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  return sst_error_set(err, rc, "%s: properties block at offset %llu: %s",
+                       r->path, (unsigned long long)r->f.props_off,
+                       rc == SST_ECHECKSUM ? "checksum mismatch" : "malformed");
 }
 
 static int open_index(sst_reader *r, sst_error *err) {
@@ -239,13 +259,13 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     goto fail;
   }
   if ((rc = check_layout(r, err)) || (rc = open_index(r, err)) ||
-      (rc = open_dict(r, err)))
+      (rc = open_props(r, err)))
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
-  sst_table_release(r, r->f.version == 1 ? r->f.index_off : r->f.dict_off,
+  sst_table_release(r, r->f.version == 1 ? r->f.index_off : r->f.props_off,
                     r->size -
-                        (r->f.version == 1 ? r->f.index_off : r->f.dict_off));
+                        (r->f.version == 1 ? r->f.index_off : r->f.props_off));
   sst_table_release(r, 0, SST_HEADER_SIZE);
   /* Untouched pages of a large calloc cost nothing until used. */
   if ((r->checked = calloc(r->f.block_count ? r->f.block_count : 1, 1)) ==

@@ -235,9 +235,13 @@ static int add(sst_sorter *s, unsigned flags, const void *key, size_t key_len,
   memcpy(p, key, key_len);
   if (value_len)
     memcpy(p + key_len, value, (size_t)value_len);
-  s->recs[s->count++] = (record){.head = key_head(p, key_len), .key = p, .key_len = (uint32_t)key_len,
-                                 .value = p + key_len, .value_len = value_len,
-                                 .flags = flags, .seq = s->seq++};
+  s->recs[s->count++] = (record){.head = key_head(p, key_len),
+                                 .key = p,
+                                 .key_len = (uint32_t)key_len,
+                                 .value = p + key_len,
+                                 .value_len = value_len,
+                                 .flags = flags,
+                                 .seq = s->seq++};
   s->total++;
   return 0;
 }
@@ -294,8 +298,8 @@ static int run_fill(run_in *r, size_t n) {
   r->len -= r->pos;
   r->pos = 0;
   while (r->len < n) {
-    ssize_t got = pread(r->fd, r->buf + r->len, RUN_READ_SIZE - r->len,
-                        r->file_pos);
+    ssize_t got =
+        pread(r->fd, r->buf + r->len, RUN_READ_SIZE - r->len, r->file_pos);
     if (got < 0 && errno == EINTR)
       continue;
     if (got <= 0)
@@ -407,9 +411,10 @@ static int merge_runs(sst_sorter *s, sink *out) {
   while (rc == 0 && heap_len > 0) {
     run_in *top = heap[0];
     /* The first of equal keys is the newest; skip the older ones. */
-    if (!have_last || sst_key_cmp(top->key, top->key_len, last, last_len) != 0) {
-      rc = emit(out, top->flags, top->key, top->key_len, top->key + top->key_len,
-                top->value_len);
+    if (!have_last ||
+        sst_key_cmp(top->key, top->key_len, last, last_len) != 0) {
+      rc = emit(out, top->flags, top->key, top->key_len,
+                top->key + top->key_len, top->value_len);
       memcpy(last, top->key, top->key_len);
       last_len = top->key_len;
       have_last = 1;
@@ -465,7 +470,8 @@ int sst_sorter_finish(sst_sorter *s, sst_writer *w, sst_error *err) {
           sst_key_cmp(r->key, r->key_len, s->recs[i + 1].key,
                       s->recs[i + 1].key_len) == 0)
         continue;
-      rc = emit(&to_writer, r->flags, r->key, r->key_len, r->value, r->value_len);
+      rc = emit(&to_writer, r->flags, r->key, r->key_len, r->value,
+                r->value_len);
     }
     arena_reset(s);
   } else if (rc == 0) {

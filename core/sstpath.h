@@ -76,8 +76,7 @@ void sst_tree_close(sst_tree *t);
 
 /* The node called name in directory dir. Errors: SST_ENOTFOUND, ENOTDIR,
  * ENAMETOOLONG, SST_ECORRUPT/SST_ECHECKSUM for a damaged block. */
-int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
-                    sst_node *out);
+int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name, sst_node *out);
 
 /* The node of an inode number from lookup or list. SST_ENOTFOUND if it
  * names nothing. */
@@ -119,12 +118,12 @@ typedef struct sst_scan sst_scan;
 
 /* What went wrong (sst_scan_problem.kind). */
 enum {
-  SST_SCAN_ESYS = 1, /* a system call failed on path: code is its errno */
-  SST_SCAN_SPECIAL,  /* path is neither a regular file nor a directory
-                        (what says which): code is 0 */
-  SST_SCAN_BADNAME,  /* path cannot be made a key: code is SST_EINVAL (in
-                        flat mode: a file in a real subdirectory) or
-                        SST_EKEYSIZE (empty, or longer than SST_KEY_MAX) */
+  SST_SCAN_ESYS = 1,  /* a system call failed on path: code is its errno */
+  SST_SCAN_SPECIAL,   /* path is neither a regular file nor a directory
+                         (what says which): code is 0 */
+  SST_SCAN_BADNAME,   /* path cannot be made a key: code is SST_EINVAL (in
+                         flat mode: a file in a real subdirectory) or
+                         SST_EKEYSIZE (empty, or longer than SST_KEY_MAX) */
   SST_SCAN_DUPLICATE, /* path and other give the same key: SST_EDUPKEY */
   SST_SCAN_CHANGED,   /* writing: the file is not what the scan saw, or
                          changed while it was read: SST_ECHANGED */
@@ -195,8 +194,8 @@ typedef struct sst_scan_file {
   size_t key_len;
   const char *path; /* relative to the scanned directory, NUL-terminated */
   size_t path_len;
-  uint64_t size;      /* st_size as the scan saw it */
-  int64_t mtime_sec;  /* st_mtim as the scan saw it */
+  uint64_t size;     /* st_size as the scan saw it */
+  int64_t mtime_sec; /* st_mtim as the scan saw it */
   long mtime_nsec;
   uint64_t dev, ino;
 } sst_scan_file;

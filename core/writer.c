@@ -618,22 +618,32 @@ static int hashing_sink(void *ctx, const void *data, size_t len) {
   return out_write(s->w, data, len);
 }
 
-static int write_dict(sst_writer *w) {
+/* The properties block: tagged sections, then a checksum of them all.
+ * Today's one section is the metadata dictionary. */
+static int write_props(sst_writer *w) {
   if (w->dict_count == 0)
     return 0;
-  struct hashing_sink hs = {w, w->stream_hash};
-  XXH3_64bits_reset(hs.h);
-  uint8_t buf[32], trailer[4];
-  uint8_t *p = sst_put_varint(buf, w->dict_count);
-  if (hashing_sink(&hs, buf, (size_t)(p - buf)))
-    return w->err;
+  size_t cap = 10 + (size_t)w->dict_count * 15;
+  uint8_t *body = malloc(cap);
+  if (body == NULL)
+    return fail(w, ENOMEM, "out of memory");
+  uint8_t *p = sst_put_varint(body, w->dict_count);
   for (uint32_t i = 0; i < w->dict_count; i++) {
-    p = sst_put_varint(buf, w->dict[i].mode);
+    p = sst_put_varint(p, w->dict[i].mode);
     p = sst_put_varint(p, w->dict[i].uid);
     p = sst_put_varint(p, w->dict[i].gid);
-    if (hashing_sink(&hs, buf, (size_t)(p - buf)))
-      return w->err;
   }
+  size_t body_len = (size_t)(p - body);
+  struct hashing_sink hs = {w, w->stream_hash};
+  XXH3_64bits_reset(hs.h);
+  uint8_t head[20], trailer[4];
+  uint8_t *h = sst_put_varint(head, SST_PROP_ATTRS);
+  h = sst_put_varint(h, body_len);
+  int rc = hashing_sink(&hs, head, (size_t)(h - head)) ||
+           hashing_sink(&hs, body, body_len);
+  free(body);
+  if (rc)
+    return w->err;
   sst_put_u32(trailer, (uint32_t)XXH3_64bits_digest(hs.h));
   return out_write(w, trailer, sizeof trailer);
 }
@@ -647,8 +657,8 @@ static int write_tail(sst_writer *w) {
   if (sst_spill_drain(&w->filter, out_sink, w))
     return fail(w, w->err ? w->err : EIO, "filter copy");
   f.filter_len = w->pos - f.filter_off;
-  f.dict_off = w->pos;
-  if (write_dict(w))
+  f.props_off = w->pos;
+  if (write_props(w))
     return w->err;
 
   f.index_off = w->pos;

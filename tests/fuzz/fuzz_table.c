@@ -769,11 +769,11 @@ static void repair_table(uint8_t *buf, size_t n) {
                 .keys_off = get64(foot + 96),
                 .filter_off = get64(foot + 16),
                 .probes = get32(foot + 88)};
-    /* The metadata dictionary of version 2 sits before the index. */
-    uint64_t dict_off = get64(foot + 104);
-    if (r.version >= 2 && dict_off < index_off && index_off - dict_off >= 5)
+    /* The properties block of version 2 sits before the index. */
+    uint64_t props_off = get64(foot + 104);
+    if (r.version >= 2 && props_off < index_off && index_off - props_off >= 5)
       put32(buf + index_off - 4,
-            checksum(buf + dict_off, (size_t)(index_off - dict_off - 4)));
+            checksum(buf + props_off, (size_t)(index_off - props_off - 4)));
     if (r.probes > 30)
       r.probes = 0;
     uint8_t *keybuf = malloc(SST_KEY_MAX);
