@@ -113,6 +113,11 @@ uint64_t sst_tree_keys_listed(const sst_tree *t);
 /* sst_pack_tree do the whole tree. Every problem tied to a path goes  */
 /* to one callback, which decides whether the entry is skipped or the  */
 /* work stops; the library prints nothing.                             */
+/*                                                                     */
+/* With sst_scan_options.metadata the scan keeps the tree itself       */
+/* (format version 2, sst_meta in sstable.h): directories and symlinks */
+/* become entries too, and every entry carries its type, permission    */
+/* bits, owner, mtime, hard-link group and extended attributes.        */
 
 typedef struct sst_scan sst_scan;
 
@@ -120,7 +125,8 @@ typedef struct sst_scan sst_scan;
 enum {
   SST_SCAN_ESYS = 1,  /* a system call failed on path: code is its errno */
   SST_SCAN_SPECIAL,   /* path is neither a regular file nor a directory
-                         (what says which): code is 0 */
+                         (nor, with metadata, a symlink); what says
+                         which: code is 0 */
   SST_SCAN_BADNAME,   /* path cannot be made a key: code is SST_EINVAL (in
                          flat mode: a file in a real subdirectory) or
                          SST_EKEYSIZE (empty, or longer than SST_KEY_MAX) */
@@ -137,9 +143,10 @@ typedef struct sst_scan_problem {
   const char *other;  /* SST_SCAN_DUPLICATE: the second path; else NULL */
   const uint8_t *key; /* the file's key when it has one; else NULL */
   size_t key_len;
-  const char *what;    /* SST_SCAN_SPECIAL: "symlink", "FIFO", "socket",
-                          "character device", "block device" or
-                          "special file"; else NULL */
+  const char *what;    /* SST_SCAN_SPECIAL: "symlink" (without
+                          metadata only), "FIFO", "socket", "character
+                          device", "block device" or "special file";
+                          else NULL */
   const char *message; /* what is wrong, to follow "PATH: ", e.g. "is a
                           FIFO, not a regular file", "Permission denied",
                           "grew while it was read (from 10 bytes)" */
@@ -183,21 +190,52 @@ typedef struct sst_scan_options {
    * directory it is packed from). */
   int exclude;
   uint64_t exclude_dev, exclude_ino;
+  /* Non-zero: keep the tree's metadata, for a version 2 table (`sst
+   * pack` sets it unless --no-metadata). Every entry is looked at with
+   * lstat, and each entry written carries an sst_meta:
+   * - a directory becomes an entry of its own (SST_TYPE_DIR, empty
+   *   value), keyed by its path's key and "/"; the top directory's key
+   *   is "/". So empty directories are kept. A "%+" piece directory
+   *   (part of a long name, docs/PATHS.md) gets no entry, and in flat
+   *   mode no directory does;
+   * - a symlink is an entry (SST_TYPE_SYMLINK) whose value is its
+   *   target, read with readlinkat, never followed; FIFOs, sockets and
+   *   devices are still reported as SST_SCAN_SPECIAL;
+   * - regular files with more than one link are grouped by device and
+   *   inode: the group's first name in key order writes the value and
+   *   the others share it (sst_writer_add_shared); all carry one
+   *   link_id (groups numbered 1.. in key order of their first names)
+   *   and nlink, the number of the group's names found in the tree. A
+   *   file whose other names lie outside the tree is a plain file;
+   * - mode & 07777, uid, gid and the mtime in nanoseconds, as fstat
+   *   gives them when the entry is written; the extended attributes
+   *   flistxattr lists on a file or directory (not on a symlink),
+   *   sorted by name and encoded with sst_xattrs_encode.
+   * Zero (the default): a plain key/value table of the regular files,
+   * symlinks reported as SST_SCAN_SPECIAL, as in version 1. */
+  int metadata;
 } sst_scan_options;
 
-/* Fills *opts with the defaults: no flags, no callbacks, no exclusion. */
+/* Fills *opts with the defaults: no flags, no callbacks, no exclusion,
+ * no metadata. */
 void sst_scan_options_init(sst_scan_options *opts);
 
-/* One regular file found by the scan. */
+/* One entry found by the scan: a regular file, or with metadata also a
+ * directory or a symlink. */
 typedef struct sst_scan_file {
   const uint8_t *key; /* sst_path_to_key of path */
   size_t key_len;
   const char *path; /* relative to the scanned directory, NUL-terminated */
   size_t path_len;
-  uint64_t size;     /* st_size as the scan saw it */
+  uint64_t size;     /* st_size as the scan saw it (0 for a directory) */
   int64_t mtime_sec; /* st_mtim as the scan saw it */
   long mtime_nsec;
   uint64_t dev, ino;
+  unsigned type;    /* SST_TYPE_FILE; with metadata, SST_TYPE_DIR or
+                       SST_TYPE_SYMLINK too */
+  uint32_t nlink;   /* with metadata: names of its hard-link group in
+                       the tree; 1 when it has none */
+  uint64_t link_id; /* with metadata: its hard-link group, 0 if none */
 } sst_scan_file;
 
 /* Walks the directory dirfd (which stays the caller's: the scan keeps a
@@ -207,11 +245,14 @@ typedef struct sst_scan_file {
  * 256 directory descriptors (a quarter of RLIMIT_NOFILE if that is less)
  * and one being listed or read. Entries are visited depth first, each
  * directory's in readdir order. Directories are descended into (empty
- * ones leave no trace), regular files recorded with their key, anything
- * else reported as SST_SCAN_SPECIAL. The files are then sorted by key
- * (memcmp order, as in a table), then by path, and every pair of paths
- * with one key is reported (SST_SCAN_DUPLICATE: a name and its escaped
- * spelling, such as c and %=c).
+ * ones leave no trace, unless with metadata), regular files recorded with
+ * their key, anything else reported as SST_SCAN_SPECIAL (with metadata:
+ * directories and symlinks recorded too, see sst_scan_options). The
+ * entries are then sorted by key (memcmp order, as in a table), then by
+ * path, and every pair of paths with one key is reported
+ * (SST_SCAN_DUPLICATE: a name and its escaped spelling, such as c and
+ * %=c; with metadata also a directory "a" and a file "a/%=", both the
+ * key "a/").
  * On success *out owns the scan; free it with sst_scan_free(). On failure
  * *out is untouched and the result is a callback's return value,
  * SST_EDUPKEY, the code of a problem that cannot be skipped, ENOMEM
@@ -220,11 +261,12 @@ typedef struct sst_scan_file {
  * time may use a scan. */
 int sst_scan_tree(int dirfd, const sst_scan_options *opts, sst_scan **out);
 
-/* Files found, and the sum of their sizes as the scan saw them. */
+/* Entries found, and the sum of their sizes as the scan saw them (a
+ * hard-link group's size counted once). */
 size_t sst_scan_count(const sst_scan *s);
 uint64_t sst_scan_bytes(const sst_scan *s);
 
-/* The i-th file in key order, owned by the scan and valid until
+/* The i-th entry in key order, owned by the scan and valid until
  * sst_scan_free. REQUIRES: i < sst_scan_count(s). */
 const sst_scan_file *sst_scan_get(const sst_scan *s, size_t i);
 
@@ -245,7 +287,16 @@ const sst_scan_file *sst_scan_get(const sst_scan *s, size_t i);
  * problem's code; ENOMEM; or an error of the writer as it returned it
  * (without a callback). After a failure once the key was begun, w is
  * left inside a value: free it without finishing it. Writing progress
- * (files and bytes written) is counted across calls on one scan. */
+ * (files and bytes written) is counted across calls on one scan.
+ * With metadata, entry i is written with sst_writer_set_meta before its
+ * key. A directory or symlink is looked at again with fstat or lstat
+ * (and readlinkat), and one that is missing or no longer of its type is
+ * skippable (SST_SCAN_ESYS, SST_SCAN_CHANGED). A hard link whose group's
+ * value was written already shares it (sst_writer_add_shared) after a
+ * check that the name is still that inode; when the group's first name
+ * was skipped, the next one writes the value. Reading extended
+ * attributes can fail (SST_SCAN_ESYS: E2BIG when they encode to more
+ * than SST_XATTRS_MAX bytes), skippable. */
 int sst_scan_write_file(sst_scan *s, size_t i, sst_writer *w);
 
 /* sst_scan_write_file for every file, in key order; stops at the first

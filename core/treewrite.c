@@ -2,7 +2,9 @@
  * of relative paths, their order, duplicate keys, and the streaming of
  * each file into a writer with the checks that it did not change. This
  * file owns that path for `sst pack` and for the staging mount's commit;
- * file metadata and compression (format v2) hook in here.
+ * with the metadata option it also makes directories and symlinks
+ * entries, groups hard links, and reads each entry's metadata and
+ * extended attributes (format version 2, sst_meta).
  *
  * Directories are kept as a tree of names (scan_dir: a parent and a
  * name), so a path of any length costs one name per directory. Every
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -40,10 +43,28 @@ typedef struct scan_dir {
   char *name;
 } scan_dir;
 
+#define NO_GROUP SIZE_MAX
+
 typedef struct scan_entry {
   sst_scan_file f; /* key and path share one allocation, at f.key */
   size_t dir;      /* the directory holding it */
+  size_t group;    /* its hard-link group in sst_scan.groups, or NO_GROUP */
+  nlink_t st_nlink;
 } scan_entry;
+
+/* Names of one inode (metadata only). The first name written writes the
+ * value and keeps what the others share: where the value lies, and the
+ * metadata (one inode has one mode, owner, mtime and attribute set). */
+typedef struct link_group {
+  size_t first; /* the entry of its first name in key order */
+  uint32_t names;
+  uint64_t link_id;
+  int written;
+  uint64_t offset, len;
+  uint32_t checksum;
+  sst_meta meta;
+  uint8_t *xattrs; /* meta.xattrs points here */
+} link_group;
 
 /* The directories open along one path: level k is at depth k + 1;
  * levels below `low` hold no descriptor. */
@@ -72,6 +93,8 @@ struct sst_scan {
   size_t n_dirs, cap_dirs;
   scan_entry *files;
   size_t n_files, cap_files;
+  link_group *groups;
+  size_t n_groups;
   uint64_t total_bytes;
   chain ch;
   char *rel; /* a path relative to the top, NUL-terminated */
@@ -328,30 +351,36 @@ static int report_special(sst_scan *s, mode_t mode) {
                         .path = s->rel,
                         .what = special_kind(mode),
                         .can_skip = 1};
-  snprintf(s->msg, sizeof s->msg, "is a %s, not a regular file", p.what);
+  if (s->opts.metadata)
+    snprintf(s->msg, sizeof s->msg,
+             "is a %s: a table holds only regular files, directories and "
+             "symlinks",
+             p.what);
+  else
+    snprintf(s->msg, sizeof s->msg, "is a %s, not a regular file", p.what);
   return report(s, &p);
 }
 
-/* Records the regular file at rel, in directory dir, with its key. */
-static int add_file(sst_scan *s, size_t dir, size_t rel_len,
-                    const struct stat *st) {
-  size_t key_len;
-  int rc = sst_path_to_key(s->rel, s->opts.path_flags, s->key, &key_len);
-  if (rc != 0) {
-    sst_scan_problem p = {
-        .kind = SST_SCAN_BADNAME, .code = rc, .path = s->rel, .can_skip = 1};
-    if (rc == SST_EINVAL && (s->opts.path_flags & SST_PATH_FLAT))
-      snprintf(s->msg, sizeof s->msg,
-               "is in a subdirectory: in flat mode, files must lie directly "
-               "in the top directory (or in %%+ piece directories)");
-    else if (rc == SST_EKEYSIZE)
-      snprintf(s->msg, sizeof s->msg,
-               "gives an empty key or one longer than %u bytes", SST_KEY_MAX);
-    else
-      snprintf(s->msg, sizeof s->msg, "cannot be made a key: %s",
-               sst_strerror(rc));
-    return report(s, &p);
-  }
+static int report_badname(sst_scan *s, int rc) {
+  sst_scan_problem p = {
+      .kind = SST_SCAN_BADNAME, .code = rc, .path = s->rel, .can_skip = 1};
+  if (rc == SST_EINVAL && (s->opts.path_flags & SST_PATH_FLAT))
+    snprintf(s->msg, sizeof s->msg,
+             "is in a subdirectory: in flat mode, files must lie directly "
+             "in the top directory (or in %%+ piece directories)");
+  else if (rc == SST_EKEYSIZE)
+    snprintf(s->msg, sizeof s->msg,
+             "gives an empty key or one longer than %u bytes", SST_KEY_MAX);
+  else
+    snprintf(s->msg, sizeof s->msg, "cannot be made a key: %s",
+             sst_strerror(rc));
+  return report(s, &p);
+}
+
+/* Records the entry at rel (rel_len bytes; "" for the top), in directory
+ * dir, with the key in s->key. */
+static int add_entry(sst_scan *s, size_t dir, size_t rel_len, size_t key_len,
+                     unsigned type, const struct stat *st) {
   scan_entry *f =
       grow(s->files, &s->cap_files, s->n_files + 1, sizeof *f, 1024);
   if (f == NULL)
@@ -371,10 +400,48 @@ static int add_file(sst_scan *s, size_t dir, size_t rel_len,
                          .mtime_sec = (int64_t)st->st_mtim.tv_sec,
                          .mtime_nsec = st->st_mtim.tv_nsec,
                          .dev = (uint64_t)st->st_dev,
-                         .ino = (uint64_t)st->st_ino},
-                   .dir = dir};
-  s->total_bytes += (uint64_t)st->st_size;
+                         .ino = (uint64_t)st->st_ino,
+                         .type = type,
+                         .nlink = 1},
+                   .dir = dir,
+                   .group = NO_GROUP,
+                   .st_nlink = st->st_nlink};
+  if (type == SST_TYPE_DIR)
+    s->files[s->n_files - 1].f.size = 0;
+  else
+    s->total_bytes += (uint64_t)st->st_size;
   return 0;
+}
+
+/* Records the regular file (or with metadata, symlink) at rel. */
+static int add_file(sst_scan *s, size_t dir, size_t rel_len, unsigned type,
+                    const struct stat *st) {
+  size_t key_len;
+  int rc = sst_path_to_key(s->rel, s->opts.path_flags, s->key, &key_len);
+  if (rc != 0)
+    return report_badname(s, rc);
+  return add_entry(s, dir, rel_len, key_len, type, st);
+}
+
+/* Records the entry of the directory at rel (metadata only): its key is
+ * the key of its path and "/". A "%+" piece directory, part of one long
+ * name rather than a directory of the table, gets none: its path and
+ * "/x" gives a key that does not end in "/x". */
+static int add_dir_entry(sst_scan *s, size_t dir, size_t rel_len,
+                         const struct stat *st) {
+  char *r = grow(s->rel, &s->rel_cap, rel_len + 3, 1, 256);
+  if (r == NULL)
+    return ENOMEM;
+  s->rel = r;
+  memcpy(s->rel + rel_len, "/x", 3);
+  size_t key_len;
+  int rc = sst_path_to_key(s->rel, s->opts.path_flags, s->key, &key_len);
+  s->rel[rel_len] = '\0';
+  if (rc != 0)
+    return report_badname(s, rc);
+  if (key_len < 2 || memcmp(s->key + key_len - 2, "/x", 2) != 0)
+    return 0; /* a piece */
+  return add_entry(s, dir, rel_len, key_len - 1, SST_TYPE_DIR, st);
 }
 
 /* Looks at entry `name` of the directory of frame f (its path is in rel,
@@ -395,14 +462,20 @@ static int visit(sst_scan *s, const frame *f, const char *name, size_t rel_len,
     child->dir = s->n_dirs - 1;
     if ((rc = frame_read(child, dfd, name)) == ENOMEM)
       return rc;
-    return rc != 0 ? report_errno(s, s->rel, rc, 1) : 0;
+    if (rc != 0)
+      return report_errno(s, s->rel, rc, 1);
+    if (s->opts.metadata && !(s->opts.path_flags & SST_PATH_FLAT))
+      return add_dir_entry(s, f->dir, rel_len, &st);
+    return 0;
   }
+  if (S_ISLNK(st.st_mode) && s->opts.metadata)
+    return add_file(s, f->dir, rel_len, SST_TYPE_SYMLINK, &st);
   if (!S_ISREG(st.st_mode))
     return report_special(s, st.st_mode);
   if (s->opts.exclude && (uint64_t)st.st_dev == s->opts.exclude_dev &&
       (uint64_t)st.st_ino == s->opts.exclude_ino)
     return 0;
-  return add_file(s, f->dir, rel_len, &st);
+  return add_file(s, f->dir, rel_len, SST_TYPE_FILE, &st);
 }
 
 /* Walks the tree depth first, recording every regular file. */
@@ -497,6 +570,88 @@ static int sort_files(sst_scan *s) {
   return found ? SST_EDUPKEY : 0;
 }
 
+/* Regular files with more than one link, by inode, then in key order. */
+static int link_cmp(const void *a, const void *b, void *arg) {
+  const scan_entry *files = arg;
+  const sst_scan_file *x = &files[*(const size_t *)a].f;
+  const sst_scan_file *y = &files[*(const size_t *)b].f;
+  if (x->dev != y->dev)
+    return x->dev < y->dev ? -1 : 1;
+  if (x->ino != y->ino)
+    return x->ino < y->ino ? -1 : 1;
+  return (*(const size_t *)a > *(const size_t *)b) -
+         (*(const size_t *)a < *(const size_t *)b);
+}
+
+/* Groups the names of one inode found in the tree (metadata only), and
+ * numbers the groups 1.. in key order of their first names. A group's
+ * size counts once in total_bytes. */
+static int group_links(sst_scan *s) {
+  size_t n = 0;
+  for (size_t i = 0; i < s->n_files; i++)
+    n += s->files[i].f.type == SST_TYPE_FILE && s->files[i].st_nlink > 1;
+  if (n < 2)
+    return 0;
+  size_t *idx = malloc(n * sizeof *idx);
+  if (idx == NULL)
+    return ENOMEM;
+  n = 0;
+  for (size_t i = 0; i < s->n_files; i++)
+    if (s->files[i].f.type == SST_TYPE_FILE && s->files[i].st_nlink > 1)
+      idx[n++] = i;
+  qsort_r(idx, n, sizeof *idx, link_cmp, s->files);
+  for (size_t a = 0, b; a < n; a = b) {
+    const sst_scan_file *first = &s->files[idx[a]].f;
+    for (b = a + 1; b < n && s->files[idx[b]].f.dev == first->dev &&
+                    s->files[idx[b]].f.ino == first->ino;
+         b++)
+      ;
+    if (b - a < 2)
+      continue;
+    link_group *g = realloc(s->groups, (s->n_groups + 1) * sizeof *s->groups);
+    if (g == NULL) {
+      free(idx);
+      return ENOMEM;
+    }
+    s->groups = g;
+    s->groups[s->n_groups] =
+        (link_group){.first = idx[a], .names = (uint32_t)(b - a)};
+    for (size_t k = a; k < b; k++) {
+      s->files[idx[k]].group = s->n_groups;
+      s->files[idx[k]].f.nlink = (uint32_t)(b - a);
+      if (k > a)
+        s->total_bytes -= s->files[idx[k]].f.size;
+    }
+    s->n_groups++;
+  }
+  free(idx);
+  uint64_t next_id = 0;
+  for (size_t i = 0; i < s->n_files; i++) {
+    scan_entry *e = &s->files[i];
+    if (e->group == NO_GROUP)
+      continue;
+    link_group *g = &s->groups[e->group];
+    if (g->first == i)
+      g->link_id = ++next_id;
+    e->f.link_id = g->link_id;
+  }
+  return 0;
+}
+
+/* Records the top directory as the entry "/" (metadata, not flat). */
+static int add_top_entry(sst_scan *s) {
+  struct stat st;
+  if (fstat(s->root, &st) != 0)
+    return report_errno(s, "", errno, 1);
+  char *r = grow(s->rel, &s->rel_cap, 1, 1, 256);
+  if (r == NULL)
+    return ENOMEM;
+  s->rel = r;
+  s->rel[0] = '\0';
+  s->key[0] = '/';
+  return add_entry(s, 0, 0, 1, SST_TYPE_DIR, &st);
+}
+
 int sst_scan_tree(int dirfd, const sst_scan_options *opts, sst_scan **out) {
   sst_scan *s = calloc(1, sizeof *s);
   if (s == NULL)
@@ -515,10 +670,15 @@ int sst_scan_tree(int dirfd, const sst_scan_options *opts, sst_scan **out) {
                : add_dir(s, SIZE_MAX, ".", 0);
   if (rc == 0) {
     s->dirs[0].parent = 0;
-    rc = walk(s);
+    if (s->opts.metadata && !(s->opts.path_flags & SST_PATH_FLAT))
+      rc = add_top_entry(s);
   }
   if (rc == 0)
+    rc = walk(s);
+  if (rc == 0)
     rc = sort_files(s);
+  if (rc == 0 && s->opts.metadata)
+    rc = group_links(s);
   if (rc != 0) {
     sst_scan_free(s);
     return rc;
@@ -549,6 +709,9 @@ void sst_scan_free(sst_scan *s) {
   for (size_t i = 0; i < s->n_files; i++)
     free((void *)s->files[i].f.key);
   free(s->files);
+  for (size_t i = 0; i < s->n_groups; i++)
+    free(s->groups[i].xattrs);
+  free(s->groups);
   free(s->rel);
   free(s->key);
   free(s->buf);
@@ -638,10 +801,277 @@ static int stream(sst_scan *s, const scan_entry *e, int fd,
   return report_changed(s, e, 0);
 }
 
-int sst_scan_write_file(sst_scan *s, size_t i, sst_writer *w) {
-  if (s->buf == NULL && (s->buf = malloc(COPY_CHUNK)) == NULL)
+/* ---- metadata ------------------------------------------------------- */
+
+static void meta_from_stat(sst_meta *m, unsigned type, const struct stat *st) {
+  memset(m, 0, sizeof *m);
+  m->type = type;
+  m->mode = (uint32_t)st->st_mode & 07777;
+  m->uid = (uint32_t)st->st_uid;
+  m->gid = (uint32_t)st->st_gid;
+  m->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+  m->mtime_nsec = (uint32_t)st->st_mtim.tv_nsec;
+  m->nlink = 1;
+}
+
+static int xattr_cmp(const void *a, const void *b) {
+  return strcmp(((const sst_xattr *)a)->name, ((const sst_xattr *)b)->name);
+}
+
+/* The names of fd's extended attributes, NUL-terminated one after
+ * another, in *names (malloc'ed; NULL when there are none). */
+static int list_xattrs(int fd, char **names, size_t *size) {
+  *names = NULL;
+  *size = 0;
+  for (;;) {
+    ssize_t n = flistxattr(fd, NULL, 0);
+    if (n < 0)
+      return errno == ENOTSUP ? 0 : errno;
+    if (n == 0)
+      return 0;
+    char *list = malloc((size_t)n);
+    if (list == NULL)
+      return ENOMEM;
+    ssize_t got = flistxattr(fd, list, (size_t)n);
+    if (got > 0) {
+      *names = list;
+      *size = (size_t)got;
+      return 0;
+    }
+    free(list);
+    if (got == 0)
+      return 0;
+    if (errno != ERANGE) /* ERANGE: one was added since the first call */
+      return errno;
+  }
+}
+
+/* The value of attribute x->name of fd into x (malloc'ed); ENODATA when
+ * it went away since it was listed. */
+static int get_xattr(int fd, sst_xattr *x) {
+  for (;;) {
+    ssize_t n = fgetxattr(fd, x->name, NULL, 0);
+    if (n < 0)
+      return errno;
+    uint8_t *v = malloc(n > 0 ? (size_t)n : 1);
+    if (v == NULL)
+      return ENOMEM;
+    ssize_t got = fgetxattr(fd, x->name, v, (size_t)n);
+    if (got >= 0) {
+      x->value = v;
+      x->value_len = (size_t)got;
+      return 0;
+    }
+    free(v);
+    if (errno != ERANGE)
+      return errno;
+  }
+}
+
+/* Reads the extended attributes of the open file or directory fd, sorted
+ * by name and encoded (sst_xattrs_encode), into *out (malloc'ed; NULL
+ * and 0 bytes when there are none). E2BIG when they encode to more than
+ * SST_XATTRS_MAX bytes. */
+static int read_xattrs(int fd, uint8_t **out, uint32_t *out_len) {
+  *out = NULL;
+  *out_len = 0;
+  char *names;
+  size_t size;
+  int rc = list_xattrs(fd, &names, &size);
+  if (rc != 0 || names == NULL)
+    return rc;
+  size_t count = 0;
+  for (size_t at = 0; at < size; at += strlen(names + at) + 1)
+    count++;
+  sst_xattr *x = calloc(count, sizeof *x);
+  if (x == NULL) {
+    free(names);
     return ENOMEM;
-  const scan_entry *e = &s->files[i];
+  }
+  size_t n = 0;
+  for (size_t at = 0; at < size && rc == 0; at += strlen(names + at) + 1) {
+    x[n].name = names + at;
+    x[n].name_len = strlen(names + at);
+    if ((rc = get_xattr(fd, &x[n])) == 0)
+      n++;
+    else if (rc == ENODATA) /* removed since it was listed */
+      rc = 0;
+  }
+  if (rc == 0 && n > 0) {
+    qsort(x, n, sizeof *x, xattr_cmp);
+    size_t len = sst_xattrs_encode(x, n, NULL, 0);
+    if (len > SST_XATTRS_MAX)
+      rc = E2BIG;
+    else if ((*out = malloc(len)) == NULL)
+      rc = ENOMEM;
+    else
+      *out_len = (uint32_t)sst_xattrs_encode(x, n, *out, len);
+  }
+  for (size_t i = 0; i < n; i++)
+    free((void *)x[i].value);
+  free(x);
+  free(names);
+  return rc;
+}
+
+static int report_xattrs(sst_scan *s, const char *path, int rc) {
+  if (rc == ENOMEM)
+    return rc;
+  sst_scan_problem p = {
+      .kind = SST_SCAN_ESYS, .code = rc, .path = path, .can_skip = 1};
+  if (rc == E2BIG)
+    snprintf(s->msg, sizeof s->msg,
+             "has extended attributes of more than %u bytes encoded",
+             SST_XATTRS_MAX);
+  else
+    snprintf(s->msg, sizeof s->msg, "reading extended attributes: %s",
+             strerror(rc));
+  p.message = s->msg;
+  return report(s, &p);
+}
+
+/* The entry's name in its directory. */
+static const char *entry_name(const sst_scan *s, const scan_entry *e) {
+  size_t base = s->dirs[e->dir].path_len;
+  return e->f.path + base + (base > 0);
+}
+
+/* Opens the directory of e and lstats e in it; *dfd is -1 after a skip. */
+static int lstat_entry(sst_scan *s, const scan_entry *e, int *dfd,
+                       struct stat *st) {
+  int rc = enter(s, e->dir, e->f.path, dfd);
+  if (rc != 0 || *dfd < 0)
+    return rc;
+  if (fstatat(*dfd, entry_name(s, e), st, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  *dfd = -1;
+  return report_errno(s, e->f.path, errno, 1);
+}
+
+/* A name of a hard-link group whose value was written: it shares it. */
+static int write_link(sst_scan *s, const scan_entry *e, const link_group *g,
+                      sst_writer *w) {
+  int dfd;
+  struct stat st;
+  int rc = lstat_entry(s, e, &dfd, &st);
+  if (rc != 0 || dfd < 0)
+    return rc;
+  if (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != e->f.dev ||
+      (uint64_t)st.st_ino != e->f.ino) {
+    snprintf(s->msg, sizeof s->msg,
+             "is no longer a hard link of %s, as it was when scanned",
+             s->files[g->first].f.path);
+    return report_changed(s, e, 1);
+  }
+  if ((rc = sst_writer_set_meta(w, &g->meta)) != 0)
+    return rc;
+  return sst_writer_add_shared(w, e->f.key, e->f.key_len, g->offset, g->len,
+                               g->checksum);
+}
+
+/* A regular file with its metadata; the first name of a hard-link group
+ * keeps what the others share. */
+static int write_file_meta(sst_scan *s, const scan_entry *e, sst_writer *w) {
+  link_group *g = e->group != NO_GROUP ? &s->groups[e->group] : NULL;
+  if (g != NULL && g->written)
+    return write_link(s, e, g, w);
+  int fd;
+  struct stat st;
+  int rc = open_scanned(s, e, &fd, &st);
+  if (rc != 0 || fd < 0)
+    return rc;
+  if (g != NULL &&
+      ((uint64_t)st.st_dev != e->f.dev || (uint64_t)st.st_ino != e->f.ino)) {
+    snprintf(s->msg, sizeof s->msg,
+             "was replaced since it was scanned (another inode)");
+    rc = report_changed(s, e, 1);
+    close(fd);
+    return rc;
+  }
+  sst_meta m;
+  meta_from_stat(&m, SST_TYPE_FILE, &st);
+  uint8_t *xattrs;
+  if ((rc = read_xattrs(fd, &xattrs, &m.xattr_len)) != 0) {
+    close(fd);
+    return report_xattrs(s, e->f.path, rc);
+  }
+  m.xattrs = xattrs;
+  if (g != NULL) {
+    m.nlink = e->f.nlink;
+    m.link_id = e->f.link_id;
+  }
+  rc = sst_writer_set_meta(w, &m);
+  if (rc == 0)
+    rc = stream(s, e, fd, &st, w);
+  close(fd);
+  if (rc == 0 && g != NULL &&
+      (rc = sst_writer_last_value(w, &g->offset, &g->len, &g->checksum)) == 0) {
+    g->written = 1;
+    g->meta = m;
+    g->xattrs = xattrs;
+    xattrs = NULL;
+  }
+  free(xattrs);
+  return rc;
+}
+
+/* A directory's entry: no value, its metadata. */
+static int write_dir(sst_scan *s, const scan_entry *e, sst_writer *w) {
+  int fd = s->root, rc;
+  if (e->f.path_len > 0) {
+    int dfd;
+    if ((rc = enter(s, e->dir, e->f.path, &dfd)) != 0 || dfd < 0)
+      return rc;
+    if ((fd = openat(dfd, entry_name(s, e), DIR_FLAGS)) < 0)
+      return report_errno(s, e->f.path, errno, 1);
+  }
+  struct stat st;
+  sst_meta m;
+  uint8_t *xattrs = NULL;
+  if (fstat(fd, &st) != 0) {
+    rc = report_errno(s, e->f.path, errno, 1);
+  } else {
+    meta_from_stat(&m, SST_TYPE_DIR, &st);
+    if ((rc = read_xattrs(fd, &xattrs, &m.xattr_len)) != 0) {
+      rc = report_xattrs(s, e->f.path, rc);
+    } else {
+      m.xattrs = xattrs;
+      if ((rc = sst_writer_set_meta(w, &m)) == 0)
+        rc = sst_writer_add(w, e->f.key, e->f.key_len, "", 0);
+    }
+  }
+  free(xattrs);
+  if (fd != s->root)
+    close(fd);
+  return rc;
+}
+
+/* A symlink's entry: its target as the value, never followed. */
+static int write_symlink(sst_scan *s, const scan_entry *e, sst_writer *w) {
+  int dfd;
+  struct stat st;
+  int rc = lstat_entry(s, e, &dfd, &st);
+  if (rc != 0 || dfd < 0)
+    return rc;
+  if (!S_ISLNK(st.st_mode)) {
+    snprintf(s->msg, sizeof s->msg, "is no longer a symlink");
+    return report_changed(s, e, 1);
+  }
+  ssize_t n = readlinkat(dfd, entry_name(s, e), (char *)s->buf, COPY_CHUNK);
+  if (n < 0)
+    return report_errno(s, e->f.path, errno, 1);
+  sst_meta m;
+  meta_from_stat(&m, SST_TYPE_SYMLINK, &st);
+  if ((rc = sst_writer_set_meta(w, &m)) != 0 ||
+      (rc = sst_writer_add(w, e->f.key, e->f.key_len, s->buf, (uint64_t)n)) !=
+          0)
+    return rc;
+  s->written.bytes += (uint64_t)n;
+  return 0;
+}
+
+/* A regular file, as a plain entry (no metadata). */
+static int write_plain(sst_scan *s, const scan_entry *e, sst_writer *w) {
   int fd;
   struct stat st;
   int rc = open_scanned(s, e, &fd, &st);
@@ -649,6 +1079,22 @@ int sst_scan_write_file(sst_scan *s, size_t i, sst_writer *w) {
     rc = stream(s, e, fd, &st, w);
     close(fd);
   }
+  return rc;
+}
+
+int sst_scan_write_file(sst_scan *s, size_t i, sst_writer *w) {
+  if (s->buf == NULL && (s->buf = malloc(COPY_CHUNK)) == NULL)
+    return ENOMEM;
+  const scan_entry *e = &s->files[i];
+  int rc;
+  if (!s->opts.metadata)
+    rc = write_plain(s, e, w);
+  else if (e->f.type == SST_TYPE_DIR)
+    rc = write_dir(s, e, w);
+  else if (e->f.type == SST_TYPE_SYMLINK)
+    rc = write_symlink(s, e, w);
+  else
+    rc = write_file_meta(s, e, w);
   if (rc != 0)
     return rc;
   s->written.files++;
