@@ -1,8 +1,10 @@
 /* pack.c — sst pack: a table from a directory tree, one key for each
- * regular file. The library's tree scan (sst_scan_tree and
- * sst_scan_write_all, core/treewrite.c) walks DIR, sorts the files by key
- * and streams each into the table; this file opens DIR and the writer,
- * turns the scan's problems and progress into messages, and sums up. */
+ * regular file, directory and symlink, with their metadata (or with
+ * --no-metadata, one plain key for each regular file). The library's tree
+ * scan (sst_scan_tree and sst_scan_write_all, core/treewrite.c) walks
+ * DIR, sorts the entries by key and streams each into the table; this
+ * file opens DIR and the writer, turns the scan's problems and progress
+ * into messages, and sums up. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -18,7 +20,7 @@ typedef struct packer {
   const command *c;
   const char *dir, *output;
   unsigned path_flags;
-  int strict, quiet;
+  int strict, quiet, no_metadata;
   sst_writer_options writer;
   int output_exists; /* TABLE exists: leave it out if it lies in DIR */
   dev_t output_dev;
@@ -26,7 +28,7 @@ typedef struct packer {
 
   int reported; /* a problem was told: the failure needs no other word */
   uint64_t skipped;
-  size_t files_packed;
+  size_t files_packed, dirs_packed, links_packed;
   uint64_t bytes_packed;
   progress_line line;
   double write_started;
@@ -125,9 +127,17 @@ static int pack_output(packer *p, sst_scan *s) {
   else if (interrupted)
     status = EXIT_FAIL;
   if (status == EXIT_OK) {
-    p->files_packed = sst_scan_count(s);
-    progress_draw(&p->line, "sst pack: %zu files, finishing %s",
-                  p->files_packed, p->output);
+    for (size_t i = 0; i < sst_scan_count(s); i++) {
+      unsigned type = sst_scan_get(s, i)->type;
+      if (type == SST_TYPE_DIR)
+        p->dirs_packed++;
+      else if (type == SST_TYPE_SYMLINK)
+        p->links_packed++;
+      else
+        p->files_packed++;
+    }
+    progress_draw(&p->line, "sst pack: %zu entries, finishing %s",
+                  sst_scan_count(s), p->output);
     if ((rc = sst_writer_finish(w, &err)) != 0) {
       print_failure(p->c, p->output, rc, &err);
       status = EXIT_FAIL;
@@ -170,6 +180,7 @@ static int pack_run(packer *p) {
   opts.exclude = p->output_exists;
   opts.exclude_dev = (uint64_t)p->output_dev;
   opts.exclude_ino = (uint64_t)p->output_ino;
+  opts.metadata = !p->no_metadata;
   sst_scan *s = NULL;
   int rc = sst_scan_tree(root, &opts, &s);
   close(root); /* the scan keeps its own descriptor */
@@ -178,13 +189,17 @@ static int pack_run(packer *p) {
   sst_scan_free(s);
   progress_clear(&p->line);
   if (status == EXIT_OK && !p->quiet) {
-    char skipped[64] = "";
+    char skipped[64] = "", others[96] = "";
     if (p->skipped > 0)
       snprintf(skipped, sizeof skipped, ", %" PRIu64 " %s skipped", p->skipped,
                p->skipped == 1 ? "entry" : "entries");
-    fprintf(stderr, "sst %s: %zu %s packed%s, %.1f MB in %.2f s -> %s\n",
+    if (!p->no_metadata)
+      snprintf(others, sizeof others, ", %zu %s, %zu %s", p->dirs_packed,
+               p->dirs_packed == 1 ? "directory" : "directories",
+               p->links_packed, p->links_packed == 1 ? "symlink" : "symlinks");
+    fprintf(stderr, "sst %s: %zu %s%s packed%s, %.1f MB in %.2f s -> %s\n",
             p->c->name, p->files_packed,
-            p->files_packed == 1 ? "file" : "files", skipped,
+            p->files_packed == 1 ? "file" : "files", others, skipped,
             (double)p->bytes_packed / 1e6, now_seconds() - p->line.started,
             p->output);
   }
@@ -193,32 +208,45 @@ static int pack_run(packer *p) {
 
 const command_help cmd_pack_help = {
     .synopsis =
-        "    sst pack [--flat] [--strict] [--block-keys N] [--no-filter] [-q]\n"
-        "             DIR TABLE",
+        "    sst pack [--no-metadata] [--flat] [--strict] [--block-keys N]\n"
+        "             [--no-filter] [-q] DIR TABLE",
     .text =
         "DESCRIPTION\n"
-        "    Walks DIR and writes TABLE with one key for each regular file\n"
-        "    in it: the key is the file's path relative to DIR, names joined\n"
-        "    with /, and the value is the file's content. DIR is walked\n"
-        "    first and its files sorted by key; then each file is read in\n"
-        "    1 MiB chunks, so a file of any size can be packed. Every name\n"
-        "    is opened from its parent directory, so a tree of any depth is\n"
-        "    packed, whatever the length of its paths (no PATH_MAX limit).\n"
+        "    Walks DIR and writes TABLE, a table that holds the tree: one\n"
+        "    key for each regular file, directory and symbolic link in it,\n"
+        "    with its metadata. A file's key is its path relative to DIR,\n"
+        "    names joined with /, and its value the file's content. A\n"
+        "    directory's key is its path followed by / (DIR itself is /),\n"
+        "    with an empty value, so empty directories are kept. A\n"
+        "    symbolic link's value is its target; links are never\n"
+        "    followed (DIR itself may be one). sst unpack writes the tree\n"
+        "    back; the sstfs mount shows it; sst ls lists it.\n"
+        "\n"
+        "    Each entry keeps its type, permission bits (setuid, setgid and\n"
+        "    sticky included), numeric owner and group, modification time\n"
+        "    to the nanosecond, and extended attributes (every name\n"
+        "    listxattr gives on a file or directory: user.*, and as root\n"
+        "    trusted.* and security.* too). Regular files with several\n"
+        "    names in DIR (hard links) are stored once: every name carries\n"
+        "    the same link group and shares one copy of the content. Access\n"
+        "    and change times are not kept. FIFOs, sockets and devices are\n"
+        "    reported on stderr as skipped, or refused with --strict.\n"
+        "\n"
+        "    DIR is walked first and its entries sorted by key; then each\n"
+        "    file is read in 1 MiB chunks, so a file of any size can be\n"
+        "    packed. Every name is opened from its parent directory, so a\n"
+        "    tree of any depth is packed, whatever the length of its paths\n"
+        "    (no PATH_MAX limit).\n"
         "\n"
         "    Names that are escapes (starting with %=, %! or %+, as written\n"
         "    by sst unpack and shown by the sstfs mount) are decoded into the\n"
         "    key bytes they stand for; any other name is taken as it is.\n"
-        "    Unpacking a table and packing the tree again therefore gives a\n"
-        "    byte-identical table. Two names that give the same key (a and\n"
-        "    %!a, say) are an error naming both.\n"
-        "\n"
-        "    Only names and contents are kept: not permissions, owners,\n"
-        "    times or extended attributes, and not empty directories (a\n"
-        "    table holds keys, and a directory exists only as the prefix of\n"
-        "    its files' keys). Symbolic links are not followed (DIR itself\n"
-        "    may be one); they, devices, FIFOs and sockets are reported on\n"
-        "    stderr as skipped, or refused with --strict. If TABLE lies\n"
-        "    inside DIR, it is left out.\n"
+        "    Unpacking a table and packing the tree again therefore gives\n"
+        "    the same keys and values. Two names that give the same key (a\n"
+        "    and %!a, say, or a directory a and a file a/%=, both a/) are an\n"
+        "    error naming both. The %+ directories that hold pieces of a\n"
+        "    long name are not directories of the table and get no entry.\n"
+        "    If TABLE lies inside DIR, it is left out.\n"
         "\n"
         "    TABLE is written under a temporary name and renamed into place\n"
         "    once complete: after any error or an interrupt, TABLE is left\n"
@@ -228,26 +256,39 @@ const command_help cmd_pack_help = {
         "    or merge of TABLE removes it.\n"
         "\n"
         "    Errors, each named with its path: an unreadable file or\n"
-        "    directory; two names with one key; a file whose size is not\n"
-        "    what the walk saw (\"changed since it was scanned (from N bytes\n"
-        "    to M)\"); a file that grows or shrinks while it is read; a file\n"
-        "    rewritten in place while it is read, its size or modification\n"
-        "    time different afterwards (\"changed while it was read\").\n"
+        "    directory, or unreadable extended attributes; two names with\n"
+        "    one key; a file whose size is not what the walk saw (\"changed\n"
+        "    since it was scanned (from N bytes to M)\"); a file that grows\n"
+        "    or shrinks while it is read; a file rewritten in place while it\n"
+        "    is read, its size or modification time different afterwards\n"
+        "    (\"changed while it was read\"); an entry replaced by another\n"
+        "    kind, or a hard link by another file, between the walk and\n"
+        "    the write.\n"
         "\n"
         "    While stderr is a terminal a progress line is shown. At the end\n"
-        "    a summary goes to stderr: files packed, entries skipped,\n"
-        "    megabytes, seconds and the table's name.\n"
+        "    a summary goes to stderr: files, directories and symlinks\n"
+        "    packed, entries skipped, megabytes, seconds and the table's\n"
+        "    name.\n"
         "\n"
         "OPTIONS\n"
+        "    --no-metadata\n"
+        "        Write a plain key/value table, as sst pack did before\n"
+        "        tables held metadata: one key for each regular file, its\n"
+        "        content as the value, nothing else. Directories exist only\n"
+        "        as prefixes of their files' keys (empty ones are lost);\n"
+        "        symbolic links are skipped like FIFOs (refused with\n"
+        "        --strict); hard links are separate copies. Such a table can\n"
+        "        be read by any version of sstfs.\n"
         "    --flat\n"
         "        Write a flat table: each file directly in DIR is one key,\n"
         "        and a / in a key is written %2F in an escaped name (a/b is\n"
         "        the file %=a%2Fb), as sst unpack --flat and sstfs -o flat\n"
         "        show them. Files in subdirectories are an error, except in\n"
-        "        the %+ directories that hold pieces of a long key.\n"
+        "        the %+ directories that hold pieces of a long key. No\n"
+        "        directory gets an entry, not even DIR.\n"
         "    --strict\n"
-        "        Fail on a symbolic link, device, FIFO or socket instead of\n"
-        "        skipping it.\n"
+        "        Fail on a device, FIFO or socket (and with --no-metadata,\n"
+        "        a symbolic link) instead of skipping it.\n"
         "    --block-keys N\n"
         "        Keys per index entry: a key block holds at most N keys\n"
         "        (default 64).\n"
@@ -266,8 +307,9 @@ const command_help cmd_pack_help = {
         "EXAMPLES\n"
         "    sst pack site/ site.sstable\n"
         "    sst pack --strict -q photos photos.sstable\n"
-        "    sst unpack a.sstable tree && sst pack tree b.sstable &&\n"
-        "        cmp a.sstable b.sstable                 # identical\n",
+        "    sst pack --no-metadata data/ data.sstable   # plain keys\n"
+        "    sst pack src/ t.sstable && sst unpack t.sstable copy/ &&\n"
+        "        rsync -a -H -X -n -i -c src/ copy/      # prints nothing\n",
 };
 
 enum {
@@ -275,12 +317,14 @@ enum {
   OPT_NO_FILTER,
   OPT_FLAT,
   OPT_STRICT,
+  OPT_NO_METADATA,
 };
 
 int cmd_pack(const command *c, int argc, char **argv) {
   static const struct option longopts[] = {
       {"flat", no_argument, NULL, OPT_FLAT},
       {"strict", no_argument, NULL, OPT_STRICT},
+      {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
       {"quiet", no_argument, NULL, 'q'},
@@ -296,6 +340,9 @@ int cmd_pack(const command *c, int argc, char **argv) {
       break;
     case OPT_STRICT:
       p.strict = 1;
+      break;
+    case OPT_NO_METADATA:
+      p.no_metadata = 1;
       break;
     case OPT_BLOCK_KEYS:
       if (parse_count(c, "--block-keys", optarg, &p.writer.block_keys) != 0)
