@@ -25,6 +25,14 @@ static void info_print(const char *path, const sst_info *in) {
            in->filter_bytes, in->filter_bits_per_key);
   else
     printf("filter: none\n");
+  printf("metadata: %s\n", in->features & SST_FEATURE_META
+                               ? "yes (types, modes, owners, times, links, "
+                                 "extended attributes)"
+                               : "no (plain keys and values)");
+  if (in->format_version >= 2) {
+    printf("value region: %" PRIu64 " bytes\n", in->value_region);
+    printf("key region: %" PRIu64 " bytes\n", in->key_region);
+  }
 }
 
 const command_help cmd_info_help = {
@@ -33,9 +41,14 @@ const command_help cmd_info_help = {
         "DESCRIPTION\n"
         "    Prints, one per line as NAME: VALUE, the table's path, format\n"
         "    version, file size, number of keys and tombstones, bytes of keys\n"
-        "    and values, number of key blocks, index interval, index size and\n"
-        "    Bloom filter size. Only the footer and index are read: use sst\n"
-        "    verify to check the whole file.\n"
+        "    and values, number of key blocks, index interval, index size,\n"
+        "    Bloom filter size, and whether entries carry file metadata\n"
+        "    (metadata: yes for a table from sst pack, no for plain keys and\n"
+        "    values). A version 2 table also shows the sizes of its value\n"
+        "    region (the values, at the start of the file) and its key\n"
+        "    region (key blocks, filters, metadata, index and footer, after\n"
+        "    them). Only the footer and index are read: use sst verify to\n"
+        "    check the whole file.\n"
         "\n"
         "    When TABLE does not exist but the staging area of sstfs --stage\n"
         "    TABLE, TABLE.stage, does, the error says so, with the reason\n"
@@ -50,7 +63,8 @@ const command_help cmd_info_help = {
         "\n"
         "EXAMPLES\n"
         "    sst info data.sstable\n"
-        "    sst info data.sstable | grep '^keys:'\n",
+        "    sst info data.sstable | grep '^keys:'\n"
+        "    sst info site.sstable | grep '^metadata:'\n",
 };
 
 int cmd_info(const command *c, int argc, char **argv) {
