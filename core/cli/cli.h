@@ -46,11 +46,12 @@ int cmd_scan(const command *c, int argc, char **argv);
 int cmd_dump(const command *c, int argc, char **argv);
 int cmd_pack(const command *c, int argc, char **argv);
 int cmd_unpack(const command *c, int argc, char **argv);
+int cmd_ls(const command *c, int argc, char **argv);
 int cmd_merge(const command *c, int argc, char **argv);
 int cmd_info(const command *c, int argc, char **argv);
 int cmd_verify(const command *c, int argc, char **argv);
 extern const command_help cmd_build_help, cmd_get_help, cmd_scan_help,
-    cmd_dump_help, cmd_pack_help, cmd_unpack_help, cmd_merge_help,
+    cmd_dump_help, cmd_pack_help, cmd_unpack_help, cmd_ls_help, cmd_merge_help,
     cmd_info_help, cmd_verify_help;
 
 /* ---- messages and usage ------------------------------------------------ */

@@ -1,6 +1,7 @@
 /* main.c — the sst command-line tool: build a table from records, look
  * keys up, scan ranges and prefixes, dump, pack a directory tree into a
- * table and unpack it, merge, show statistics, verify.
+ * table and unpack it, list a table as a tree, merge, show statistics,
+ * verify.
  *
  * This file holds the table of commands and dispatches to them; each
  * command lives in the file of its family with its help page beside it
@@ -25,6 +26,8 @@ static const command commands[] = {
     {"pack", cmd_pack, "build a table from a directory tree", &cmd_pack_help},
     {"unpack", cmd_unpack, "write a table's keys out as a directory tree",
      &cmd_unpack_help},
+    {"ls", cmd_ls, "list a table's entries with their metadata, as ls -l",
+     &cmd_ls_help},
     {"merge", cmd_merge, "merge tables into one, later tables winning",
      &cmd_merge_help},
     {"info", cmd_info, "show a table's statistics", &cmd_info_help},
@@ -75,7 +78,8 @@ static void main_help(void) {
          "    sst build -o users.sstable users.csv\n"
          "    sst get users.sstable alice\n"
          "    sst scan users.sstable --prefix al --keys-only\n"
-         "    sst pack site/ site.sstable && sst unpack site.sstable copy/\n");
+         "    sst pack site/ site.sstable && sst unpack site.sstable copy/\n"
+         "    sst ls site.sstable css/\n");
 }
 
 static int main_help_command(int argc, char **argv) {
