@@ -1,8 +1,10 @@
 /* test_treewrite.c — a directory tree made a table (sst_scan_*, in
  * core/treewrite.c): keys and order, duplicate keys, names that need
  * escapes, trees deeper than PATH_MAX with few descriptors, skipped
- * entries, and files that change while they are read. No FUSE: trees are
- * built in $SST_TEST_TMP with *at() calls. */
+ * entries, files that change while they are read, and with the metadata
+ * option directories, symlinks, hard links, modes, owners, times and
+ * extended attributes. No FUSE: trees are built in $SST_TEST_TMP with
+ * *at() calls. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "sstpath.h"
@@ -783,6 +786,332 @@ START_TEST(merged_with_other_keys) {
 }
 END_TEST
 
+/* ---- metadata ---- */
+
+static void set_mtime(int top, const char *rel, time_t sec, long nsec) {
+  struct timespec ts[2] = {{.tv_sec = sec, .tv_nsec = nsec},
+                           {.tv_sec = sec, .tv_nsec = nsec}};
+  ck_assert_int_eq(utimensat(top, rel, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/* Whether the file system of top takes user.* attributes (tmpfs before
+ * Linux 6.6 does not). */
+static int user_xattrs_work(int top) {
+  PUT(top, "probe", "");
+  int fd = openat(top, "probe", O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  int ok = fsetxattr(fd, "user.probe", "1", 1, 0) == 0;
+  close(fd);
+  ck_assert_int_eq(unlinkat(top, "probe", 0), 0);
+  return ok;
+}
+
+static void set_xattr(int top, const char *rel, const char *name,
+                      const char *value) {
+  int fd = openat(top, rel, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fsetxattr(fd, name, value, strlen(value), 0), 0);
+  close(fd);
+}
+
+static const sst_scan_file *find_entry(const sst_scan *s, const char *key) {
+  for (size_t i = 0; i < sst_scan_count(s); i++) {
+    const sst_scan_file *f = sst_scan_get(s, i);
+    if (f->key_len == strlen(key) && memcmp(f->key, key, f->key_len) == 0)
+      return f;
+  }
+  ck_abort_msg("no entry '%s' in the scan", key);
+  return NULL;
+}
+
+static void find_in_table(const sst_reader *r, const char *key, sst_entry *e) {
+  ck_assert_msg(sst_reader_find(r, key, strlen(key), e) == 0, "no key '%s'",
+                key);
+  ck_assert_msg(e->flags & SST_FLAG_META, "key '%s' has no metadata", key);
+}
+
+START_TEST(metadata_tree) {
+  char dir[512];
+  int top = make_top(dir, sizeof dir);
+  int xattrs = user_xattrs_work(top);
+  PUT(top, "a/f", "shared content");
+  ck_assert_int_eq(fchmodat(top, "a/f", 04750, 0), 0);
+  ck_assert_int_eq(linkat(top, "a/f", top, "a/x", 0), 0);
+  ck_assert_int_eq(linkat(top, "a/f", top, "z", 0), 0);
+  PUT(top, "c2", "second group");
+  ck_assert_int_eq(linkat(top, "c2", top, "c1", 0), 0);
+  PUT(top, "outside", "one name in the tree");
+  char elsewhere[600];
+  snprintf(elsewhere, sizeof elsewhere, "%s.other", dir);
+  ck_assert_int_eq(linkat(top, "outside", AT_FDCWD, elsewhere, 0), 0);
+  ck_assert_int_eq(mkdirat(top, "empty", 0700), 0);
+  ck_assert_int_eq(symlinkat("a/f", top, "s"), 0);
+  ck_assert_int_eq(symlinkat("nowhere", top, "dang"), 0);
+  ck_assert_int_eq(mkfifoat(top, "fifo", 0644), 0);
+  if (xattrs) {
+    set_xattr(top, "c2", "user.b", "2");
+    set_xattr(top, "c2", "user.a", "one");
+    set_xattr(top, "empty", "user.d", "dir");
+  }
+  set_mtime(top, "a/f", 1600000000, 123456789);
+  set_mtime(top, "s", 1500000000, 5);
+  set_mtime(top, "empty", 1400000000, 999999999);
+  watch w = {0};
+  sst_scan_options o = watched(&w, 0);
+  o.metadata = 1;
+  sst_scan *s;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), 0);
+  ck_assert_int_eq(w.n, 1); /* the FIFO, and only it */
+  ck_assert_int_eq(w.kind[0], SST_SCAN_SPECIAL);
+  ck_assert_str_eq(w.what[0], "FIFO");
+  ck_assert_str_eq(w.msg[0], "is a FIFO: a table holds only regular files, "
+                             "directories and symlinks");
+  static const char *const keys[] = {"/",       "a/", "a/f",  "a/x",
+                                     "c1",      "c2", "dang", "empty/",
+                                     "outside", "s",  "z"};
+  ck_assert_uint_eq(sst_scan_count(s), 11);
+  for (size_t i = 0; i < 11; i++) {
+    const sst_scan_file *f = sst_scan_get(s, i);
+    ck_assert_uint_eq(f->key_len, strlen(keys[i]));
+    ck_assert(memcmp(f->key, keys[i], f->key_len) == 0);
+  }
+  ck_assert_str_eq(find_entry(s, "/")->path, "");
+  ck_assert_str_eq(find_entry(s, "empty/")->path, "empty");
+  ck_assert_uint_eq(find_entry(s, "a/")->type, SST_TYPE_DIR);
+  ck_assert_uint_eq(find_entry(s, "s")->type, SST_TYPE_SYMLINK);
+  ck_assert_uint_eq(find_entry(s, "z")->type, SST_TYPE_FILE);
+  /* Groups numbered in key order of their first names; a file whose
+   * other name is outside the tree is not in a group. */
+  ck_assert_uint_eq(find_entry(s, "a/f")->link_id, 1);
+  ck_assert_uint_eq(find_entry(s, "a/x")->link_id, 1);
+  ck_assert_uint_eq(find_entry(s, "z")->link_id, 1);
+  ck_assert_uint_eq(find_entry(s, "z")->nlink, 3);
+  ck_assert_uint_eq(find_entry(s, "c1")->link_id, 2);
+  ck_assert_uint_eq(find_entry(s, "c2")->nlink, 2);
+  ck_assert_uint_eq(find_entry(s, "outside")->link_id, 0);
+  ck_assert_uint_eq(find_entry(s, "outside")->nlink, 1);
+  /* Each group's content counts once; symlinks count their targets. */
+  ck_assert_uint_eq(sst_scan_bytes(s), 14 + 12 + 20 + 3 + 7);
+
+  const char *table = tu_path("meta.sst");
+  sst_writer *wr = new_writer(table);
+  ck_assert_int_eq(sst_scan_write_all(s, wr), 0);
+  finish(wr);
+  ck_assert_int_eq(w.n, 1);
+  ck_assert_uint_eq(w.last_write.bytes, sst_scan_bytes(s));
+  sst_scan_free(s);
+
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(table, NULL, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_verify(r, NULL), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.key_count, 11);
+  ck_assert(info.features & SST_FEATURE_META);
+  struct stat st;
+  sst_entry e, e2;
+  /* The top directory and an empty one. */
+  find_in_table(r, "/", &e);
+  ck_assert_uint_eq(e.meta.type, SST_TYPE_DIR);
+  ck_assert_uint_eq(e.value_len, 0);
+  ck_assert_int_eq(fstat(top, &st), 0);
+  ck_assert_uint_eq(e.meta.mode, st.st_mode & 07777);
+  find_in_table(r, "empty/", &e);
+  ck_assert_uint_eq(e.meta.type, SST_TYPE_DIR);
+  ck_assert_uint_eq(e.meta.mode, 0700);
+  ck_assert_int_eq(e.meta.mtime_sec, 1400000000);
+  ck_assert_uint_eq(e.meta.mtime_nsec, 999999999);
+  /* A file: mode with setuid, owner, time to the nanosecond. */
+  find_in_table(r, "a/f", &e);
+  ck_assert_uint_eq(e.meta.type, SST_TYPE_FILE);
+  ck_assert_uint_eq(e.meta.mode, 04750);
+  ck_assert_uint_eq(e.meta.uid, getuid());
+  ck_assert_uint_eq(e.meta.gid, getgid());
+  ck_assert_int_eq(e.meta.mtime_sec, 1600000000);
+  ck_assert_uint_eq(e.meta.mtime_nsec, 123456789);
+  ck_assert_uint_eq(e.meta.nlink, 3);
+  ck_assert_uint_eq(e.meta.link_id, 1);
+  /* Its other names share its value. */
+  find_in_table(r, "z", &e2);
+  ck_assert_uint_eq(e2.meta.link_id, 1);
+  ck_assert_uint_eq(e2.meta.nlink, 3);
+  ck_assert_uint_eq(e2.meta.mode, 04750);
+  ck_assert_uint_eq(e2.value_offset, e.value_offset);
+  ck_assert_uint_eq(e2.value_len, 14);
+  const uint8_t *v;
+  ck_assert_int_eq(sst_reader_value(r, &e2, &v), 0);
+  ck_assert(memcmp(v, "shared content", 14) == 0);
+  find_in_table(r, "c1", &e);
+  find_in_table(r, "c2", &e2);
+  ck_assert_uint_eq(e.meta.link_id, 2);
+  ck_assert_uint_eq(e2.value_offset, e.value_offset);
+  ck_assert_uint_eq(info.value_region >= 14 + 12 + 20 + 3 + 7, 1);
+  find_in_table(r, "outside", &e);
+  ck_assert_uint_eq(e.meta.link_id, 0);
+  ck_assert_uint_eq(e.meta.nlink, 1);
+  /* Symlinks: the target as the value, never followed. */
+  find_in_table(r, "s", &e);
+  ck_assert_uint_eq(e.meta.type, SST_TYPE_SYMLINK);
+  ck_assert_int_eq(sst_reader_value(r, &e, &v), 0);
+  ck_assert(e.value_len == 3 && memcmp(v, "a/f", 3) == 0);
+  ck_assert_int_eq(e.meta.mtime_sec, 1500000000);
+  ck_assert_uint_eq(e.meta.mtime_nsec, 5);
+  ck_assert_uint_eq(e.meta.xattr_len, 0);
+  find_in_table(r, "dang", &e);
+  ck_assert_int_eq(sst_reader_value(r, &e, &v), 0);
+  ck_assert(e.value_len == 7 && memcmp(v, "nowhere", 7) == 0);
+  /* Extended attributes, sorted by name, on a file and a directory. */
+  if (xattrs) {
+    uint8_t buf[256];
+    sst_xattr x;
+    size_t pos = 0;
+    find_in_table(r, "c1", &e); /* a link: the group's attributes */
+    ck_assert_uint_gt(e.meta.xattr_len, 0);
+    ck_assert_uint_le(e.meta.xattr_len, sizeof buf);
+    ck_assert_int_eq(sst_reader_xattrs(r, &e, buf), 0);
+    ck_assert_int_eq(sst_xattrs_next(buf, e.meta.xattr_len, &pos, &x), 1);
+    ck_assert(x.name_len == 6 && memcmp(x.name, "user.a", 6) == 0);
+    ck_assert(x.value_len == 3 && memcmp(x.value, "one", 3) == 0);
+    ck_assert_int_eq(sst_xattrs_next(buf, e.meta.xattr_len, &pos, &x), 1);
+    ck_assert(x.name_len == 6 && memcmp(x.name, "user.b", 6) == 0);
+    ck_assert_int_eq(sst_xattrs_next(buf, e.meta.xattr_len, &pos, &x), 0);
+    find_in_table(r, "empty/", &e);
+    pos = 0;
+    ck_assert_int_eq(sst_reader_xattrs(r, &e, buf), 0);
+    ck_assert_int_eq(sst_xattrs_next(buf, e.meta.xattr_len, &pos, &x), 1);
+    ck_assert(x.name_len == 6 && memcmp(x.name, "user.d", 6) == 0);
+  } else {
+    fprintf(stderr,
+            "metadata_tree: no user.* xattrs on %s: that part "
+            "SKIPPED\n",
+            dir);
+  }
+  sst_reader_close(r);
+  unlink(table);
+  unlink(elsewhere);
+  remove_top(top, dir);
+}
+END_TEST
+
+/* Without the option the same tree gives the plain table of version 1. */
+START_TEST(metadata_off_is_plain) {
+  char dir[512];
+  int top = make_top(dir, sizeof dir);
+  PUT(top, "a/f", "x");
+  ck_assert_int_eq(linkat(top, "a/f", top, "b", 0), 0);
+  ck_assert_int_eq(mkdirat(top, "empty", 0755), 0);
+  ck_assert_int_eq(symlinkat("a/f", top, "s"), 0);
+  watch w = {0};
+  sst_scan_options o = watched(&w, 0);
+  sst_scan *s;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), 0);
+  ck_assert_int_eq(w.n, 1);
+  ck_assert_str_eq(w.what[0], "symlink");
+  ck_assert_uint_eq(sst_scan_count(s), 2);
+  ck_assert_uint_eq(sst_scan_get(s, 1)->type, SST_TYPE_FILE);
+  ck_assert_uint_eq(sst_scan_get(s, 1)->link_id, 0);
+  const char *table = tu_path("plain.sst");
+  sst_writer *wr = new_writer(table);
+  ck_assert_int_eq(sst_scan_write_all(s, wr), 0);
+  finish(wr);
+  check_table_is_scan(table, s, top);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(table, NULL, &r, NULL), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert(!(info.features & SST_FEATURE_META));
+  sst_entry e;
+  ck_assert_int_eq(sst_reader_find(r, "b", 1, &e), 0);
+  ck_assert_uint_eq(e.flags, 0);
+  sst_reader_close(r);
+  sst_scan_free(s);
+  unlink(table);
+  remove_top(top, dir);
+}
+END_TEST
+
+/* A directory's entry and a file can give one key: a and a/%= are both
+ * "a/". */
+START_TEST(metadata_dir_key_duplicate) {
+  char dir[512];
+  int top = make_top(dir, sizeof dir);
+  PUT(top, "a/%=", "a file whose key is a/");
+  watch w = {0};
+  sst_scan_options o = watched(&w, 0);
+  o.metadata = 1;
+  sst_scan *s = NULL;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), SST_EDUPKEY);
+  ck_assert_ptr_null(s);
+  ck_assert_int_eq(w.n, 1);
+  ck_assert_int_eq(w.kind[0], SST_SCAN_DUPLICATE);
+  ck_assert_str_eq(w.path[0], "a");
+  ck_assert_str_eq(w.other[0], "a/%=");
+  ck_assert_str_eq(w.msg[0], "gives the same key 'a/'");
+  remove_top(top, dir);
+}
+END_TEST
+
+/* The "%+" directories of a long name are not directories of the table;
+ * in flat mode no directory is. */
+START_TEST(metadata_pieces_and_flat) {
+  char dir[512];
+  int top = make_top(dir, sizeof dir);
+  char ell[301], long_path[512];
+  memset(ell, 'L', 300);
+  ell[300] = '\0';
+  snprintf(long_path, sizeof long_path, "%%+%.84s/%%=%.216s", ell, ell);
+  PUT(top, long_path, "long");
+  ck_assert_int_eq(symlinkat("target", top, "s"), 0);
+  sst_scan_options o;
+  sst_scan_options_init(&o);
+  o.metadata = 1;
+  sst_scan *s;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), 0);
+  ck_assert_uint_eq(sst_scan_count(s), 3); /* "/", the long name, "s" */
+  ck_assert_str_eq((const char *)sst_scan_get(s, 0)->path, "");
+  ck_assert_uint_eq(sst_scan_get(s, 1)->key_len, 300);
+  ck_assert_uint_eq(sst_scan_get(s, 1)->type, SST_TYPE_FILE);
+  sst_scan_free(s);
+  o.path_flags = SST_PATH_FLAT;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), 0);
+  ck_assert_uint_eq(sst_scan_count(s), 2); /* no "/" */
+  ck_assert_uint_eq(sst_scan_get(s, 1)->type, SST_TYPE_SYMLINK);
+  sst_scan_free(s);
+  remove_top(top, dir);
+}
+END_TEST
+
+/* A name of a hard-link group replaced by another file between the scan
+ * and the write is reported, skippable; the group's value stays. */
+START_TEST(metadata_link_replaced) {
+  char dir[512];
+  int top = make_top(dir, sizeof dir);
+  PUT(top, "a", "linked");
+  ck_assert_int_eq(linkat(top, "a", top, "b", 0), 0);
+  watch w = {0};
+  sst_scan_options o = watched(&w, 0);
+  o.metadata = 1;
+  sst_scan *s;
+  ck_assert_int_eq(sst_scan_tree(top, &o, &s), 0);
+  ck_assert_uint_eq(sst_scan_count(s), 3);
+  ck_assert_int_eq(unlinkat(top, "b", 0), 0);
+  PUT(top, "b", "linked"); /* same size, another inode */
+  const char *table = tu_path("replaced.sst");
+  sst_writer *wr = new_writer(table);
+  ck_assert_int_eq(sst_scan_write_all(s, wr), 0);
+  finish(wr);
+  ck_assert_int_eq(w.n, 1);
+  ck_assert_int_eq(w.kind[0], SST_SCAN_CHANGED);
+  ck_assert_int_eq(w.can_skip[0], 1);
+  ck_assert_str_eq(w.path[0], "b");
+  ck_assert_str_eq(w.msg[0],
+                   "is no longer a hard link of a, as it was when scanned");
+  sst_scan_free(s);
+  unlink(table);
+  remove_top(top, dir);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("treewrite");
   TCase *tc = tcase_create("treewrite");
@@ -800,6 +1129,11 @@ int main(void) {
   tcase_add_test(tc, file_rewritten_while_read);
   tcase_add_test(tc, file_changed_since_scan);
   tcase_add_test(tc, merged_with_other_keys);
+  tcase_add_test(tc, metadata_tree);
+  tcase_add_test(tc, metadata_off_is_plain);
+  tcase_add_test(tc, metadata_dir_key_duplicate);
+  tcase_add_test(tc, metadata_pieces_and_flat);
+  tcase_add_test(tc, metadata_link_replaced);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
