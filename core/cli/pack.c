@@ -60,7 +60,12 @@ static int pack_problem(void *ctx, const sst_scan_problem *pr) {
     put_path(p->dir, pr->path, len);
     fputs(" and ", stderr);
     put_path(p->dir, pr->other, strlen(pr->other));
-    fprintf(stderr, " give the same key '%s'\n", shown);
+    fprintf(stderr, " give the same key '%s'%s\n", shown,
+            !p->no_metadata && pr->key_len > 0 &&
+                    pr->key[pr->key_len - 1] == '/'
+                ? " (a directory's entry and a file's key; with "
+                  "--no-metadata directories get no entries)"
+                : "");
     return 0; /* every pair is told; the scan then fails */
   }
   if (pr->kind == SST_SCAN_BADNAME && pr->code == SST_EINVAL &&
