@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# test_pack.sh — end-to-end tests of sst pack and sst unpack.
+# test_pack.sh — end-to-end tests of sst pack and sst unpack of plain
+# key/value tables: names, escapes, depth, errors. Every pack here is
+# --no-metadata, the table sst pack wrote before tables held metadata;
+# test_pack_meta.sh tests the tree with its metadata, pack's default.
 #
 # Usage: bash tests/test_pack.sh path/to/sst
 #
@@ -56,13 +59,13 @@ done
 run "$SST" --help
 check "sst --help lists pack and unpack" eval \
   'status_is 0 && out_has "    pack " && out_has "    unpack "'
-run "$SST" pack onlyone
+run "$SST" pack --no-metadata onlyone
 check "pack with one argument exits 2" eval 'status_is 2 && err_has Usage'
 run "$SST" unpack a b c
 check "unpack with three arguments exits 2" status_is 2
-run "$SST" pack --frobnicate a b
+run "$SST" pack --no-metadata --frobnicate a b
 check "pack: unknown option exits 2" eval 'status_is 2 && err_has "--frobnicate"'
-run "$SST" pack --block-keys 0 a b
+run "$SST" pack --no-metadata --block-keys 0 a b
 check "pack: bad --block-keys exits 2" status_is 2
 
 # ---- a tree with awkward names -------------------------------------------
@@ -87,7 +90,7 @@ printf 'a-x' >src/sub/a-x
 mkdir -p src/sub/a
 printf 'under a' >src/sub/a/b
 
-run "$SST" pack src t1.sstable
+run "$SST" pack --no-metadata src t1.sstable
 check "pack an awkward tree" eval \
   'status_is 0 && [ -f t1.sstable ] && err_has "15 files packed" && err_has "-> t1.sstable"'
 check "pack leaves no temporary file" eval \
@@ -123,7 +126,7 @@ rmdir src/sub/empty-dir
 run diff -r src out1
 check "... and equals it once that is gone" status_is 0
 
-run "$SST" pack out1 t2.sstable
+run "$SST" pack --no-metadata out1 t2.sstable
 check "pack the unpacked tree: a byte-identical table" eval \
   'status_is 0 && same t1.sstable t2.sstable'
 
@@ -137,21 +140,21 @@ umask "$umask_was"
 check "unpack modes: directories 0755, files 0644 under umask 022" eval \
   '[ "$(stat -c %a modes/sub)" = 755 ] && [ "$(stat -c %a modes/sub/a/b)" = 644 ]'
 
-run "$SST" pack -q src quiet.sstable
+run "$SST" pack --no-metadata -q src quiet.sstable
 check "pack -q prints nothing" eval 'status_is 0 && err_empty && same quiet.sstable t1.sstable'
 run "$SST" unpack -q t1.sstable quiet
 check "unpack -q prints nothing" eval 'status_is 0 && err_empty'
 
-run "$SST" pack --block-keys 4 --no-filter src opts.sstable
+run "$SST" pack --no-metadata --block-keys 4 --no-filter src opts.sstable
 run "$SST" info opts.sstable
 check "pack --block-keys and --no-filter" eval \
   'out_has "index interval: 4 keys per block" && out_has "filter: none"'
 
 mkdir inside
 printf '1' >inside/one
-"$SST" pack -q inside inside/self.sstable 2>err
+"$SST" pack --no-metadata -q inside inside/self.sstable 2>err
 cp inside/self.sstable self1.sstable
-run "$SST" pack inside inside/self.sstable
+run "$SST" pack --no-metadata inside inside/self.sstable
 check "a table inside DIR is left out of it" eval \
   'status_is 0 && err_has "1 file packed" && same inside/self.sstable self1.sstable'
 
@@ -194,7 +197,7 @@ check "a 300-byte component is cut into a %+ directory" expect_file \
 check "a path longer than PATH_MAX is written" eval \
   '[ "$(find escout -name end -type f | wc -l)" -eq 1 ]'
 
-run "$SST" pack escout esc2.sstable
+run "$SST" pack --no-metadata escout esc2.sstable
 check "pack escaped names back" status_is 0
 "$SST" dump --escape esc.sstable >esc.dump 2>err
 "$SST" dump --escape esc2.sstable >esc2.dump 2>>err
@@ -216,7 +219,7 @@ run "$SST" build --escape -o rand.sstable rand.records
 check "build a table of random binary keys" status_is 0
 run "$SST" unpack rand.sstable randout
 check "unpack random binary keys" status_is 0
-run "$SST" pack randout rand2.sstable
+run "$SST" pack --no-metadata randout rand2.sstable
 "$SST" dump --escape rand.sstable >rand.dump 2>err
 "$SST" dump --escape rand2.sstable >rand2.dump 2>>err
 check "random binary keys: unpack | pack keeps every key and value" eval \
@@ -235,7 +238,7 @@ awk 'BEGIN {
 run "$SST" build -o deep.sstable deep.records
 (
   ulimit -n 64
-  "$SST" unpack deep.sstable deepout && "$SST" pack deepout deep2.sstable
+  "$SST" unpack deep.sstable deepout && "$SST" pack --no-metadata deepout deep2.sstable
 ) >out 2>err
 rc=$?
 check "1500 levels deep with 64 descriptors: unpack | pack is identical" eval \
@@ -255,7 +258,7 @@ mkdir longtree
   done
   printf 'bottom' >leaf
 )
-run "$SST" pack longtree long.sstable
+run "$SST" pack --no-metadata longtree long.sstable
 check "a tree 300 levels deep, paths past PATH_MAX, packs" eval \
   'status_is 0 && err_has "3 files packed"'
 "$SST" scan --keys-only long.sstable >keys 2>err
@@ -290,7 +293,7 @@ chain_listing longtree >long.list
 chain_listing longout >longout.list
 check "... into the same tree (names and contents, level by level)" eval \
   'same long.list longout.list && [ "$(grep -c "^dir " long.list)" -eq 300 ]'
-run "$SST" pack longout long2.sstable
+run "$SST" pack --no-metadata longout long2.sstable
 check "... which packs into a byte-identical table" eval \
   'status_is 0 && same long.sstable long2.sstable'
 
@@ -301,14 +304,14 @@ run "$SST" build -o flat.sstable flat.csv
 run "$SST" unpack --flat flat.sstable flatout
 check "unpack --flat puts every key at the top" eval \
   'status_is 0 && [ "$(files_of flatout | tr "\n" " ")" = "%=users%2F1 %=users%2F2 logs " ]'
-run "$SST" pack --flat flatout flat2.sstable
+run "$SST" pack --no-metadata --flat flatout flat2.sstable
 check "pack --flat of it: a byte-identical table" eval \
   'status_is 0 && same flat.sstable flat2.sstable'
-run "$SST" pack --flat src flatbad.sstable
+run "$SST" pack --no-metadata --flat src flatbad.sstable
 check "pack --flat of a nested tree fails" eval \
   'status_is 1 && err_has "--flat" && [ ! -e flatbad.sstable ]'
 run "$SST" unpack --flat esc.sstable escflat
-run "$SST" pack --flat escflat escflat.sstable
+run "$SST" pack --no-metadata --flat escflat escflat.sstable
 check "escaped keys round-trip flat too" eval \
   'status_is 0 && same escflat.sstable esc.sstable'
 
@@ -319,18 +322,18 @@ printf 'real' >special/d/file
 ln -s file special/d/link
 ln -s /etc special/etc
 mkfifo special/fifo
-run "$SST" pack special sp.sstable
+run "$SST" pack --no-metadata special sp.sstable
 check "symlinks and FIFOs are skipped, with a message" eval \
   'status_is 0 && err_has "sst pack: skipping symlink special/d/link" &&
    err_has "skipping symlink special/etc" && err_has "skipping FIFO special/fifo" &&
    err_has "1 file packed, 3 entries skipped"'
 run "$SST" scan --keys-only sp.sstable
 check "only the regular file is packed" out_is "d/file"
-run "$SST" pack --strict special strict.sstable
+run "$SST" pack --no-metadata --strict special strict.sstable
 check "pack --strict refuses a symlink or FIFO" eval \
   'status_is 1 && err_has "(--strict)" && [ ! -e strict.sstable ] &&
    [ -z "$(ls | grep strict.sstable)" ]'
-run "$SST" pack -q special spq.sstable
+run "$SST" pack --no-metadata -q special spq.sstable
 check "pack -q still reports skipped entries" eval \
   'status_is 0 && err_has "skipping FIFO" && ! err_has "packed"'
 
@@ -354,7 +357,7 @@ if command -v flock >/dev/null 2>&1; then
     flock -n tmps/out.sstable.tmp.12345678 true 2>/dev/null || break
     sleep 0.05
   done
-  run "$SST" pack -q src tmps/out.sstable
+  run "$SST" pack --no-metadata -q src tmps/out.sstable
   check "a write of TABLE removes a stale TABLE.tmp.XXXXXXXX" eval \
     'status_is 0 && [ -f tmps/out.sstable ] &&
      [ ! -e tmps/out.sstable.tmp.0badf00d ]'
@@ -378,14 +381,14 @@ fi
 
 # ---- errors --------------------------------------------------------------
 
-run "$SST" pack missing-dir nope.sstable
+run "$SST" pack --no-metadata missing-dir nope.sstable
 check "pack of a missing directory" eval \
   'status_is 1 && err_has "sst pack: missing-dir: No such file or directory" &&
    [ ! -e nope.sstable ]'
-run "$SST" pack esc.records nope.sstable
+run "$SST" pack --no-metadata esc.records nope.sstable
 check "pack of a file, not a directory" eval \
   'status_is 1 && err_has "Not a directory" && [ ! -e nope.sstable ]'
-run "$SST" pack src src
+run "$SST" pack --no-metadata src src
 check "pack onto a directory is refused" eval 'status_is 1 && err_has "is a directory"'
 
 mkdir -p dup/a
@@ -393,7 +396,7 @@ printf '1' >dup/%!a
 printf '2' >dup/a/b
 printf '3' >dup/c
 printf '4' >dup/%=c
-run "$SST" pack dup dup.sstable
+run "$SST" pack --no-metadata dup dup.sstable
 check "two names with one key: both named, no table" eval \
   'status_is 1 && err_has "dup/%=c and dup/c give the same key '\''c'\''" &&
    [ ! -e dup.sstable ] && [ -z "$(ls | grep dup.sstable)" ]'
@@ -413,7 +416,7 @@ for ((i = 0; i < 100; i++)); do
   [ "$(stat -c %s growing/log)" -gt 33554432 ] && break
   sleep 0.05
 done
-run "$SST" pack growing grow.sstable
+run "$SST" pack --no-metadata growing grow.sstable
 kill "$appender"
 wait "$appender" 2>/dev/null
 check "a file that grows while it is packed fails the pack" eval \
@@ -421,19 +424,19 @@ check "a file that grows while it is packed fails the pack" eval \
    grep -qE "^sst pack: growing/log: (changed since it was scanned \(from [0-9]+ bytes to [0-9]+\)|grew while it was read \(from [0-9]+ bytes\)|changed while it was read)$" err'
 
 cp t1.sstable keep.sstable
-run "$SST" pack missing-dir keep.sstable
+run "$SST" pack --no-metadata missing-dir keep.sstable
 check "a failed pack keeps the old table" eval 'status_is 1 && same keep.sstable t1.sstable'
 
 if [ "$(id -u)" -ne 0 ]; then
   mkdir -p unreadable/d
   printf 'secret' >unreadable/f
   chmod 000 unreadable/f
-  run "$SST" pack unreadable u.sstable
+  run "$SST" pack --no-metadata unreadable u.sstable
   check "an unreadable file fails the pack" eval \
     'status_is 1 && err_has "unreadable/f: Permission denied" && [ ! -e u.sstable ]'
   chmod 644 unreadable/f
   chmod 000 unreadable/d
-  run "$SST" pack unreadable u.sstable
+  run "$SST" pack --no-metadata unreadable u.sstable
   check "an unreadable directory fails the pack" eval \
     'status_is 1 && err_has "unreadable/d: Permission denied" && [ ! -e u.sstable ]'
   chmod 755 unreadable/d
@@ -468,7 +471,7 @@ check "unpack of a damaged value names its key" eval \
    [ -f dmgout/aaa ] && [ ! -e dmgout/bbb ]'
 
 mkdir emptytree
-run "$SST" pack emptytree e.sstable
+run "$SST" pack --no-metadata emptytree e.sstable
 run "$SST" info e.sstable
 check "an empty directory packs to an empty table" eval 'status_is 0 && out_has "keys: 0"'
 run "$SST" unpack e.sstable eout
