@@ -46,7 +46,7 @@ check "--version" ok_and_out_is "sst (sstfs) 0.1.0 (table format 2)"
 run "$SST" --help
 check "--help" eval 'status_is 0 && out_has SYNOPSIS && out_has verify'
 
-for cmd in build get scan dump info verify; do
+for cmd in build get scan dump ls info verify; do
   run "$SST" "$cmd" --help
   check "$cmd --help" eval \
     'status_is 0 && out_has SYNOPSIS && out_has "EXIT STATUS" && out_has EXAMPLES'
@@ -329,7 +329,8 @@ check "info" eval 'status_is 0 &&
   out_has "tombstones: 0" && out_has "key bytes: 17" &&
   out_has "value bytes: 21" && out_has "key blocks: 1" &&
   out_has "index interval: 64 keys per block" && out_has "index bytes: " &&
-  out_has "bits per key"'
+  out_has "bits per key" && out_has "metadata: no (plain keys and values)" &&
+  out_has "value region: " && out_has "key region: "'
 run "$SST" build --block-keys 10 --no-filter -o blocks.sstable big.csv
 run "$SST" info blocks.sstable
 check "--block-keys and --no-filter" eval 'status_is 0 &&
