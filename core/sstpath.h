@@ -164,8 +164,9 @@ typedef int (*sst_scan_problem_fn)(void *ctx, const sst_scan_problem *p);
 
 typedef struct sst_scan_progress {
   int writing;          /* 0 while scanning, 1 while writing */
-  uint64_t files;       /* scanning: regular files found so far; writing:
-                           files written (or skipped) so far */
+  uint64_t files;       /* scanning: regular files (with metadata, all
+                           entries) found so far; writing: those written
+                           (or skipped) so far */
   uint64_t bytes;       /* their sizes as found; bytes written so far */
   uint64_t total_files; /* writing: what the scan found; 0 while scanning */
   uint64_t total_bytes;
