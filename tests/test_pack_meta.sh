@@ -156,6 +156,29 @@ run "$SST" pack tree t2.sstable
 check "pack the unpacked tree: a byte-identical table" eval \
   'status_is 0 && cmp -s t.sstable t2.sstable'
 
+# As another user: owners are not set, and a read-only directory still
+# gets its files (its mode is set once they are in).
+if [ "$root" -eq 1 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
+  mkdir -p rosrc/ro
+  printf 'inside' >rosrc/ro/file
+  chmod 0444 rosrc/ro/file
+  chmod 0555 rosrc/ro
+  "$SST" pack -q rosrc ro.sstable 2>/dev/null
+  chmod 0755 "$WORK"
+  chmod 0644 ro.sstable
+  mkdir asuser
+  chown nobody asuser
+  run setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" \
+    --clear-groups -- "$SST" unpack ro.sstable asuser/tree
+  check "as a user: files go into a read-only directory, owned by the user" eval \
+    'status_is 0 && ! err_has warning && [ "$(stat -c %a asuser/tree/ro)" = 555 ] &&
+     [ "$(cat asuser/tree/ro/file)" = inside ] &&
+     [ "$(stat -c %U asuser/tree/ro/file)" = nobody ]'
+else
+  skip "as a user: files go into a read-only directory, owned by the user" \
+    "needs root, setpriv and the user nobody"
+fi
+
 # ---- sst ls ----------------------------------------------------------------
 
 run "$SST" ls t.sstable
