@@ -179,6 +179,26 @@ else
     "needs root, setpriv and the user nobody"
 fi
 
+# A tree 1500 levels deep with 64 descriptors: every level a directory
+# entry, whose metadata unpack sets on the way back up.
+awk 'BEGIN {
+    for (k = 1500; k > 0; k -= 299) {
+      line = ""
+      for (i = 0; i < k; i++) line = line "ab/"
+      print line "zz,level " k
+    }
+  }' >deep.records
+"$SST" build -o deep.sstable deep.records 2>/dev/null
+(
+  ulimit -n 64
+  "$SST" unpack -q deep.sstable deep1 && "$SST" pack -q deep1 deep1.sstable &&
+    "$SST" unpack -q deep1.sstable deep2 && "$SST" pack -q deep2 deep2.sstable
+) >out 2>err
+rc=$?
+check "1500 levels deep with 64 descriptors: pack, unpack, pack is identical" eval \
+  'status_is 0 && cmp -s deep1.sstable deep2.sstable &&
+   [ "$("$SST" ls deep2.sstable | grep -c "^d")" -eq 1501 ]'
+
 # ---- sst ls ----------------------------------------------------------------
 
 run "$SST" ls t.sstable
