@@ -174,8 +174,28 @@ if [ "$root" -eq 1 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>
     'status_is 0 && ! err_has warning && [ "$(stat -c %a asuser/tree/ro)" = 555 ] &&
      [ "$(cat asuser/tree/ro/file)" = inside ] &&
      [ "$(stat -c %U asuser/tree/ro/file)" = nobody ]'
+  # What the system refuses a user is a warning per path, not silence.
+  printf 'x' >rosrc/trusted
+  trusted=0
+  setfattr -n trusted.sst -v 1 rosrc/trusted 2>/dev/null && trusted=1
+  "$SST" pack -q rosrc warn.sstable 2>/dev/null
+  chmod 0644 warn.sstable
+  run setpriv --reuid="$(id -u nobody)" --regid="$(id -g nobody)" \
+    --clear-groups -- "$SST" unpack --same-owner warn.sstable asuser/warn
+  check "as a user, --same-owner: a warning for each owner refused" eval \
+    'status_is 0 &&
+     err_has "sst unpack: warning: asuser/warn/ro/file: cannot set owner 0:0: Operation not permitted" &&
+     err_has "warnings, "'
+  if [ "$trusted" -eq 1 ]; then
+    check "... and for each extended attribute refused" \
+      err_has "sst unpack: warning: asuser/warn/trusted: cannot set extended attribute trusted.sst: Operation not permitted"
+  else
+    skip "... and for each extended attribute refused" "no trusted.* attributes here"
+  fi
 else
   skip "as a user: files go into a read-only directory, owned by the user" \
+    "needs root, setpriv and the user nobody"
+  skip "as a user, --same-owner: a warning for each owner refused" \
     "needs root, setpriv and the user nobody"
 fi
 
