@@ -89,8 +89,11 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   f->props_off = sst_get_u64(in + 104);
   /* A feature this reader does not know (such as a codec) is a table
    * from a newer writer, not damage: the footer's checksum was good. */
-  if ((f->features & ~SST_FEATURE_META) != 0)
+  if ((f->features & ~(SST_FEATURE_META | SST_FEATURE_XATTRS)) != 0)
     return SST_EVERSION;
+  if ((f->features & (SST_FEATURE_META | SST_FEATURE_XATTRS)) ==
+      SST_FEATURE_XATTRS)
+    return SST_ECORRUPT; /* attributes without metadata */
   return 0;
 }
 

@@ -406,7 +406,8 @@ typedef struct sst_info {
                             metadata dictionary, index, footer */
 } sst_info;
 
-#define SST_FEATURE_META 1u /* some entries carry file metadata */
+#define SST_FEATURE_META 1u   /* some entries carry file metadata */
+#define SST_FEATURE_XATTRS 2u /* some entries carry extended attributes */
 
 void sst_reader_info(const sst_reader *r, sst_info *out);
 const char *sst_reader_path(const sst_reader *r);

@@ -21,7 +21,7 @@ typedef struct verify_state {
   uint64_t entries, tombstones, key_bytes, value_bytes;
   uint64_t data_pos, filter_pos;
   uint64_t block_pos; /* version 2: where the next key block must start */
-  int v1, meta_seen;
+  int v1, meta_seen, xattrs_seen;
   uint64_t *hashes;
   size_t hash_count, hash_cap;
 } verify_state;
@@ -67,8 +67,11 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   if (!shared && e.value_offset != s->data_pos)
     return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
                    "value not where the layout puts it");
-  if (e.flags & SST_FLAG_META)
+  if (e.flags & SST_FLAG_META) {
     s->meta_seen = 1;
+    if (e.meta.xattr_len)
+      s->xattrs_seen = 1;
+  }
   e.key = s->key;
   if (sst_reader_value_check(s->r, &e))
     return bad_key(s, s->key, be->key_len, e.value_offset, SST_ECHECKSUM,
@@ -223,6 +226,10 @@ int sst_reader_verify(const sst_reader *r, sst_error *err) {
   else if (s.meta_seen != ((r->f.features & SST_FEATURE_META) != 0))
     rc = sst_error_set(err, SST_ECORRUPT,
                        "%s: footer's metadata flag does not match the table",
+                       r->path);
+  else if (s.xattrs_seen != ((r->f.features & SST_FEATURE_XATTRS) != 0))
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: footer's xattrs flag does not match the table",
                        r->path);
 done:
   free(s.key);

@@ -443,6 +443,8 @@ static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
     v.xattr_len = m->xattr_len;
     v.xattrs = w->xattr_buf;
     w->features |= SST_FEATURE_META;
+    if (m->xattr_len)
+      w->features |= SST_FEATURE_XATTRS;
   }
   w->has_meta = 0;
   uint8_t small[SST_VALUE_REF_MAX + 256];

@@ -709,7 +709,7 @@ static void check_meta_table(const char *path, const uint8_t *xattrs,
   sst_info info;
   sst_reader_info(r, &info);
   ck_assert_uint_eq(info.format_version, 2);
-  ck_assert_uint_eq(info.features, SST_FEATURE_META);
+  ck_assert_uint_eq(info.features, SST_FEATURE_META | SST_FEATURE_XATTRS);
   ck_assert_uint_eq(info.key_count, MANY_ATTRS + 8);
   ck_assert_uint_eq(info.value_region + info.key_region + 16, info.file_size);
 
