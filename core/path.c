@@ -247,6 +247,13 @@ struct sst_tree {
   pthread_mutex_t pool_lock;
   struct op *pool[OP_POOL_MAX];
   size_t npool;
+  sst_node root; /* with the root directory's entry when there is one */
+  /* Hard-link groups returned so far: pairs of group key + 1 (0: an empty
+   * slot) and the position of one name, open addressing, at most half
+   * full. */
+  pthread_mutex_t link_lock;
+  uint64_t *links;
+  size_t link_cap, link_n; /* slots, slots used */
 };
 
 /* Inode numbers: a file is its entry's position times two; a directory is
@@ -260,6 +267,136 @@ static uint64_t file_ino(uint64_t pos) { return pos << 1; }
 
 static uint64_t dir_ino(uint64_t pos, size_t prefix_len) {
   return 1 | ((uint64_t)prefix_len << 1) | (pos << POS_SHIFT);
+}
+
+/* A hard-link group is even with the top bit set (file inodes stay below
+ * 2^47), the group's key in between: its link_id times the number of
+ * tables plus its table's index. A link_id too large for that (only a
+ * crafted table has one) leaves each name its own inode. */
+#define LINK_BIT (1ull << 63)
+
+static int link_key(const sst_tree *t, const sst_entry *e, uint64_t *key) {
+  uint64_t id = e->meta.link_id;
+  if (!(e->flags & SST_FLAG_META) || e->meta.type != SST_TYPE_FILE || id == 0 ||
+      id >= (LINK_BIT >> 2) / t->n)
+    return 0;
+  *key = id * t->n + e->source;
+  return 1;
+}
+
+static size_t link_slot(uint64_t key, size_t cap) {
+  return (size_t)(((key + 1) * 0x9E3779B97F4A7C15ull) >> 17) & (cap - 1);
+}
+
+/* Records pos as a name of link group key, unless the group has one. */
+static int link_remember(sst_tree *t, uint64_t key, uint64_t pos) {
+  int rc = 0;
+  pthread_mutex_lock(&t->link_lock);
+  if (2 * (t->link_n + 1) > t->link_cap) {
+    size_t cap = t->link_cap ? 2 * t->link_cap : 64;
+    uint64_t *links = calloc(cap, 2 * sizeof *links);
+    if (links == NULL) {
+      rc = ENOMEM;
+      goto done;
+    }
+    for (size_t i = 0; i < t->link_cap; i++) {
+      if (t->links[2 * i] == 0)
+        continue;
+      size_t j = link_slot(t->links[2 * i] - 1, cap);
+      while (links[2 * j] != 0)
+        j = (j + 1) & (cap - 1);
+      links[2 * j] = t->links[2 * i];
+      links[2 * j + 1] = t->links[2 * i + 1];
+    }
+    free(t->links);
+    t->links = links;
+    t->link_cap = cap;
+  }
+  size_t j = link_slot(key, t->link_cap);
+  while (t->links[2 * j] != 0 && t->links[2 * j] != key + 1)
+    j = (j + 1) & (t->link_cap - 1);
+  if (t->links[2 * j] == 0) {
+    t->links[2 * j] = key + 1;
+    t->links[2 * j + 1] = pos;
+    t->link_n++;
+  }
+done:
+  pthread_mutex_unlock(&t->link_lock);
+  return rc;
+}
+
+/* The position of a name of link group key: 0 or SST_ENOTFOUND. */
+static int link_find(sst_tree *t, uint64_t key, uint64_t *pos) {
+  int rc = SST_ENOTFOUND;
+  pthread_mutex_lock(&t->link_lock);
+  if (t->link_cap > 0) {
+    size_t j = link_slot(key, t->link_cap);
+    for (; t->links[2 * j] != 0; j = (j + 1) & (t->link_cap - 1))
+      if (t->links[2 * j] == key + 1) {
+        *pos = t->links[2 * j + 1];
+        rc = 0;
+        break;
+      }
+  }
+  pthread_mutex_unlock(&t->link_lock);
+  return rc;
+}
+
+/* The position of the entry behind a file or link inode. */
+static int file_pos(sst_tree *t, uint64_t ino, uint64_t *pos) {
+  if (ino & LINK_BIT)
+    return link_find(t, (ino & ~LINK_BIT) >> 1, pos);
+  *pos = ino >> 1;
+  return 0;
+}
+
+/* Whether e (whose key is key[0..len)) is a directory's entry: a META
+ * entry of type DIR whose key ends in '/'. In flat mode there are none. */
+static int is_dir_entry(const sst_tree *t, const sst_entry *e,
+                        const uint8_t *key, size_t len) {
+  return !t->flat && (e->flags & SST_FLAG_META) &&
+         e->meta.type == SST_TYPE_DIR && len > 0 && key[len - 1] == '/';
+}
+
+/* Whether e is the entry of the directory whose key prefix has length
+ * plen (the prefix "/" is the directory "%=", which cannot have one: "/"
+ * is the root's). */
+static int is_entry_of(const sst_tree *t, const sst_entry *e, size_t plen) {
+  return plen > 1 && e->key_len == plen &&
+         is_dir_entry(t, e, e->key, e->key_len);
+}
+
+/* Whether e is the root directory's entry, "/". */
+static int is_root_entry(const sst_tree *t, const sst_entry *e) {
+  return e->key_len == 1 && is_dir_entry(t, e, e->key, e->key_len);
+}
+
+static void dir_entry_into(const sst_entry *e, sst_node *node) {
+  node->entry = *e;
+  node->entry.key = NULL;
+}
+
+/* Finds the root directory's entry, when a table has metadata. */
+static int find_root(sst_tree *t) {
+  t->root.ino = SST_TREE_ROOT;
+  t->root.is_dir = 1;
+  t->root.type = SST_TYPE_DIR;
+  int meta = 0;
+  for (size_t i = 0; i < t->n; i++) {
+    sst_info info;
+    sst_reader_info(t->readers[i], &info);
+    meta |= (info.features & SST_FEATURE_META) != 0;
+  }
+  if (!meta || t->flat)
+    return 0;
+  sst_entry e;
+  int rc = sst_stack_find(t->readers, t->n, "/", 1, &e);
+  if (rc == SST_ENOTFOUND)
+    return 0;
+  if (rc == 0 && !(e.flags & SST_FLAG_TOMBSTONE) &&
+      is_dir_entry(t, &e, (const uint8_t *)"/", 1))
+    dir_entry_into(&e, &t->root);
+  return rc;
 }
 
 int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out) {
@@ -285,6 +422,12 @@ int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
   t->n = n;
   t->flat = (flags & SST_PATH_FLAT) != 0;
   pthread_mutex_init(&t->pool_lock, NULL);
+  pthread_mutex_init(&t->link_lock, NULL);
+  int rc = find_root(t);
+  if (rc) {
+    sst_tree_close(t);
+    return rc;
+  }
   *out = t;
   return 0;
 }
@@ -367,6 +510,8 @@ void sst_tree_close(sst_tree *t) {
     free(t->pool[i]);
   }
   pthread_mutex_destroy(&t->pool_lock);
+  pthread_mutex_destroy(&t->link_lock);
+  free(t->links);
   free(t->readers);
   free(t);
 }
@@ -461,8 +606,21 @@ static int analyze(op *o, const uint8_t *key, size_t key_len, int conflict,
   return 0;
 }
 
-/* The inode of the directory whose key prefix is key[0..len): the position
- * of the first key under it. */
+/* A directory's node; its entry when e, the first key under its prefix
+ * of length len, is that entry. */
+static void dir_node_at(const sst_tree *t, const sst_entry *e, size_t len,
+                        sst_node *node) {
+  memset(node, 0, sizeof *node);
+  node->is_dir = 1;
+  node->type = SST_TYPE_DIR;
+  node->ino = dir_ino(e->position, len);
+  if (is_entry_of(t, e, len))
+    dir_entry_into(e, node);
+}
+
+/* The node of the directory whose key prefix is key[0..len): its inode
+ * holds the position of the first key under it (its entry, if it has
+ * one). */
 static int dir_node(op *o, const uint8_t *key, size_t len, sst_node *node) {
   memcpy(o->scratch, key, len);
   int rc = sst_iter_prefix(o->probe, o->scratch, len);
@@ -470,17 +628,28 @@ static int dir_node(op *o, const uint8_t *key, size_t len, sst_node *node) {
     return rc;
   if (!sst_iter_valid(o->probe))
     return iter_error(o->probe);
-  memset(node, 0, sizeof *node);
-  node->is_dir = 1;
-  node->ino = dir_ino(sst_iter_entry(o->probe)->position, len);
+  dir_node_at(o->t, sst_iter_entry(o->probe), len, node);
   return 0;
 }
 
-static void file_node(const sst_entry *e, sst_node *node) {
+/* The node of a file or symlink entry; every name of a hard-link group
+ * gets the group's inode. */
+static int file_node(sst_tree *t, const sst_entry *e, sst_node *node) {
   memset(node, 0, sizeof *node);
   node->entry = *e;
   node->entry.key = NULL;
+  node->type = (e->flags & SST_FLAG_META) && e->meta.type == SST_TYPE_SYMLINK
+                   ? SST_TYPE_SYMLINK
+                   : SST_TYPE_FILE;
   node->ino = file_ino(e->position);
+  uint64_t key;
+  if (link_key(t, e, &key)) {
+    int rc = link_remember(t, key, e->position);
+    if (rc)
+      return rc;
+    node->ino = LINK_BIT | key << 1;
+  }
+  return 0;
 }
 
 /* A piece directory is listed at the first key that leads into it: is
@@ -523,25 +692,27 @@ static int piece_seen_before(op *o, const child *ch, const uint8_t *key,
 int sst_tree_stat(sst_tree *t, uint64_t ino, sst_node *out) {
   memset(out, 0, sizeof *out);
   if (ino == SST_TREE_ROOT) {
-    out->ino = ino;
-    out->is_dir = 1;
+    *out = t->root;
     return 0;
   }
+  uint64_t pos = 0;
+  int rc = (ino & 1) ? 0 : file_pos(t, ino, &pos);
+  if (rc)
+    return rc;
   op *o = op_get(t);
   if (o == NULL)
     return ENOMEM;
-  int rc = 0;
   if (ino & 1) {
-    rc = load_dir(o, ino);
-    if (rc == 0) {
+    /* load_dir leaves o->it at the first key under the directory. */
+    if ((rc = load_dir(o, ino)) == 0) {
+      dir_node_at(t, sst_iter_entry(o->it), o->prefix_len, out);
       out->ino = ino;
-      out->is_dir = 1;
     }
-  } else if ((rc = sst_iter_seek_position(o->it, ino >> 1)) == 0) {
+  } else if ((rc = sst_iter_seek_position(o->it, pos)) == 0) {
     if (!sst_iter_valid(o->it))
       rc = iter_error(o->it);
     else
-      file_node(sst_iter_entry(o->it), out);
+      rc = file_node(t, sst_iter_entry(o->it), out);
   }
   op_put(o);
   return rc;
@@ -553,10 +724,14 @@ int sst_tree_describe(sst_tree *t, uint64_t ino, char *buf, size_t cap) {
   buf[0] = '\0';
   if (ino & 1)
     return SST_EINVAL; /* a directory */
+  uint64_t pos;
+  int rc = file_pos(t, ino, &pos);
+  if (rc)
+    return rc;
   op *o = op_get(t);
   if (o == NULL)
     return ENOMEM;
-  int rc = sst_iter_seek_position(o->it, ino >> 1);
+  rc = sst_iter_seek_position(o->it, pos);
   if (rc == 0 && !sst_iter_valid(o->it))
     rc = iter_error(o->it);
   if (rc == 0) {
@@ -634,7 +809,8 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
      * table's filter skipping it when it cannot hold K; the directory
      * question needs an ordered seek in every table. */
     irc = sst_stack_find(t->readers, t->n, o->key, klen, &file);
-    if (irc == 0 && !(file.flags & SST_FLAG_TOMBSTONE))
+    if (irc == 0 && !(file.flags & SST_FLAG_TOMBSTONE) &&
+        !is_dir_entry(t, &file, o->key, klen))
       have_file = 1;
     else if (irc != 0 && irc != SST_ENOTFOUND) {
       rc = irc;
@@ -655,7 +831,7 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
     if (sst_iter_valid(o->it) && sst_iter_entry(o->it)->key_len == klen &&
         memcmp(sst_iter_entry(o->it)->key, o->key, klen) == 0) {
       file = *sst_iter_entry(o->it);
-      have_file = 1;
+      have_file = !is_dir_entry(t, &file, o->key, klen);
       if ((irc = sst_iter_next(o->it)) != 0) {
         rc = irc;
         goto done;
@@ -674,6 +850,17 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
       }
     }
   }
+  if (d != NULL && klen == 0 && is_root_entry(t, d)) {
+    /* The root's entry "/" does not make a directory "%=": a key after
+     * it under "/" does. */
+    if ((irc = sst_iter_next(o->it)) != 0) {
+      rc = irc;
+      goto done;
+    }
+    d = sst_iter_valid(o->it) && sst_iter_entry(o->it)->key[0] == '/'
+            ? sst_iter_entry(o->it)
+            : NULL;
+  }
   if (sst_iter_status(o->it)) {
     rc = sst_iter_status(o->it);
     goto done;
@@ -683,7 +870,7 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
     if ((rc = analyze(o, o->key, klen, d != NULL, &ch)) != 0)
       goto done;
     if (ch.in_dir && !ch.is_dir && strcmp(ch.name, name) == 0) {
-      file_node(&file, out);
+      rc = file_node(t, &file, out);
       goto done;
     }
   }
@@ -694,9 +881,7 @@ int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name,
       goto done;
     rc = SST_ENOTFOUND;
     if (ch.in_dir && ch.is_dir && !ch.is_piece && strcmp(ch.name, name) == 0) {
-      memset(out, 0, sizeof *out);
-      out->is_dir = 1;
-      out->ino = dir_ino(d->position, klen + 1);
+      dir_node_at(t, d, klen + 1, out);
       rc = 0;
     }
   }
@@ -735,6 +920,13 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
         memcmp(e->key, o->prefix, o->prefix_len) != 0)
       break;
     keys_read++;
+    if (is_entry_of(t, e, o->prefix_len) ||
+        (o->prefix_len == 0 && is_root_entry(t, e))) {
+      /* The directory's own entry (or the root's) is not a child. */
+      if ((rc = sst_iter_next(o->it)) != 0)
+        goto done;
+      continue;
+    }
     size_t klen = e->key_len;
     sst_entry here = *e;
     memcpy(o->key, e->key, klen);
@@ -777,7 +969,8 @@ int sst_tree_list(sst_tree *t, uint64_t dir, uint64_t cookie, sst_tree_fn fn,
       if (seen)
         continue;
     } else {
-      file_node(&here, &node);
+      if ((rc = file_node(t, &here, &node)) != 0)
+        goto done;
     }
     if (fn(ctx, ch.name, &node, cookie_here(o->it)))
       break;

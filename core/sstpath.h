@@ -54,15 +54,34 @@ typedef struct sst_tree sst_tree;
 
 #define SST_TREE_ROOT 1u /* inode number of the root directory */
 
+/* A file, directory or symlink of the tree. Tables with file metadata
+ * (format version 2, docs/FORMAT.md) give nodes their stored type and
+ * metadata: a META entry of type DIR whose key is a directory's key
+ * prefix ("a/b/"; the root's is "/") is that directory's entry (it makes
+ * the directory exist even when nothing else lies under it, and is not
+ * listed as a child); a META entry of type SYMLINK is a symlink whose
+ * value is its target. In flat mode keys are files only: directory
+ * entries then show as files. Entries without metadata are as in
+ * version 1: files, and directories implied by key prefixes. */
 typedef struct sst_node {
   uint64_t ino;
-  int is_dir;
-  sst_entry entry; /* for a file; entry.key is not set */
+  int is_dir;      /* type == SST_TYPE_DIR */
+  unsigned type;   /* SST_TYPE_FILE, SST_TYPE_DIR or SST_TYPE_SYMLINK */
+  sst_entry entry; /* a file's or symlink's entry; a directory's own entry
+                      when it has one (then entry.flags has SST_FLAG_META),
+                      else all zero. entry.key is not set. */
 } sst_node;
 
 /* Opens a tree view of r (which must outlive it). Inode numbers come from
  * positions in the table, so nothing is held per key or per directory.
- * Errors: ENOMEM, EFBIG (table larger than 64 TiB). Thread safe. */
+ * The one exception is hard links: every name of a hard-link group
+ * (entries with one link_id) has the group's inode number, and the tree
+ * remembers, for each group that lookup or list has returned, the
+ * position of one of its names, so that stat can find it again: 32 bytes
+ * at most per group seen, in one table that doubles as it fills, kept
+ * until close. Tables without hard links cost nothing.
+ * Errors: ENOMEM, EFBIG (table larger than 64 TiB), or an error reading
+ * the root directory's entry. Thread safe. */
 int sst_tree_open(const sst_reader *r, unsigned flags, sst_tree **out);
 
 /* A tree view of n tables stacked, readers[n - 1] on top: a key's entry in
@@ -79,7 +98,8 @@ void sst_tree_close(sst_tree *t);
 int sst_tree_lookup(sst_tree *t, uint64_t dir, const char *name, sst_node *out);
 
 /* The node of an inode number from lookup or list. SST_ENOTFOUND if it
- * names nothing. */
+ * names nothing (or a hard-link group that lookup and list never
+ * returned). */
 int sst_tree_stat(sst_tree *t, uint64_t ino, sst_node *out);
 
 /* Names the file at ino for a message: "TABLE: key 'KEY'", with the table
