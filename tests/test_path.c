@@ -16,8 +16,8 @@ static char path_buf[SST_PATH_MAX + 1];
 static const char *encode(const char *key, size_t len, unsigned flags,
                           int also_dir) {
   size_t n;
-  ck_assert_int_eq(sst_path_from_key((const uint8_t *)key, len, flags,
-                                     also_dir, path_buf, &n),
+  ck_assert_int_eq(sst_path_from_key((const uint8_t *)key, len, flags, also_dir,
+                                     path_buf, &n),
                    0);
   ck_assert_uint_eq(n, strlen(path_buf));
   return path_buf;
@@ -87,7 +87,7 @@ static void check_valid_path(const char *p) {
 START_TEST(random_round_trip) {
   tu_rng rng;
   tu_rng_seed(&rng, 17);
-  static const uint8_t alpha[] = {'a', 'b', '/', '%', '.', '=', '+',
+  static const uint8_t alpha[] = {'a', 'b', '/', '%',  '.', '=', '+',
                                   '!', 0,   1,   0xff, 'F', '2'};
   uint8_t key[SST_KEY_MAX], back[SST_KEY_MAX];
   for (int trial = 0; trial < 20000; trial++) {
@@ -169,9 +169,8 @@ static const char *write_keys(keyset *ks) {
     if (i > 0 && key_cmp(ks->k[j], ks->k[order[i - 1]], ks->len[j],
                          ks->len[order[i - 1]]) == 0)
       continue;
-    ck_assert_int_eq(sst_writer_add(w, ks->k[j], ks->len[j], ks->k[j],
-                                    ks->len[j]),
-                     0);
+    ck_assert_int_eq(
+        sst_writer_add(w, ks->k[j], ks->len[j], ks->k[j], ks->len[j]), 0);
     out++;
   }
   ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
@@ -279,15 +278,16 @@ static void check_tree(keyset *ks, unsigned flags) {
             memcmp(ks->k[i], e->key, e->key_len) == 0)
           also_dir = 1;
     size_t n;
-    ck_assert_int_eq(sst_path_from_key(e->key, e->key_len, flags, also_dir,
-                                       path_buf, &n),
-                     0);
+    ck_assert_int_eq(
+        sst_path_from_key(e->key, e->key_len, flags, also_dir, path_buf, &n),
+        0);
     want[nwant++] = strdup(path_buf);
     /* and each path leads back to the key through lookups */
     uint64_t dir = SST_TREE_ROOT;
     char *save, *copy = strdup(path_buf);
     sst_node node = {0};
-    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+    for (char *c = strtok_r(copy, "/", &save); c;
+         c = strtok_r(NULL, "/", &save)) {
       ck_assert_msg(sst_tree_lookup(t, dir, c, &node) == 0, "lookup %s in %s",
                     c, path_buf);
       dir = node.ino;
@@ -329,21 +329,21 @@ static void free_keys(keyset *ks) {
 
 START_TEST(tree_of_awkward_keys) {
   keyset ks = {0};
-  const char *keys[] = {"a",      "a-b",   "a/x",  "a/y/z", "ab",  "b/",
-                        "/lead",  "c//d",  "c/./e", "c/../f", "%41", "%=x",
-                        "100%",   "a%2Fb", "d/e",  "d",     ".hidden"};
+  const char *keys[] = {"a",     "a-b",   "a/x",   "a/y/z",  "ab",     "b/",
+                        "/lead", "c//d",  "c/./e", "c/../f", "%41",    "%=x",
+                        "100%",  "a%2Fb", "d/e",   "d",      ".hidden"};
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
     add_key(&ks, keys[i], strlen(keys[i]));
   add_key(&ks, "nul\0byte", 8);
   char longk[700];
   memset(longk, 'L', sizeof longk);
-  add_key(&ks, longk, 300);             /* a long file */
-  add_key(&ks, longk, 84);              /* its first piece as a file */
-  add_key(&ks, longk, 200);             /* a clean name sharing the piece */
+  add_key(&ks, longk, 300); /* a long file */
+  add_key(&ks, longk, 84);  /* its first piece as a file */
+  add_key(&ks, longk, 200); /* a clean name sharing the piece */
   memcpy(longk + 300, "/child", 6);
-  add_key(&ks, longk, 306);             /* the long name as a directory */
+  add_key(&ks, longk, 306); /* the long name as a directory */
   longk[84] = 'M';
-  add_key(&ks, longk, 400);             /* same first piece, other name */
+  add_key(&ks, longk, 400); /* same first piece, other name */
   check_tree(&ks, 0);
   check_tree(&ks, SST_PATH_FLAT);
   free_keys(&ks);
@@ -433,8 +433,7 @@ START_TEST(tombstones_hidden) {
   ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "a", &n), 0);
   ck_assert(!n.is_dir);
   ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "c", &n), SST_ENOTFOUND);
-  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "%!a", &n),
-                   SST_ENOTFOUND);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "%!a", &n), SST_ENOTFOUND);
   ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "e", &n), 0);
   names[0] = '\0';
   ck_assert_int_eq(sst_tree_list(t, n.ino, 0, names_into, names), 0);
@@ -490,6 +489,211 @@ START_TEST(listing_skips_subtrees) {
 }
 END_TEST
 
+/* ---- tables with file metadata (format version 2) ---- */
+
+/* Adds key with metadata of the given type and mode (mtime: the mode, so
+ * that each entry's is its own). */
+static void add_meta(sst_writer *w, const char *key, unsigned type,
+                     uint32_t mode, const char *value) {
+  sst_meta m = {.type = type,
+                .mode = mode,
+                .uid = 1000 + mode,
+                .gid = 2000,
+                .mtime_sec = 1700000000 + mode,
+                .mtime_nsec = 123456789,
+                .nlink = 1};
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, key, strlen(key), value, strlen(value)),
+                   0);
+}
+
+/* The tree of a packed directory: root "/", a/ with a file, an empty
+ * directory e/, a symlink, two hard links in different directories, and
+ * one plain key without metadata. */
+static const char *write_meta_tree(void) {
+  const char *p = tu_path("meta");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.block_keys = 2; /* entries of one directory in several blocks */
+  o.no_sync = 1;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  /* Keys in order: "/" < "a/" < "a/f" < "a/h1" < "b/" < "b/h2" < ... */
+  add_meta(w, "/", SST_TYPE_DIR, 0700, "");
+  add_meta(w, "a/", SST_TYPE_DIR, 0751, "");
+  add_meta(w, "a/f", SST_TYPE_FILE, 04755, "F");
+  sst_meta m = {.type = SST_TYPE_FILE,
+                .mode = 0640,
+                .nlink = 2,
+                .link_id = 1,
+                .mtime_sec = 1};
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a/h1", 4, "shared", 6), 0);
+  uint64_t off, len;
+  uint32_t sum;
+  ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), 0);
+  add_meta(w, "b/", SST_TYPE_DIR, 0755, "");
+  ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+  ck_assert_int_eq(sst_writer_add_shared(w, "b/h2", 4, off, len, sum), 0);
+  add_meta(w, "e/", SST_TYPE_DIR, 0700, "");
+  add_meta(w, "l", SST_TYPE_SYMLINK, 0777, "a/f");
+  ck_assert_int_eq(sst_writer_set_meta(w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "p", 1, "plain", 5), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  return p;
+}
+
+static void names_of(sst_tree *t, uint64_t dir, char *out) {
+  out[0] = '\0';
+  ck_assert_int_eq(sst_tree_list(t, dir, 0, names_into, out), 0);
+}
+
+/* Directory entries make directories (an empty one too) and give them
+ * their metadata without being listed; symlinks are nodes of their own
+ * kind; hard links share an inode; a plain key stays a plain file. */
+START_TEST(tree_with_metadata) {
+  const char *p = write_meta_tree();
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_tree *t;
+  ck_assert_int_eq(sst_tree_open(r, 0, &t), 0);
+  char names[256];
+  names_of(t, SST_TREE_ROOT, names);
+  ck_assert_str_eq(names, "a b e l p "); /* no "%=" for the root's "/" */
+
+  sst_node n, m;
+  ck_assert_int_eq(sst_tree_stat(t, SST_TREE_ROOT, &n), 0);
+  ck_assert(n.is_dir && n.type == SST_TYPE_DIR);
+  ck_assert(n.entry.flags & SST_FLAG_META);
+  ck_assert_uint_eq(n.entry.meta.mode, 0700);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "%=", &n), SST_ENOTFOUND);
+
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "a", &n), 0);
+  ck_assert(n.is_dir && n.type == SST_TYPE_DIR);
+  ck_assert(n.entry.flags & SST_FLAG_META);
+  ck_assert_uint_eq(n.entry.meta.mode, 0751);
+  ck_assert_int_eq(sst_tree_stat(t, n.ino, &m), 0);
+  ck_assert(m.is_dir && (m.entry.flags & SST_FLAG_META));
+  ck_assert_uint_eq(m.entry.meta.mode, 0751);
+  ck_assert_int_eq(m.entry.meta.mtime_sec, 1700000000 + 0751);
+  names_of(t, n.ino, names);
+  ck_assert_str_eq(names, "f h1 "); /* its own entry is not "%=" */
+  ck_assert_int_eq(sst_tree_lookup(t, n.ino, "%=", &m), SST_ENOTFOUND);
+  uint64_t a = n.ino;
+
+  ck_assert_int_eq(sst_tree_lookup(t, a, "f", &n), 0);
+  ck_assert(!n.is_dir && n.type == SST_TYPE_FILE);
+  ck_assert_uint_eq(n.entry.meta.mode, 04755);
+
+  /* The empty directory exists, lists nothing, has its metadata. */
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "e", &n), 0);
+  ck_assert(n.is_dir && (n.entry.flags & SST_FLAG_META));
+  ck_assert_uint_eq(n.entry.meta.mode, 0700);
+  names_of(t, n.ino, names);
+  ck_assert_str_eq(names, "");
+  ck_assert_int_eq(sst_tree_stat(t, n.ino, &m), 0);
+  ck_assert(m.is_dir && m.entry.meta.mode == 0700);
+
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "l", &n), 0);
+  ck_assert(!n.is_dir && n.type == SST_TYPE_SYMLINK);
+  ck_assert_uint_eq(n.entry.value_len, 3);
+  ck_assert_int_eq(sst_tree_stat(t, n.ino, &m), 0);
+  ck_assert(m.type == SST_TYPE_SYMLINK);
+
+  /* Hard links: one inode, found again by stat, listed the same. */
+  sst_node h1, h2, b;
+  ck_assert_int_eq(sst_tree_lookup(t, a, "h1", &h1), 0);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "b", &b), 0);
+  ck_assert_int_eq(sst_tree_lookup(t, b.ino, "h2", &h2), 0);
+  ck_assert_uint_eq(h1.ino, h2.ino);
+  ck_assert_uint_eq(h1.entry.meta.nlink, 2);
+  ck_assert_uint_eq(h1.entry.value_offset, h2.entry.value_offset);
+  ck_assert_int_eq(sst_tree_stat(t, h1.ino, &m), 0);
+  ck_assert(m.type == SST_TYPE_FILE && m.entry.value_len == 6);
+  char what[256];
+  ck_assert_int_eq(sst_tree_describe(t, h1.ino, what, sizeof what), 0);
+  ck_assert_ptr_nonnull(strstr(what, "key 'a/h1'"));
+  ck_assert_int_eq(sst_tree_stat(t, h1.ino ^ 2, &m), SST_ENOTFOUND);
+
+  /* The plain key looks as in version 1. */
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "p", &n), 0);
+  ck_assert(!n.is_dir && n.type == SST_TYPE_FILE);
+  ck_assert(!(n.entry.flags & SST_FLAG_META));
+  ck_assert_uint_eq(n.ino % 2, 0);
+  ck_assert_uint_lt(n.ino, 1ull << 62);
+
+  /* The whole walk agrees with itself (listings, cookies, lookups). */
+  walk wk = {.t = t};
+  walk_dir(&wk, SST_TREE_ROOT, 0);
+  ck_assert_uint_eq(wk.n, 5); /* a/f a/h1 b/h2 l p */
+  for (size_t i = 0; i < wk.n; i++)
+    free(wk.paths[i]);
+  free(wk.paths);
+  sst_tree_close(t);
+
+  /* Flat mode: every key a file, directory entries included. */
+  ck_assert_int_eq(sst_tree_open(r, SST_PATH_FLAT, &t), 0);
+  ck_assert_int_eq(sst_tree_stat(t, SST_TREE_ROOT, &n), 0);
+  ck_assert(!(n.entry.flags & SST_FLAG_META));
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "%=a%2F", &n), 0);
+  ck_assert(!n.is_dir && n.type == SST_TYPE_FILE);
+  sst_tree_close(t);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
+/* In a stack the top table's directory entry wins, and its tombstone
+ * hides a lower one: an empty directory whose entry is deleted is gone. */
+START_TEST(stack_of_directory_entries) {
+  const char *lower = write_meta_tree();
+  char lower_path[4096];
+  snprintf(lower_path, sizeof lower_path, "%s", lower);
+  const char *upper = tu_path("upper");
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(upper, NULL, &w, NULL), 0);
+  add_meta(w, "/", SST_TYPE_DIR, 0711, "");
+  add_meta(w, "a/", SST_TYPE_DIR, 0700, "");
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "e/", 2), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r[2];
+  ck_assert_int_eq(sst_reader_open(lower_path, NULL, &r[0], NULL), 0);
+  ck_assert_int_eq(sst_reader_open(upper, NULL, &r[1], NULL), 0);
+  sst_tree *t;
+  ck_assert_int_eq(sst_tree_open_stack((const sst_reader *const *)r, 2, 0, &t),
+                   0);
+  char names[256];
+  names_of(t, SST_TREE_ROOT, names);
+  ck_assert_str_eq(names, "a b l p ");
+  sst_node n, m;
+  ck_assert_int_eq(sst_tree_stat(t, SST_TREE_ROOT, &n), 0);
+  ck_assert_uint_eq(n.entry.meta.mode, 0711);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "e", &n), SST_ENOTFOUND);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "a", &n), 0);
+  ck_assert_uint_eq(n.entry.meta.mode, 0700);
+  ck_assert_uint_eq(n.entry.source, 1);
+  ck_assert_int_eq(sst_tree_stat(t, n.ino, &m), 0);
+  ck_assert_uint_eq(m.entry.meta.mode, 0700);
+  names_of(t, n.ino, names);
+  ck_assert_str_eq(names, "f h1 ");
+  /* Hard links of the lower table still share an inode. */
+  sst_node h1, h2, b;
+  ck_assert_int_eq(sst_tree_lookup(t, n.ino, "h1", &h1), 0);
+  ck_assert_int_eq(sst_tree_lookup(t, SST_TREE_ROOT, "b", &b), 0);
+  ck_assert_int_eq(sst_tree_lookup(t, b.ino, "h2", &h2), 0);
+  ck_assert_uint_eq(h1.ino, h2.ino);
+  ck_assert_int_eq(sst_tree_stat(t, h2.ino, &m), 0);
+  ck_assert_uint_eq(m.entry.value_len, 6);
+  sst_tree_close(t);
+  sst_reader_close(r[0]);
+  sst_reader_close(r[1]);
+  unlink(lower_path);
+  unlink(upper);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("path");
   TCase *tc = tcase_create("path");
@@ -504,6 +708,8 @@ int main(void) {
   tcase_add_test(tc, tree_errors);
   tcase_add_test(tc, tombstones_hidden);
   tcase_add_test(tc, listing_skips_subtrees);
+  tcase_add_test(tc, tree_with_metadata);
+  tcase_add_test(tc, stack_of_directory_entries);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
