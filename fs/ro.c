@@ -20,6 +20,13 @@
 
 static sstfs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 
+/* Attributes. A node without metadata (every node of a table from
+ * `sst build`, a directory implied by its keys) is owned by -o uid/gid
+ * (default: who mounts), 0444 or 0555, with the table's mtime. A node
+ * with metadata shows what was stored: mode (setuid, setgid and sticky
+ * included), owner unless -o uid/gid say otherwise, mtime (also as atime
+ * and ctime), and a file's link count. -o umask applies to both, except
+ * to symlinks, whose mode means nothing. */
 static void fill_attr(const sstfs *fs, const sst_node *n, struct stat *st) {
   memset(st, 0, sizeof *st);
   st->st_ino = n->ino;
@@ -27,15 +34,34 @@ static void fill_attr(const sstfs *fs, const sst_node *n, struct stat *st) {
   st->st_gid = fs->conf.gid;
   st->st_atim = st->st_mtim = st->st_ctim = fs->mtime;
   st->st_blksize = 65536;
+  st->st_nlink = 1; /* directories: unknown, so tools do not guess
+                       subdirectories from it */
+  mode_t perm;
   if (n->is_dir) {
-    st->st_mode = S_IFDIR | (0555 & ~fs->conf.umask);
-    st->st_nlink = 1; /* unknown: tools then do not guess subdirectories */
+    st->st_mode = S_IFDIR;
+    perm = 0555;
   } else {
-    st->st_mode = S_IFREG | (0444 & ~fs->conf.umask);
-    st->st_nlink = 1;
+    st->st_mode = n->type == SST_TYPE_SYMLINK ? S_IFLNK : S_IFREG;
+    perm = 0444;
     st->st_size = (off_t)n->entry.value_len;
     st->st_blocks = (blkcnt_t)((n->entry.value_len + 511) / 512);
   }
+  if (n->entry.flags & SST_FLAG_META) {
+    const sst_meta *m = &n->entry.meta;
+    perm = m->mode & 07777;
+    if (!fs->conf.have_uid)
+      st->st_uid = m->uid;
+    if (!fs->conf.have_gid)
+      st->st_gid = m->gid;
+    st->st_mtim.tv_sec = (time_t)m->mtime_sec;
+    st->st_mtim.tv_nsec = (long)m->mtime_nsec;
+    st->st_atim = st->st_ctim = st->st_mtim;
+    if (!n->is_dir && m->nlink > 1)
+      st->st_nlink = m->nlink;
+  }
+  if (n->type != SST_TYPE_SYMLINK)
+    perm &= ~fs->conf.umask;
+  st->st_mode |= perm;
 }
 
 static void fill_entry(const sstfs *fs, const sst_node *n,
@@ -110,6 +136,15 @@ static void op_init(void *userdata, struct fuse_conn_info *conn) {
     conn->want |= FUSE_CAP_SPLICE_MOVE;
   if (conn->capable & FUSE_CAP_ASYNC_READ)
     conn->want |= FUSE_CAP_ASYNC_READ;
+  /* Symlink targets never change: the kernel may keep them. */
+  if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+    conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+  fs->xattrs = 0;
+  for (size_t i = 0; i < fs->n; i++) {
+    sst_info info;
+    sst_reader_info(fs->readers[i], &info);
+    fs->xattrs |= (info.features & SST_FEATURE_XATTRS) != 0;
+  }
   conn->max_readahead = 1u << 20;
   /* libfuse sizes requests (max_pages) from max_write: this lets reads
    * be 1 MiB, not 128 KiB, though nothing is ever written. */
@@ -230,6 +265,148 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }
 
+static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  sstfs *fs = fs_of(req);
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc == 0 && n.type != SST_TYPE_SYMLINK)
+    rc = EINVAL;
+  if (rc == 0 && n.entry.value_len >= PATH_MAX)
+    rc = ENAMETOOLONG; /* no symlink has such a target: a crafted table */
+  char target[PATH_MAX];
+  if (rc == 0) {
+    rc = sst_reader_value_pread(fs->readers[n.entry.source], &n.entry, target);
+    if (rc)
+      value_failed(fs, ino, &n.entry, rc);
+  }
+  if (rc) {
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  target[n.entry.value_len] = '\0';
+  fuse_reply_readlink(req, target);
+}
+
+/* Extended attributes. The encoded list of a node is read only here,
+ * never by lookup, getattr or a listing. A mount of tables none of whose
+ * entries has any answers ENOSYS, as it did before tables could hold
+ * them: the kernel then answers EOPNOTSUPP itself and stops asking, and
+ * `ls -l`, which asks for two attributes of every file, makes no round
+ * trip for them. */
+
+/* The node's encoded attributes in *buf (malloc'ed; NULL and *len 0 when
+ * it has none): 0 or an errno value. */
+static int read_xattrs(sstfs *fs, fuse_ino_t ino, uint8_t **buf, size_t *len) {
+  *buf = NULL;
+  *len = 0;
+  sst_node n;
+  int rc = sst_tree_stat(fs->tree, ino, &n);
+  if (rc)
+    return sstfs_errno(rc);
+  if (!(n.entry.flags & SST_FLAG_META) || n.entry.meta.xattr_len == 0)
+    return 0;
+  if (n.entry.meta.xattr_len > SST_XATTRS_MAX)
+    return EIO;
+  if ((*buf = malloc(n.entry.meta.xattr_len)) == NULL)
+    return ENOMEM;
+  rc = sst_reader_xattrs(fs->readers[n.entry.source], &n.entry, *buf);
+  if (rc) {
+    value_failed(fs, ino, &n.entry, rc);
+    free(*buf);
+    *buf = NULL;
+    return sstfs_errno(rc);
+  }
+  *len = n.entry.meta.xattr_len;
+  return 0;
+}
+
+/* Replies with data (len bytes) to a request for size bytes: its size
+ * when size is 0, ERANGE when it does not fit. */
+static void reply_sized(fuse_req_t req, const void *data, size_t len,
+                        size_t size) {
+  if (size == 0)
+    fuse_reply_xattr(req, len);
+  else if (size < len)
+    fuse_reply_err(req, ERANGE);
+  else
+    fuse_reply_buf(req, data, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+                        size_t size) {
+  sstfs *fs = fs_of(req);
+  if (!fs->xattrs) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  uint8_t *buf;
+  size_t len, pos = 0, name_len = strlen(name);
+  int rc = read_xattrs(fs, ino, &buf, &len);
+  if (rc == 0 && len == 0)
+    rc = ENODATA;
+  sst_xattr x;
+  while (rc == 0) {
+    int more = sst_xattrs_next(buf, len, &pos, &x);
+    if (more < 0) {
+      rc = EIO;
+      sstfs_log("%s: inode %llu: damaged extended attributes",
+                sst_reader_path(fs->readers[0]), (unsigned long long)ino);
+    } else if (more == 0) {
+      rc = ENODATA;
+    } else if (x.name_len == name_len && memcmp(x.name, name, name_len) == 0) {
+      reply_sized(req, x.value, x.value_len, size);
+      free(buf);
+      return;
+    }
+  }
+  free(buf);
+  fuse_reply_err(req, rc);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  sstfs *fs = fs_of(req);
+  if (!fs->xattrs) {
+    fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  uint8_t *buf;
+  size_t len;
+  int rc = read_xattrs(fs, ino, &buf, &len);
+  if (rc) {
+    fuse_reply_err(req, rc);
+    return;
+  }
+  /* The names, each followed by a NUL: fewer bytes than their encoding
+   * (which has a length before each name and a value after it). */
+  char *names = len ? malloc(len) : NULL;
+  size_t pos = 0, used = 0;
+  sst_xattr x;
+  int more = 0;
+  if (len && names == NULL) {
+    free(buf);
+    fuse_reply_err(req, ENOMEM);
+    return;
+  }
+  while (len && (more = sst_xattrs_next(buf, len, &pos, &x)) > 0) {
+    if (used + x.name_len + 1 > len) {
+      more = -1;
+      break;
+    }
+    memcpy(names + used, x.name, x.name_len);
+    used += x.name_len;
+    names[used++] = '\0';
+  }
+  if (more < 0) {
+    sstfs_log("%s: inode %llu: damaged extended attributes",
+              sst_reader_path(fs->readers[0]), (unsigned long long)ino);
+    fuse_reply_err(req, EIO);
+  } else {
+    reply_sized(req, names, used, size);
+  }
+  free(names);
+  free(buf);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
                        struct fuse_file_info *fi) {
   sstfs *fs = fs_of(req);
@@ -312,7 +489,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
     return;
   }
   int rc = 0;
-  sst_node self = {.ino = ino, .is_dir = 1};
+  sst_node self = {.ino = ino, .is_dir = 1, .type = SST_TYPE_DIR};
   if (off == 0 && dir_add(&d, ".", &self, 1))
     goto reply;
   if (off <= 1 && dir_add(&d, "..", &self, 2))
@@ -430,6 +607,9 @@ const struct fuse_lowlevel_ops sstfs_ops = {
     .getattr = op_getattr,
     .open = op_open,
     .read = op_read,
+    .readlink = op_readlink,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
     .opendir = op_opendir,
     .readdir = op_readdir,
     .readdirplus = op_readdirplus,

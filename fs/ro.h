@@ -44,6 +44,7 @@ typedef struct sstfs {
   config conf;
   struct timespec mtime;
   int no_open; /* opens answered ENOSYS: never sent again */
+  int xattrs;  /* some table's entries carry xattrs (SST_FEATURE_XATTRS) */
   uint64_t checked[CHECKED_SLOTS];
   uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
   uint64_t logged[LOGGED_SLOTS];
