@@ -4,8 +4,10 @@
  * beside OUT (OUT.stage/, or -o stagedir=DIR):
  *
  *   target      what the stage is for: OUT and the base table, if any
- *   tree/       the files written, as ordinary files under their names,
- *               with the modes and owners the mount shows
+ *   tree/       what was written, as real files, directories, symlinks
+ *               and hard links under their names, with the modes,
+ *               owners, times and user.* extended attributes the mount
+ *               shows and the table keeps
  *   whiteouts/  with --base: a regular file at P hides the base's P and
  *               everything under it
  *   tmp/        copies of base files in progress
@@ -22,8 +24,11 @@
  *
  * With --base TABLE the mount shows the base table's tree with the staged
  * changes over it (as overlayfs does): untouched base files are read from
- * the base table; a base file is copied into tree/ only when it is opened
- * for writing, truncated or renamed.
+ * the base table, and show the metadata stored with them; a base entry is
+ * copied into tree/ (with that metadata) only when it is opened for
+ * writing, truncated, renamed, linked to, or its metadata changes; a
+ * directory then without its children, which listings still take from
+ * the base.
  *
  * When the mount is unmounted, the union of tree/ and the base becomes OUT
  * through the library's writer (temporary file, fsync, rename), and the
@@ -122,13 +127,59 @@ int ov_base_node(stage *s, const char *path, sst_node *n);
 /* Records that the base's entry at relpath is gone. 0 or errno. */
 int ov_whiteout(stage *s, const char *relpath);
 
-/* Copies the base file at path into tree/ (before a change to it); the
- * base directory at path with every visible file under it. */
+/* Copies the base file at path into tree/ (before a change to it), with
+ * its metadata (a symbolic link as a link; the other names of a hard
+ * link, where the base shows them, as links to the copy); the base
+ * directory at path with every visible entry under it. The parent's times are
+ * kept: a copy changes nothing the mount shows. */
 int ov_copy_up(stage *s, const char *path, const sst_node *n);
 int ov_copy_up_dir(stage *s, const char *path, const sst_node *dir);
 
-/* The attributes shown for a base entry. */
-void ov_base_stat(stage *s, const sst_node *n, struct stat *st);
+/* Creates the directories above relpath that tree/ lacks, each with the
+ * owner, mode, extended attributes and mtime of the base directory it
+ * stands for (if the base has them). 0 or errno. */
+int ov_stage_parents(stage *s, const char *relpath);
+
+/* The mode bits tree/ keeps of a mode: all of them when the daemon runs as
+ * root (it reads what it stages whatever the mode), else the owner's
+ * access on top, so that the commit can read. */
+mode_t ov_kept_mode(stage *s, mode_t mode, int is_dir);
+
+/* The base's metadata for the node at path: a file's entry, or a
+ * directory's entry ("DIR/", "/" for the root). 0 with *e set (e->key is
+ * NULL), or ENOENT when the base holds none (a version 1 entry, or a
+ * directory only implied by its files' keys). */
+int ov_base_meta(stage *s, const char *path, const sst_node *n, sst_entry *e);
+
+/* The encoded extended attributes of a base entry with metadata, in
+ * *buf (malloc'ed, the caller frees it; NULL when there are none). 0, or
+ * EIO (logged) for damage, or ENOMEM. */
+int ov_base_xattrs(stage *s, const sst_entry *e, uint8_t **buf);
+
+/* Before a change to the metadata of the base entry at path: a file or
+ * symbolic link is copied up (ov_copy_up), a directory made in tree/
+ * with the base's metadata, without its children (the listing still
+ * shows them from the base). */
+int ov_copy_up_meta(stage *s, const char *path, const sst_node *n);
+
+/* Frees what the overlay learnt of the base's hard links (the names of
+ * each group, found at the first copy-up of one). */
+void ov_free_groups(void);
+
+/* Called, when set, with the mount's path ("/a/b") of each name of a
+ * base hard link that a copy-up linked to the copy, whose attributes
+ * have changed (stage_ops.c makes the kernel forget them). */
+extern void (*ov_linked_up)(const char *path);
+
+/* A new staging area over a base: the root of tree/ takes the base
+ * root's metadata (its "/" entry), if it has one. */
+int ov_init_root(stage *s);
+
+/* The attributes shown for a base entry at path: its stored metadata
+ * where it has some. Inode numbers are apart from tree/'s; the names of a
+ * base hard-link group share one. */
+void ov_base_stat(stage *s, const char *path, const sst_node *n,
+                  struct stat *st);
 
 /* A listing of the union at path: staged entries, then the visible base
  * entries; count says how many, and with fill each goes to filler. */
@@ -151,6 +202,10 @@ extern const struct fuse_operations stage_ops;
  * releasing them (stopped by a signal), leaving their markers. Call once
  * the session is gone. */
 void stage_ops_close_all(void);
+
+/* Frees the record of the names of staged hard links. Call once the
+ * session is gone. */
+void stage_ops_free_links(void);
 
 /* Writes OUT from tree/ and the base. 0, or an error code with err
  * saying why. Takes no lock: the caller keeps the area still. */

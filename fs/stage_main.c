@@ -38,10 +38,17 @@ static const char stage_usage[] =
     "    there becomes the new table OUT.sstable when the mount ends: OUT is\n"
     "    then either its old self or the complete new table, never partial.\n"
     "    Paths become keys by the same rules as the read-only mount\n"
-    "    (docs/PATHS.md). Only regular files and directories can be staged;\n"
-    "    symlinks, hard links, devices and xattrs fail with EPERM/ENOTSUP.\n"
-    "    Modes and owners are kept while staging, but the table keeps only\n"
-    "    keys and values: no modes, owners, times or empty directories.\n"
+    "    (docs/PATHS.md).\n"
+    "\n"
+    "    The table keeps the tree: regular files, directories (empty ones\n"
+    "    too), symlinks and hard links (their data once), each with its\n"
+    "    mode, owner, mtime in nanoseconds and user.* extended attributes.\n"
+    "    Devices, FIFOs and sockets fail with EPERM; extended attributes\n"
+    "    outside user.* with ENOTSUP. With --base, the base's entries show\n"
+    "    their stored metadata, and a change to it (chmod, chown, touch,\n"
+    "    setfattr) copies the entry into the staging area, so that it\n"
+    "    lands in the table; with -o delta such an entry is written whole,\n"
+    "    and a removed directory or symlink leaves tombstones.\n"
     "\n"
     "    File contents live in a staging area on disk (OUT.stage/ beside\n"
     "    OUT), not in memory.\n"
@@ -339,6 +346,11 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   }
   if (area_take(&S) != 0)
     goto out_area;
+  /* A new area over a base starts from the base root's metadata. */
+  if (S.created && (rc = ov_init_root(&S)) != 0) {
+    fprintf(stderr, "sstfs: %s/tree: %s\n", S.dir, strerror(rc));
+    goto out_area;
+  }
 
   /* The staging area names the mount, so --unmount can find it. The mount
    * enforces the modes and owners it shows (for -o allow_other). */
@@ -398,6 +410,8 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   fuse_destroy(fuse);
   fuse = NULL;
   stage_ops_close_all();
+  stage_ops_free_links();
+  ov_free_groups();
 
   static char err[5 * PATH_MAX + 512];
   if (sig != 0) {

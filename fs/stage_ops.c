@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "area.h"
@@ -24,13 +25,141 @@
 static pthread_rwlock_t stage_lock =
     PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
 
+/* The names of staged hard links. libfuse's path API gives the kernel an
+ * inode per name, each with its own cached attributes: a change made
+ * through one name (a write, chmod, another link) leaves the others'
+ * stale. So the names of each staged file with more than one link are
+ * noted as they are looked up or made, and a change to the file
+ * invalidates what the kernel holds for all of them. A name that has
+ * gone since costs an invalidation that finds nothing. */
+typedef struct link_names {
+  uint64_t ino; /* tree/'s inode number; 0: a free slot */
+  char **paths;
+  size_t n;
+} link_names;
+
+static pthread_mutex_t links_lock = PTHREAD_MUTEX_INITIALIZER;
+static link_names *links;
+static size_t links_n, links_cap;
+
+#define LINK_NAMES_MAX 64 /* names kept per file */
+
+static link_names *links_slot(link_names *v, size_t cap, uint64_t ino) {
+  size_t j = (size_t)(ino * 0x9E3779B97F4A7C15ull) % cap;
+  while (v[j].ino != 0 && v[j].ino != ino)
+    j = (j + 1) % cap;
+  return &v[j];
+}
+
+/* Notes that path names the staged file ino (which has several links). */
+static void links_note(uint64_t ino, const char *path) {
+  if (ino == 0)
+    return;
+  pthread_mutex_lock(&links_lock);
+  if (2 * (links_n + 1) > links_cap) {
+    size_t cap = links_cap ? 2 * links_cap : 64;
+    link_names *v = calloc(cap, sizeof *v);
+    if (v == NULL)
+      goto out;
+    for (size_t i = 0; i < links_cap; i++)
+      if (links[i].ino != 0)
+        *links_slot(v, cap, links[i].ino) = links[i];
+    free(links);
+    links = v;
+    links_cap = cap;
+  }
+  link_names *l = links_slot(links, links_cap, ino);
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp(l->paths[i], path) == 0)
+      goto out;
+  if (l->n == LINK_NAMES_MAX)
+    goto out;
+  char **paths = realloc(l->paths, (l->n + 1) * sizeof *paths);
+  char *copy = strdup(path);
+  if (paths == NULL || copy == NULL) {
+    free(copy);
+    if (paths != NULL)
+      l->paths = paths;
+    goto out;
+  }
+  if (l->ino == 0)
+    links_n++;
+  l->ino = ino;
+  l->paths = paths;
+  l->paths[l->n++] = copy;
+out:
+  pthread_mutex_unlock(&links_lock);
+}
+
+/* The file ino changed: the kernel forgets the attributes it holds for
+ * each of its names. */
+static void links_changed(uint64_t ino) {
+  char **paths = NULL;
+  size_t n = 0;
+  pthread_mutex_lock(&links_lock);
+  link_names *l = links_cap ? links_slot(links, links_cap, ino) : NULL;
+  if (l != NULL && l->ino == ino && (paths = malloc(l->n * sizeof *paths))) {
+    for (size_t i = 0; i < l->n; i++)
+      if ((paths[n] = strdup(l->paths[i])) != NULL)
+        n++;
+  }
+  pthread_mutex_unlock(&links_lock);
+  struct fuse_context *ctx = fuse_get_context();
+  for (size_t i = 0; i < n; i++) {
+    if (ctx != NULL && ctx->fuse != NULL)
+      fuse_invalidate_path(ctx->fuse, paths[i]);
+    free(paths[i]);
+  }
+  free(paths);
+}
+
+/* links_changed for the staged file at path if it has several links
+ * (st: its attributes, if known). */
+static void links_changed_at(const char *path, const struct stat *st) {
+  struct stat buf;
+  const char *name;
+  if (st == NULL) {
+    int dfd = ov_at(&S, path, &name);
+    if (fstatat(dfd, name, &buf, AT_SYMLINK_NOFOLLOW) != 0)
+      return;
+    st = &buf;
+  }
+  if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+    links_changed(st->st_ino);
+}
+
+/* A base name linked to a copy-up (ov_linked_up): noted, and what the
+ * kernel holds of it forgotten. */
+static void linked_up(const char *path) {
+  struct stat st;
+  if (fstatat(S.tree_fd, ov_rel(path), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    links_note(st.st_ino, path);
+  struct fuse_context *ctx = fuse_get_context();
+  if (ctx != NULL && ctx->fuse != NULL)
+    fuse_invalidate_path(ctx->fuse, path);
+}
+
+void stage_ops_free_links(void) {
+  for (size_t i = 0; i < links_cap; i++) {
+    for (size_t j = 0; j < links[i].n; j++)
+      free(links[i].paths[j]);
+    free(links[i].paths);
+  }
+  free(links);
+  links = NULL;
+  links_n = links_cap = 0;
+}
+
 static int st_getattr(const char *path, struct stat *st,
                       struct fuse_file_info *fi) {
   (void)fi;
   const char *name;
   int dfd = ov_at(&S, path, &name);
-  if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0)
+  if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISREG(st->st_mode) && st->st_nlink > 1)
+      links_note(st->st_ino, path);
     return 0;
+  }
   if (dfd != S.tree_fd)
     return -errno;
   if (errno != ENOENT)
@@ -39,7 +168,7 @@ static int st_getattr(const char *path, struct stat *st,
   int rc = ov_base_node(&S, path, &n);
   if (rc)
     return -rc;
-  ov_base_stat(&S, &n, st);
+  ov_base_stat(&S, path, &n, st);
   return 0;
 }
 
@@ -53,12 +182,8 @@ static int st_readdir(const char *path, void *buf, fuse_fill_dir_t filler,
   return -ov_list(&S, &l);
 }
 
-/* The mode bits the staging area keeps of a requested mode: all of them
- * when the daemon runs as root (it can read what it stages whatever the
- * mode), else the owner's access on top, so that the commit can read. */
 static mode_t kept_mode(mode_t mode, int is_dir) {
-  mode &= 07777;
-  return S.is_root ? mode : mode | (is_dir ? 0700 : 0600);
+  return ov_kept_mode(&S, mode, is_dir);
 }
 
 /* A new entry belongs to whoever asked for it: the request's uid, and its
@@ -66,7 +191,8 @@ static mode_t kept_mode(mode_t mode, int is_dir) {
  * group as on any Linux file system. The mode is set again after the
  * chown, which clears setuid and setgid bits. Only a daemon running as
  * root can give entries away; any other owns what it stages. fd is a new
- * file's descriptor, or -1 for a new directory, found by dfd and name. */
+ * file's descriptor, or -1 for a new directory or symbolic link (mode 0),
+ * found by dfd and name. */
 static int take_owner(int dfd, const char *name, int fd, mode_t mode) {
   if (!S.is_root)
     return 0;
@@ -93,12 +219,12 @@ static int take_owner(int dfd, const char *name, int fd, mode_t mode) {
     return errno;
   if (parent.st_mode & S_ISGID) {
     gid = parent.st_gid;
-    if (fd < 0) /* a new directory inherits the bit */
+    if (fd < 0 && mode != 0) /* a new directory inherits the bit */
       mode |= S_ISGID;
   }
   int rc = fd >= 0 ? fchown(fd, ctx->uid, gid)
                    : fchownat(dfd, name, ctx->uid, gid, AT_SYMLINK_NOFOLLOW);
-  if (rc == 0)
+  if (rc == 0 && (fd >= 0 || mode != 0))
     rc = fd >= 0 ? fchmod(fd, mode & 07777)
                  : fchmodat(dfd, name, mode & 07777, 0);
   return rc == 0 ? 0 : errno;
@@ -106,7 +232,7 @@ static int take_owner(int dfd, const char *name, int fd, mode_t mode) {
 
 static int st_mkdir(const char *path, mode_t mode) {
   const char *r = ov_rel(path);
-  int rc = ov_make_parents(S.tree_fd, r);
+  int rc = ov_stage_parents(&S, r);
   if (rc)
     return -rc;
   if (mkdirat(S.tree_fd, r, kept_mode(mode, 1)) != 0)
@@ -124,6 +250,7 @@ static int st_mkdir(const char *path, mode_t mode) {
 typedef struct handle {
   int fd; /* -1 for a base value */
   int marked;
+  int wrote; /* written through: at its close, tell the other names */
   const sst_reader *base;
   uint64_t offset, len;
   char mark[48];
@@ -228,7 +355,7 @@ static int open_staged(const char *path, int flags, mode_t mode,
    * with nothing staged under it yet. */
   if (fd < 0 && errno == ENOENT && (flags & O_CREAT) && dfd == S.tree_fd &&
       strchr(r, '/')) {
-    if ((rc = ov_make_parents(S.tree_fd, r)) != 0)
+    if ((rc = ov_stage_parents(&S, r)) != 0)
       return -rc;
     fd = open_created(dfd, r, flags, kept_mode(mode, 0), &created);
   }
@@ -241,6 +368,7 @@ static int open_staged(const char *path, int flags, mode_t mode,
   }
   h->fd = fd;
   h->marked = 0;
+  h->wrote = 0;
   if (created && (rc = take_owner(dfd, r, fd, mode)) != 0)
     goto fail;
   if ((flags & O_ACCMODE) != O_RDONLY && (rc = mark(h)) != 0)
@@ -288,6 +416,7 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
     return -ENOMEM;
   h->fd = -1;
   h->marked = 0;
+  h->wrote = 0;
   h->base = b;
   h->offset = n.entry.value_offset;
   h->len = n.entry.value_len;
@@ -322,6 +451,7 @@ static int st_write(const char *path, const char *buf, size_t size, off_t off,
   int rc = mark(h);
   if (rc)
     return -rc;
+  h->wrote = 1;
   ssize_t n = pwrite(h->fd, buf, size, off);
   return n < 0 ? -errno : (int)n;
 }
@@ -361,10 +491,12 @@ static int st_fsync(const char *path, int datasync, struct fuse_file_info *fi) {
  * program's close has returned, its file is no longer incomplete (a write
  * through another descriptor of the same open file marks it again). */
 static int st_flush(const char *path, struct fuse_file_info *fi) {
-  (void)path;
   handle *h = (handle *)(uintptr_t)fi->fh;
   if (h->fd >= 0)
     unmark(h);
+  struct stat st;
+  if (h->fd >= 0 && h->wrote && fstat(h->fd, &st) == 0)
+    links_changed_at(path, &st);
   return 0;
 }
 
@@ -389,6 +521,7 @@ static int st_truncate(const char *path, off_t size,
     int rc = mark(h);
     if (rc)
       return -rc;
+    h->wrote = 1;
     return ftruncate(h->fd, size) == 0 ? 0 : -errno;
   }
   struct stat st;
@@ -410,14 +543,42 @@ static int st_truncate(const char *path, off_t size,
   if (fd < 0)
     return -errno;
   int rc = ftruncate(fd, size) == 0 ? 0 : -errno;
+  if (rc == 0 && fstat(fd, &st) == 0)
+    links_changed_at(path, &st);
   close(fd);
+  return rc;
+}
+
+static int staged_for_meta(const char *path, int *dfd, const char **name);
+
+/* A base entry at path is gone: its parent directory changed, as on any
+ * file system (its mtime is now). A parent only in the base is staged
+ * first, with its metadata. */
+static int touch_parent(const char *path) {
+  char parent[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+  if (n >= sizeof parent)
+    return ENAMETOOLONG;
+  memcpy(parent, path, n);
+  parent[n] = '\0';
+  const char *name;
+  int dfd, rc = staged_for_meta(parent, &dfd, &name);
+  struct timespec t[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+  if (rc == 0 && utimensat(dfd, name, t, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = errno;
   return rc;
 }
 
 static int st_unlink(const char *path) {
   const char *r;
   int dfd = ov_at(&S, path, &r);
+  struct stat st;
+  int linked = fstatat(dfd, r, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISREG(st.st_mode) && st.st_nlink > 1;
   int staged = unlinkat(dfd, r, 0) == 0;
+  if (staged && linked)
+    links_changed(st.st_ino); /* the other names' link count */
   if (!staged && errno != ENOENT)
     return -errno;
   if (dfd != S.tree_fd)
@@ -427,9 +588,9 @@ static int st_unlink(const char *path) {
     if (n.is_dir)
       return staged ? 0 : -EISDIR;
     int rc = ov_whiteout(&S, r);
-    if (rc)
-      return -rc;
-    return 0;
+    if (rc == 0 && !staged)
+      rc = touch_parent(path);
+    return -rc;
   }
   return staged ? 0 : -ENOENT;
 }
@@ -444,7 +605,9 @@ static int st_rmdir(const char *path) {
   sst_node n;
   if (ov_base_node(&S, path, &n) == 0 && n.is_dir) {
     int rc = ov_whiteout(&S, r);
-    return rc ? -rc : 0;
+    if (rc == 0 && !staged)
+      rc = touch_parent(path);
+    return -rc;
   }
   return staged ? 0 : -ENOENT;
 }
@@ -496,7 +659,7 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
   }
   const char *from_name, *to_name;
   int from_fd = ov_at(&S, from, &from_name), to_fd = ov_at(&S, to, &to_name);
-  if (to_fd == S.tree_fd && (rc = ov_make_parents(S.tree_fd, to_name)) != 0)
+  if (to_fd == S.tree_fd && (rc = ov_stage_parents(&S, to_name)) != 0)
     return -rc;
   if (renameat(from_fd, from_name, to_fd, to_name) != 0)
     return -errno;
@@ -505,43 +668,327 @@ static int st_rename(const char *from, const char *to, unsigned int flags) {
   return 0;
 }
 
-/* Modes and owners are kept in the staging area, so that the mount
- * enforces them (default_permissions); a table does not keep them yet.
- * Base entries take them without keeping them. */
+/* The staged entry at path, for a change to its metadata: a base entry
+ * is copied up first (ov_copy_up_meta), so that the change lands in the
+ * table. Its directory fd and name, or an errno value. */
+static int staged_for_meta(const char *path, int *dfd, const char **name) {
+  *dfd = ov_at(&S, path, name);
+  struct stat st;
+  if (fstatat(*dfd, *name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return 0;
+  if (errno != ENOENT || *dfd != S.tree_fd)
+    return errno;
+  sst_node n;
+  int rc = ov_base_node(&S, path, &n);
+  return rc ? rc : ov_copy_up_meta(&S, path, &n);
+}
+
+/* Modes, owners, times and extended attributes are kept on the staged
+ * entries themselves, so that the mount enforces them
+ * (default_permissions) and the commit writes them into the table. */
 static int st_chmod(const char *path, mode_t mode, struct fuse_file_info *fi) {
   (void)fi;
   const char *name;
-  int dfd = ov_at(&S, path, &name);
+  int dfd, rc = staged_for_meta(path, &dfd, &name);
   struct stat st;
-  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-    return errno == ENOENT ? 0 : -errno;
-  if (fchmodat(dfd, name, kept_mode(mode, S_ISDIR(st.st_mode)), 0) != 0)
-    return -errno;
-  return 0;
+  if (rc == 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = errno;
+  if (rc == 0 &&
+      fchmodat(dfd, name, kept_mode(mode, S_ISDIR(st.st_mode)), 0) != 0)
+    rc = errno;
+  if (rc == 0)
+    links_changed_at(path, &st);
+  return -rc;
 }
 
 static int st_chown(const char *path, uid_t uid, gid_t gid,
                     struct fuse_file_info *fi) {
   (void)fi;
-  const char *name;
-  int dfd = ov_at(&S, path, &name);
   if (!S.is_root)
     return 0; /* accepted: the daemon owns all it stages */
+  const char *name;
+  int dfd, rc = staged_for_meta(path, &dfd, &name);
   /* The kernel checked that the caller may; chown clears setuid and
    * setgid bits as it does on any Linux file system. */
-  if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == 0)
-    return 0;
-  return errno == ENOENT ? 0 : -errno;
+  if (rc == 0 && fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = errno;
+  if (rc == 0)
+    links_changed_at(path, NULL);
+  return -rc;
 }
 
 static int st_utimens(const char *path, const struct timespec tv[2],
                       struct fuse_file_info *fi) {
   (void)fi;
   const char *name;
+  int dfd, rc = staged_for_meta(path, &dfd, &name);
+  if (rc == 0 && utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) != 0)
+    rc = errno;
+  if (rc == 0)
+    links_changed_at(path, NULL);
+  return -rc;
+}
+
+static int st_readlink(const char *path, char *buf, size_t size) {
+  if (size == 0)
+    return -EINVAL;
+  const char *name;
   int dfd = ov_at(&S, path, &name);
-  if (utimensat(dfd, name, tv, AT_SYMLINK_NOFOLLOW) == 0)
+  ssize_t n = readlinkat(dfd, name, buf, size - 1);
+  if (n >= 0) {
+    buf[n] = '\0';
     return 0;
-  return errno == ENOENT ? 0 : -errno;
+  }
+  if (errno != ENOENT || dfd != S.tree_fd)
+    return -errno;
+  sst_node node;
+  sst_entry e;
+  int rc = ov_base_node(&S, path, &node);
+  if (rc)
+    return -rc;
+  if (ov_base_meta(&S, path, &node, &e) != 0 || e.meta.type != SST_TYPE_SYMLINK)
+    return -EINVAL;
+  const sst_reader *b = S.base[e.source];
+  const uint8_t *v;
+  if ((rc = sst_reader_value(b, &e, &v)) != 0) {
+    sstfs_log("%s: base link target of %s: %s", sst_reader_path(b),
+              ov_rel(path), sst_strerror(rc));
+    return -EIO;
+  }
+  size_t len = e.value_len < size - 1 ? (size_t)e.value_len : size - 1;
+  memcpy(buf, v, len);
+  buf[len] = '\0';
+  return 0;
+}
+
+static int st_symlink(const char *target, const char *path) {
+  const char *r = ov_rel(path);
+  int rc = ov_stage_parents(&S, r);
+  if (rc)
+    return -rc;
+  if (symlinkat(target, S.tree_fd, r) != 0)
+    return -errno;
+  if ((rc = take_owner(S.tree_fd, r, -1, 0)) != 0) {
+    unlinkat(S.tree_fd, r, 0);
+    return -rc;
+  }
+  return 0;
+}
+
+/* A hard link: both names in tree/ (a base file is copied up first). */
+static int st_link(const char *from, const char *to) {
+  const char *fname, *tname;
+  int ffd = ov_at(&S, from, &fname), tfd = ov_at(&S, to, &tname), rc = 0;
+  struct stat st;
+  if (fstatat(ffd, fname, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT || ffd != S.tree_fd)
+      return -errno;
+    sst_node n;
+    if ((rc = ov_base_node(&S, from, &n)) != 0)
+      return -rc;
+    if (n.is_dir)
+      return -EPERM;
+    if ((rc = ov_copy_up(&S, from, &n)) != 0)
+      return -rc;
+  }
+  if (tfd == S.tree_fd && (rc = ov_stage_parents(&S, tname)) != 0)
+    return -rc;
+  if (linkat(ffd, fname, tfd, tname, 0) != 0)
+    return -errno;
+  /* Every name's link count changed (see links_note). */
+  if (fstatat(tfd, tname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    links_note(st.st_ino, from);
+    links_note(st.st_ino, to);
+    links_changed(st.st_ino);
+  }
+  return 0;
+}
+
+/* Extended attributes: user.* only, kept on the staged entries (a base
+ * entry's are read from its table until it is copied up). Others are
+ * refused (ENOTSUP) and never there (ENODATA). */
+static int is_user_xattr(const char *name) {
+  return strncmp(name, "user.", 5) == 0;
+}
+
+/* A descriptor of the staged entry at path for its attributes: -1 with
+ * errno ENOENT when it is not staged, ELOOP for a symbolic link. */
+static int staged_xattr_fd(const char *path) {
+  const char *name;
+  int dfd = ov_at(&S, path, &name);
+  return openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Calls fn for each attribute of the base entry at path. 0, ENOENT
+ * (not in the base), or an errno value. */
+static int base_xattrs(const char *path,
+                       int (*fn)(void *ctx, const sst_xattr *x), void *ctx) {
+  sst_node n;
+  sst_entry e;
+  int rc = ov_base_node(&S, path, &n);
+  if (rc)
+    return rc;
+  if (ov_base_meta(&S, path, &n, &e) != 0)
+    return 0;
+  uint8_t *buf;
+  if ((rc = ov_base_xattrs(&S, &e, &buf)) != 0 || buf == NULL)
+    return rc;
+  size_t pos = 0;
+  sst_xattr x;
+  int more;
+  while ((more = sst_xattrs_next(buf, e.meta.xattr_len, &pos, &x)) > 0)
+    if ((rc = fn(ctx, &x)) != 0)
+      break;
+  if (more < 0) {
+    sstfs_log("%s: damaged extended attributes of %s",
+              sst_reader_path(S.base[e.source]), ov_rel(path));
+    rc = EIO;
+  }
+  free(buf);
+  return rc;
+}
+
+typedef struct xattr_query {
+  const char *name;
+  char *value;
+  size_t size;
+  ssize_t result; /* -ENODATA until found */
+} xattr_query;
+
+static int find_xattr(void *ctx, const sst_xattr *x) {
+  xattr_query *q = ctx;
+  if (x->name_len != strlen(q->name) ||
+      memcmp(x->name, q->name, x->name_len) != 0)
+    return 0;
+  if (q->size == 0)
+    q->result = (ssize_t)x->value_len;
+  else if (q->size < x->value_len)
+    q->result = -ERANGE;
+  else {
+    memcpy(q->value, x->value, x->value_len);
+    q->result = (ssize_t)x->value_len;
+  }
+  return 1; /* found: stop */
+}
+
+static int list_xattr(void *ctx, const sst_xattr *x) {
+  xattr_query *q = ctx;
+  if (x->name_len < 5 || memcmp(x->name, "user.", 5) != 0)
+    return 0;
+  size_t need = (size_t)q->result + x->name_len + 1;
+  if (q->size != 0) {
+    if (need > q->size) {
+      q->result = -ERANGE;
+      return 1;
+    }
+    memcpy(q->value + q->result, x->name, x->name_len);
+    q->value[q->result + (ssize_t)x->name_len] = '\0';
+  }
+  q->result = (ssize_t)need;
+  return 0;
+}
+
+static int st_getxattr(const char *path, const char *name, char *value,
+                       size_t size) {
+  if (!is_user_xattr(name))
+    return -ENODATA;
+  int fd = staged_xattr_fd(path);
+  if (fd >= 0) {
+    ssize_t n = fgetxattr(fd, name, value, size);
+    int err = errno;
+    close(fd);
+    return n >= 0 ? (int)n : -err;
+  }
+  if (errno == ELOOP)
+    return -ENODATA;
+  if (errno != ENOENT || ov_is_hidden(path))
+    return -errno;
+  xattr_query q = {name, value, size, -ENODATA};
+  int rc = base_xattrs(path, find_xattr, &q);
+  return rc && rc != 1 ? -rc : (int)q.result;
+}
+
+static int st_listxattr(const char *path, char *list, size_t size) {
+  int fd = staged_xattr_fd(path);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      return 0;
+    if (errno != ENOENT || ov_is_hidden(path))
+      return -errno;
+    xattr_query q = {NULL, list, size, 0};
+    int rc = base_xattrs(path, list_xattr, &q);
+    return rc && rc != 1 ? -rc : (int)q.result;
+  }
+  /* The staged entry's, user.* only. */
+  ssize_t n = flistxattr(fd, NULL, 0);
+  char *all = n > 0 ? malloc((size_t)n) : NULL;
+  if (n > 0 && (all == NULL || (n = flistxattr(fd, all, (size_t)n)) < 0)) {
+    int err = all == NULL ? ENOMEM : errno;
+    free(all);
+    close(fd);
+    return -(err == ERANGE ? EAGAIN : err);
+  }
+  int err = errno;
+  close(fd);
+  if (n < 0)
+    return -err;
+  size_t out = 0;
+  for (ssize_t i = 0; i < n; i += (ssize_t)strlen(all + i) + 1) {
+    size_t len = strlen(all + i) + 1;
+    if (!is_user_xattr(all + i))
+      continue;
+    if (size != 0) {
+      if (out + len > size) {
+        free(all);
+        return -ERANGE;
+      }
+      memcpy(list + out, all + i, len);
+    }
+    out += len;
+  }
+  free(all);
+  return (int)out;
+}
+
+static int st_setxattr(const char *path, const char *name, const char *value,
+                       size_t size, int flags) {
+  if (!is_user_xattr(name))
+    return -ENOTSUP;
+  const char *rel;
+  int dfd, rc = staged_for_meta(path, &dfd, &rel);
+  if (rc)
+    return -rc;
+  int fd = staged_xattr_fd(path);
+  if (fd < 0)
+    return -(errno == ELOOP ? EPERM : errno);
+  rc = fsetxattr(fd, name, value, size, flags) == 0 ? 0 : errno;
+  close(fd);
+  return -rc;
+}
+
+static int st_removexattr(const char *path, const char *name) {
+  if (!is_user_xattr(name))
+    return -ENODATA;
+  int fd = staged_xattr_fd(path);
+  if (fd < 0 && errno == ENOENT && !ov_is_hidden(path)) {
+    /* A base entry: copied up only if it has the attribute. */
+    xattr_query q = {name, NULL, 0, -ENODATA};
+    int rc = base_xattrs(path, find_xattr, &q);
+    if (rc && rc != 1)
+      return -rc;
+    if (q.result < 0)
+      return (int)q.result;
+    const char *rel;
+    int dfd;
+    if ((rc = staged_for_meta(path, &dfd, &rel)) != 0)
+      return -rc;
+    fd = staged_xattr_fd(path);
+  }
+  if (fd < 0)
+    return -(errno == ELOOP ? ENODATA : errno);
+  int rc = fremovexattr(fd, name) == 0 ? 0 : errno;
+  close(fd);
+  return -rc;
 }
 
 static int st_statfs(const char *path, struct statvfs *sv) {
@@ -549,14 +996,13 @@ static int st_statfs(const char *path, struct statvfs *sv) {
   return fstatvfs(S.tree_fd, sv) == 0 ? 0 : -errno;
 }
 
-/* What a table cannot hold is refused with a log line; the first refusal
- * of each kind is logged, not every one (cp -a tries xattrs on each file). */
+/* What a table cannot hold (devices, FIFOs, sockets) is refused with a
+ * log line; the first refusal is logged, not every one. */
 static int refuse(const char *what, const char *path, int err) {
-  static int logged[3];
-  int kind = err == ENOTSUP ? 0 : strcmp(what, "hard link") == 0 ? 1 : 2;
-  if (!__atomic_exchange_n(&logged[kind], 1, __ATOMIC_RELAXED))
-    sstfs_log("%s: %s refused: a table holds only regular files and "
-              "directories (%s)",
+  static int logged;
+  if (!__atomic_exchange_n(&logged, 1, __ATOMIC_RELAXED))
+    sstfs_log("%s: %s refused: a table holds only regular files, "
+              "directories and symbolic links (%s)",
               path, what, strerror(err));
   return -err;
 }
@@ -573,26 +1019,12 @@ static int st_mknod(const char *path, mode_t mode, dev_t rdev) {
   return refuse("special file", path, EPERM);
 }
 
-static int st_symlink(const char *target, const char *path) {
-  (void)target;
-  return refuse("symbolic link", path, EPERM);
-}
-
-static int st_link(const char *from, const char *to) {
-  (void)from;
-  return refuse("hard link", to, EPERM);
-}
-
-static int st_setxattr(const char *path, const char *name, const char *value,
-                       size_t size, int flags) {
-  (void)name, (void)value, (void)size, (void)flags;
-  refuse("extended attribute", path, ENOTSUP);
-  return -ENOSYS; /* the kernel then refuses xattrs without asking again */
-}
-
 static void *st_init(struct fuse_conn_info *conn, struct fuse_config *cfg) {
+  ov_linked_up = linked_up;
   conn->max_write = 1u << 20; /* large files arrive in 1 MiB writes */
-  cfg->use_ino = 0;
+  /* Inode numbers as tree/ has them (the names of a hard link share
+   * one), and apart from them for base entries (ov_base_stat). */
+  cfg->use_ino = 1;
   cfg->hard_remove = 0; /* open files unlinked move to tmp/ (see ov_at(&S, )) */
   /* Only this mount changes the tree, and the kernel updates its caches
    * on every change made through it: cache names and attributes. */
@@ -648,6 +1080,12 @@ SHARED(st_chown, (const char *p, uid_t u, gid_t g, struct fuse_file_info *fi),
 SHARED(st_utimens,
        (const char *p, const struct timespec tv[2], struct fuse_file_info *fi),
        (p, tv, fi))
+SHARED(st_symlink, (const char *t, const char *p), (t, p))
+SHARED(st_link, (const char *f, const char *t), (f, t))
+SHARED(st_setxattr,
+       (const char *p, const char *n, const char *v, size_t z, int fl),
+       (p, n, v, z, fl))
+SHARED(st_removexattr, (const char *p, const char *n), (p, n))
 
 const struct fuse_operations stage_ops = {
     .init = st_init,
@@ -671,7 +1109,11 @@ const struct fuse_operations stage_ops = {
     .utimens = shared_st_utimens,
     .statfs = st_statfs,
     .mknod = st_mknod,
-    .symlink = st_symlink,
-    .link = st_link,
-    .setxattr = st_setxattr,
+    .readlink = st_readlink,
+    .symlink = shared_st_symlink,
+    .link = shared_st_link,
+    .setxattr = shared_st_setxattr,
+    .getxattr = st_getxattr,
+    .listxattr = st_listxattr,
+    .removexattr = shared_st_removexattr,
 };
