@@ -128,7 +128,8 @@ start_fg() {
     shift
   done
   shift
-  MNT=$WORK/mnt/$name
+  MNT=${fg_mnt:-$WORK/mnt/$name}
+  fg_mnt=
   mkdir -p "$MNT"
   [ "$1" = --stage ] && set -- "$@" "${stage_opts[@]}"
   env "${vars[@]}" "${fg_prefix[@]}" "$SSTFS" -f "$@" 2>"log/$name" </dev/null &
@@ -154,6 +155,13 @@ stage_fg() {
 # ro_fg NAME TABLE: a read-only mount of TABLE at mnt/NAME.
 ro_fg() {
   start_fg "$1" -- "$2" "$WORK/mnt/$1"
+}
+
+# ro_fg_at NAME TABLE DIR: a read-only mount of TABLE at DIR (which
+# unmount_fg does not know: unmount it with fusermount3 -u and reap NAME).
+ro_fg_at() {
+  fg_mnt=$3
+  start_fg "$1" -- "$2" "$3"
 }
 
 # reap NAME: waits for foreground daemon NAME to end, at most 20 s;
@@ -189,8 +197,13 @@ commit() {
   rc=$urc
 }
 
-# keys TABLE: the table's keys, escaped, one a line.
-keys() { "$SST" dump --escape "$1" | sed 's/,.*//'; }
+# keys TABLE: the table's keys, escaped, one a line, without the
+# directory entries a staging commit writes (the root's "/" and "DIR/",
+# each with an empty value).
+keys() { "$SST" dump --escape "$1" | sed '/\/,$/d; s/,.*//'; }
+
+# dir_keys TABLE: those directory entries alone.
+dir_keys() { "$SST" dump --escape "$1" | sed -n 's/\(.*\/\),$/\1/p'; }
 
 # awkward_tree DIR: makes DIR, a tree with awkward but clean names (each is
 # its own key), a 3 MiB file and 80 small ones in 8 directories.
@@ -228,6 +241,63 @@ awkward_tree() {
       done
     done
   )
+}
+
+# require_tools TOOL...: exits 77 (SKIP) naming the first TOOL missing
+# (scripts/setup installs them all).
+require_tools() {
+  local t
+  for t in "$@"; do
+    if ! command -v "$t" >/dev/null 2>&1; then
+      echo "SKIP: $t is not installed (scripts/setup installs it)"
+      exit 77
+    fi
+  done
+}
+
+# meta_tree DIR: makes DIR, a tree whose metadata a table keeps: symlinks
+# (relative, absolute, dangling, to a directory), an executable, a 0600
+# file in a 0700 directory, setuid and setgid files, a sticky directory,
+# empty directories, a file of another owner (as root), hard links (a
+# group of three in two directories, a pair), user.* extended attributes
+# (on files, a hard link and a directory; one value binary), and mtimes
+# in nanoseconds on files, symlinks and every directory. Needs setfattr.
+meta_tree() {
+  local ns=.123456789
+  mkdir "$1" && (
+    cd "$1" || exit 1
+    mkdir -p bin etc/empty deep/er/est empty secret sticky 'with space'
+    printf '#!/bin/sh\necho run\n' >bin/run && chmod 0755 bin/run
+    echo secret >secret/key && chmod 0600 secret/key && chmod 0700 secret
+    echo suid >bin/suid && chmod 4755 bin/suid
+    echo sgid >bin/sgid && chmod 2711 bin/sgid
+    chmod 1777 sticky
+    echo plain >etc/plain.conf
+    echo owned >etc/owned
+    [ "$(id -u)" != 0 ] || chown 1234:5678 etc/owned
+    head -c 70000 /dev/urandom >deep/er/est/blob
+    echo linked >etc/hard1 && ln etc/hard1 etc/hard2 && ln etc/hard1 bin/hard3
+    echo pair >pair-a && ln pair-a 'with space/pair-b'
+    ln -s plain.conf etc/rel-link
+    ln -s ../etc/plain.conf bin/up-link
+    ln -s /etc/hostname abs-link
+    ln -s does/not/exist dangling
+    ln -s etc dir-link
+    setfattr -n user.comment -v 'a file' etc/plain.conf &&
+      setfattr -n user.bin -v 0sAAEC/w== etc/plain.conf &&
+      setfattr -n user.dir -v yes etc &&
+      setfattr -n user.linked -v 1 etc/hard1 || exit 1
+    touch -h -d "2001-02-03 04:05:06$ns" etc/rel-link dangling
+    touch -d "2019-12-31 23:59:59.000000001" etc/plain.conf
+    touch -d "1999-01-01 00:00:00.5" bin/run
+    find . -depth -type d -exec touch -d "2020-06-07 08:09:10$ns" {} +
+  )
+}
+
+# find_list DIR: every entry under DIR, sorted: type, mode, owner, group,
+# mtime (ns), link target, path.
+find_list() {
+  (cd "$1" && find . -printf '%y %m %U %G %T@ %l %p\n' | sort)
 }
 
 # escape_records FILE: writes FILE, records (sst build --escape) for every

@@ -9,8 +9,9 @@
 #  - a sync whose commit cannot write OUT fails with EIO, says why in the
 #    log, and the mount goes on; sstfs --unmount then writes the final
 #    tree;
-#  - five syncs of the root during a cp -r all exit 0, and so does cp;
-#    the final table is the one sst pack makes of the tree (cmp).
+#  - five syncs of the root during a cp -a all exit 0, and so does cp;
+#    the final table is the one sst pack makes of the tree (cmp), its
+#    metadata included.
 # The modes, and the check of each daemon's log: tests/stage_lib.sh.
 # shellcheck disable=SC2016
 set -u
@@ -60,7 +61,7 @@ awkward_tree src
 run "$SST" pack -q src tree.sstable
 check "pack the awkward tree" eval 'status_is 0 && [ -s tree.sstable ]'
 if stage_fg livecp "$WORK/livecp.sstable"; then
-  cp -r src/. "$MNT/" &
+  cp -a src/. "$MNT/" &
   cp_pid=$!
   syncs=0
   for _ in 1 2 3 4 5; do
@@ -68,7 +69,7 @@ if stage_fg livecp "$WORK/livecp.sstable"; then
   done
   wait "$cp_pid"
   rc=$?
-  check "five syncs of the root during a cp -r: all exit 0, and so does cp" \
+  check "five syncs of the root during a cp -a: all exit 0, and so does cp" \
     eval '[ "$syncs" = 5 ] && status_is 0'
   commit livecp
   check "then sstfs --unmount: the table is the packed tree's (cmp)" \
