@@ -234,6 +234,16 @@ int sst_writer_end_value(sst_writer *w);
  * (the temporary file is then removed and `path` is left as it was). */
 int sst_writer_finish(sst_writer *w, sst_error *err);
 
+/* Completes the table as sst_writer_finish does, but leaves it in its
+ * temporary file: no fsync, no rename, `path` untouched. For a table that
+ * is a step on the way to another (sst build hands the part of its input
+ * that came in order to the sorter this way). The file stays locked and
+ * readable at *tmp_path, which is valid, like the file, until
+ * sst_writer_free() removes both. Errors as for sst_writer_finish; the
+ * writer accepts no more keys either way. */
+int sst_writer_finish_temp(sst_writer *w, const char **tmp_path,
+                           sst_error *err);
+
 /* Keys and bytes added so far. */
 uint64_t sst_writer_key_count(const sst_writer *w);
 uint64_t sst_writer_value_bytes(const sst_writer *w);

@@ -707,10 +707,9 @@ static int sync_dir(const char *path) {
   return rc;
 }
 
-int sst_writer_finish(sst_writer *w, sst_error *err) {
-  if (w->finished)
-    return sst_error_set(err, SST_ESTATE, "%s: writer already finished",
-                         w->path);
+/* Writes what remains of the table after the last key: its last key
+ * block, then the tail. */
+static int complete_table(sst_writer *w) {
   if (w->in_value)
     fail(w, SST_ESTATE, "a streamed value was not ended");
   if (w->err == 0 && w->block.count > 0)
@@ -719,6 +718,37 @@ int sst_writer_finish(sst_writer *w, sst_error *err) {
     fail(w, EFBIG, "more than 2^32 key blocks");
   if (w->err == 0)
     write_tail(w);
+  return w->err;
+}
+
+static int finish_result(sst_writer *w, sst_error *err) {
+  w->finished = 1;
+  if (w->err) {
+    if (err)
+      *err = w->errmsg;
+    return w->err;
+  }
+  return 0;
+}
+
+int sst_writer_finish_temp(sst_writer *w, const char **tmp_path,
+                           sst_error *err) {
+  if (w->finished)
+    return sst_error_set(err, SST_ESTATE, "%s: writer already finished",
+                         w->path);
+  /* The lock stays with lock_fd, which shares the open file. */
+  if (complete_table(w) == 0 && close(w->fd) != 0)
+    fail(w, errno, "close");
+  w->fd = -1;
+  *tmp_path = w->err == 0 ? w->tmp_path : NULL;
+  return finish_result(w, err);
+}
+
+int sst_writer_finish(sst_writer *w, sst_error *err) {
+  if (w->finished)
+    return sst_error_set(err, SST_ESTATE, "%s: writer already finished",
+                         w->path);
+  complete_table(w);
   if (w->err == 0 && !w->o.no_sync && fsync(w->fd) != 0)
     fail(w, errno, "fsync");
   if (w->err == 0 && close(w->fd) != 0)
@@ -738,13 +768,7 @@ int sst_writer_finish(sst_writer *w, sst_error *err) {
         fail(w, rc, "fsync of directory");
     }
   }
-  w->finished = 1;
-  if (w->err) {
-    if (err)
-      *err = w->errmsg;
-    return w->err;
-  }
-  return 0;
+  return finish_result(w, err);
 }
 
 void sst_writer_free(sst_writer *w) {

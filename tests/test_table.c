@@ -387,6 +387,47 @@ START_TEST(abort_keeps_old_file) {
 }
 END_TEST
 
+/* finish_temp: a complete, readable table in the locked temporary file;
+ * the path is untouched, and freeing the writer removes the file. */
+START_TEST(finish_temp_leaves_path) {
+  const char *p = tu_path("finish-temp");
+  tu_write_file(p, "old", 3);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "1", 1), 0);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, "22", 2), 0);
+  const char *tmp = NULL;
+  ck_assert_int_eq(sst_writer_finish_temp(w, &tmp, NULL), 0);
+  ck_assert_ptr_nonnull(tmp);
+  ck_assert_int_eq(sst_writer_add(w, "c", 1, "3", 1), SST_ESTATE);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), SST_ESTATE);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(tmp, NULL, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_verify(r, NULL), 0);
+  const uint8_t *v;
+  uint64_t vl;
+  ck_assert_int_eq(sst_reader_get(r, "b", 1, &v, &vl), 0);
+  ck_assert_uint_eq(vl, 2);
+  ck_assert(memcmp(v, "22", 2) == 0);
+  sst_reader_close(r);
+  /* Another writer of the same path leaves the locked temporary alone. */
+  sst_writer *w2;
+  ck_assert_int_eq(sst_writer_open(p, NULL, &w2, NULL), 0);
+  ck_assert_int_eq(access(tmp, R_OK), 0);
+  sst_writer_free(w2);
+  char *kept = strdup(tmp);
+  sst_writer_free(w);
+  ck_assert_int_eq(access(kept, F_OK), -1);
+  free(kept);
+  size_t len;
+  uint8_t *data = tu_read_file(p, &len);
+  ck_assert_uint_eq(len, 3);
+  ck_assert(memcmp(data, "old", 3) == 0);
+  free(data);
+  unlink(p);
+}
+END_TEST
+
 START_TEST(writer_open_errors) {
   sst_writer *w;
   sst_error err;
@@ -911,6 +952,7 @@ int main(void) {
   tcase_add_test(tc, large_values);
   tcase_add_test(tc, seek_range_prefix);
   tcase_add_test(tc, abort_keeps_old_file);
+  tcase_add_test(tc, finish_temp_leaves_path);
   tcase_add_test(tc, writer_open_errors);
   tcase_add_test(tc, reader_refuses_non_regular);
   tcase_add_test(tc, reader_fd_is_blocking);
