@@ -256,26 +256,38 @@ void sst_writer_free(sst_writer *w);
 /* Sorter: records in any order, bounded memory, last duplicate wins.  */
 
 /* A sorter is used by one thread at a time; sst_sorter_finish fills the
- * writer from the calling thread. Separate sorters are independent (each
- * spills to its own unlinked temporary files). */
+ * writer from the calling thread. Behind it, the sorter may run threads of
+ * its own (options.threads) that sort and spill while the caller adds.
+ * Separate sorters are independent (each spills to its own unlinked
+ * temporary files). */
 typedef struct sst_sorter sst_sorter;
 
 typedef struct sst_sorter_options {
-  /* Bytes of records held in memory before a sorted run is spilled to a
-   * temporary file (default 256 MiB). */
+  /* Bytes of records held in memory, counting every batch being filled,
+   * sorted or waiting, before sorted runs are spilled to temporary files
+   * (default 256 MiB). */
   uint64_t memory_budget;
   /* Directory for spilled runs (default: $TMPDIR, else /tmp). */
   const char *temp_dir;
+  /* Threads that take part: 1 sorts on the caller's thread when a batch
+   * is full; N > 1 starts N - 1 threads that sort full batches (and
+   * spill) while the caller fills the next. 0 (the default) is the number
+   * of CPUs online, at least 2 and at most 4. More than 4 counts as 4.
+   * The table written is the same whatever the number. With threads, a
+   * budget under 256 KiB may be passed by one batch of up to 64 KiB. */
+  uint32_t threads;
 } sst_sorter_options;
 
 void sst_sorter_options_init(sst_sorter_options *opts);
 
+/* Errors: ENOMEM, or an errno value from starting a thread. */
 int sst_sorter_new(const sst_sorter_options *opts, sst_sorter **out,
                    sst_error *err);
 
 /* Adds a record. When the same key is added more than once, the record
  * added last wins (a later tombstone deletes; a later value revives).
- * Errors: SST_EKEYSIZE, errno from spilling. Sticky. */
+ * Errors: SST_EKEYSIZE, EFBIG (this record only); ENOMEM or errno from
+ * spilling (sticky: every later call returns it). */
 int sst_sorter_add(sst_sorter *s, const void *key, size_t key_len,
                    const void *value, uint64_t value_len);
 int sst_sorter_add_tombstone(sst_sorter *s, const void *key, size_t key_len);

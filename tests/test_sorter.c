@@ -1,6 +1,10 @@
-/* test_sorter.c — unsorted input, duplicates (last wins), tombstones, and
- * the spill-and-merge path with a tiny memory budget. */
+/* test_sorter.c — unsorted input, duplicates (last wins), tombstones, the
+ * spill-and-merge path with a tiny memory budget, sorting threads (the
+ * same table whatever their number), and keys the radix sort finds
+ * hard. */
 #include <check.h>
+#include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +15,9 @@
 
 /* Reference: for key i (0..nkeys), the last value given, or -1 deleted,
  * or -2 never given. */
-static void run_sorter(uint64_t budget, size_t nkeys, size_t nrecords,
-                       size_t value_max, int expect_spills) {
+static void run_sorter_threads(uint64_t budget, size_t nkeys, size_t nrecords,
+                               size_t value_max, int expect_spills,
+                               uint32_t threads) {
   tu_rng rng;
   tu_rng_seed(&rng, nkeys * 31 + nrecords);
   long *last = malloc(nkeys * sizeof *last);
@@ -22,6 +27,7 @@ static void run_sorter(uint64_t budget, size_t nkeys, size_t nrecords,
   sst_sorter_options_init(&so);
   so.memory_budget = budget;
   so.temp_dir = getenv("SST_TEST_TMP");
+  so.threads = threads;
   sst_sorter *s;
   ck_assert_int_eq(sst_sorter_new(&so, &s, NULL), 0);
   char key[32];
@@ -78,10 +84,9 @@ static void run_sorter(uint64_t budget, size_t nkeys, size_t nrecords,
     char want[24];
     int h = snprintf(want, sizeof want, "%ld:", last[k]);
     ck_assert_uint_ge(e.value_len, (uint64_t)h);
-    ck_assert_msg(memcmp(v, want, (size_t)h) == 0, "key %zu: wrong winner",
-                  k);
-    ck_assert_uint_eq(e.value_len,
-                      (uint64_t)h + ((uint64_t)last[k] * 7919) % (value_max + 1));
+    ck_assert_msg(memcmp(v, want, (size_t)h) == 0, "key %zu: wrong winner", k);
+    ck_assert_uint_eq(e.value_len, (uint64_t)h + ((uint64_t)last[k] * 7919) %
+                                                     (value_max + 1));
   }
   sst_info info;
   sst_reader_info(r, &info);
@@ -92,6 +97,13 @@ static void run_sorter(uint64_t budget, size_t nkeys, size_t nrecords,
   free(last);
 }
 
+/* With one thread and with two: the same checks. */
+static void run_sorter(uint64_t budget, size_t nkeys, size_t nrecords,
+                       size_t value_max, int expect_spills) {
+  run_sorter_threads(budget, nkeys, nrecords, value_max, expect_spills, 1);
+  run_sorter_threads(budget, nkeys, nrecords, value_max, expect_spills, 2);
+}
+
 START_TEST(in_memory_sort) { run_sorter(256ull << 20, 2000, 10000, 50, 0); }
 END_TEST
 
@@ -99,12 +111,172 @@ START_TEST(spill_and_merge) { run_sorter(64 << 10, 3000, 30000, 100, 1); }
 END_TEST
 
 /* A record larger than the whole budget still goes through. */
-START_TEST(record_larger_than_budget) {
-  run_sorter(4096, 50, 400, 20000, 1);
-}
+START_TEST(record_larger_than_budget) { run_sorter(4096, 50, 400, 20000, 1); }
 END_TEST
 
 START_TEST(empty_input) { run_sorter(1 << 20, 10, 0, 10, 0); }
+END_TEST
+
+/* ---- against a reference ------------------------------------------------ */
+
+typedef struct trec {
+  uint8_t *key, *value;
+  size_t key_len, value_len;
+  int tombstone;
+  size_t seq; /* arrival */
+} trec;
+
+static int trec_cmp(const void *a, const void *b) {
+  const trec *x = *(const trec *const *)a, *y = *(const trec *const *)b;
+  int c = sst_key_cmp(x->key, x->key_len, y->key, y->key_len);
+  if (c)
+    return c;
+  return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* The table at path holds, in key order, the last of recs[0, n) for each
+ * key: its value, or a tombstone. */
+static void check_table(const char *path, const trec *recs, size_t n) {
+  const trec **order = malloc((n ? n : 1) * sizeof *order);
+  for (size_t i = 0; i < n; i++)
+    order[i] = &recs[i];
+  qsort(order, n, sizeof *order, trec_cmp);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_msg(sst_reader_open(path, NULL, &r, &err) == 0, "%s", err.msg);
+  ck_assert_msg(sst_reader_verify(r, &err) == 0, "%s", err.msg);
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  ck_assert_int_eq(sst_iter_seek_first(it), 0);
+  size_t keys = 0;
+  for (size_t i = 0; i < n; i++) {
+    const trec *want = order[i];
+    if (i + 1 < n && sst_key_cmp(want->key, want->key_len, order[i + 1]->key,
+                                 order[i + 1]->key_len) == 0)
+      continue; /* a later record of the key wins */
+    ck_assert_msg(sst_iter_valid(it), "table ends before key %zu", keys);
+    const sst_entry *e = sst_iter_entry(it);
+    ck_assert_msg(sst_key_cmp(e->key, e->key_len, want->key, want->key_len) ==
+                      0,
+                  "key %zu differs", keys);
+    ck_assert_int_eq(!!(e->flags & SST_FLAG_TOMBSTONE), want->tombstone);
+    if (!want->tombstone) {
+      const uint8_t *v;
+      ck_assert_int_eq(sst_reader_value(r, e, &v), 0);
+      ck_assert_uint_eq(e->value_len, want->value_len);
+      ck_assert_msg(memcmp(v, want->value, want->value_len) == 0,
+                    "key %zu: wrong winner", keys);
+    }
+    keys++;
+    sst_iter_next(it);
+  }
+  ck_assert_msg(!sst_iter_valid(it), "more keys than expected");
+  ck_assert_int_eq(sst_iter_status(it), 0);
+  sst_iter_free(it);
+  sst_reader_close(r);
+  free(order);
+}
+
+/* Sorts recs into a table at out. Returns the spill count. */
+static uint64_t sort_recs(const trec *recs, size_t n, uint64_t budget,
+                          uint32_t threads, const char *out) {
+  sst_sorter_options so;
+  sst_sorter_options_init(&so);
+  so.memory_budget = budget;
+  so.temp_dir = getenv("SST_TEST_TMP");
+  so.threads = threads;
+  sst_sorter *s;
+  sst_error err;
+  ck_assert_int_eq(sst_sorter_new(&so, &s, NULL), 0);
+  for (size_t i = 0; i < n; i++) {
+    int rc = recs[i].tombstone
+                 ? sst_sorter_add_tombstone(s, recs[i].key, recs[i].key_len)
+                 : sst_sorter_add(s, recs[i].key, recs[i].key_len,
+                                  recs[i].value, recs[i].value_len);
+    ck_assert_int_eq(rc, 0);
+  }
+  sst_writer_options wo;
+  sst_writer_options_init(&wo);
+  wo.no_sync = 1;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(out, &wo, &w, NULL), 0);
+  ck_assert_msg(sst_sorter_finish(s, w, &err) == 0, "%s", err.msg);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  uint64_t spills = sst_sorter_spill_count(s);
+  sst_sorter_free(s);
+  return spills;
+}
+
+static void free_recs(trec *recs, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(recs[i].key);
+    free(recs[i].value);
+  }
+  free(recs);
+}
+
+static int same_file(const char *a, const char *b) {
+  size_t la, lb;
+  uint8_t *da = tu_read_file(a, &la), *db = tu_read_file(b, &lb);
+  int same = la == lb && memcmp(da, db, la) == 0;
+  free(da);
+  free(db);
+  return same;
+}
+
+/* Keys the radix sort must work for: a 200-byte prefix shared by all,
+ * then 0 to 12 bytes from {0x00, 0x01, 'a', 0xff} (so keys are prefixes
+ * of others, and differ from them by zero bytes alone), one key 600 times
+ * (a group of equal keys larger than any insertion sort), a few tombstones.
+ * In memory and spilled, with 1, 2 and 4 threads: the reference's table,
+ * byte for byte the same each time. */
+START_TEST(hard_keys) {
+  static const uint8_t alphabet[] = {0x00, 0x01, 'a', 0xff};
+  const size_t n = 20000, prefix = 200;
+  tu_rng rng;
+  tu_rng_seed(&rng, 17);
+  trec *recs = calloc(n, sizeof *recs);
+  for (size_t i = 0; i < n; i++) {
+    trec *t = &recs[i];
+    size_t suffix = i % 33 == 0 ? 5 : tu_rng_below(&rng, 13);
+    t->key_len = prefix + suffix;
+    t->key = malloc(t->key_len);
+    memset(t->key, 'p', prefix);
+    for (size_t j = 0; j < suffix; j++)
+      t->key[prefix + j] = i % 33 == 0 ? 'a' : alphabet[tu_rng_below(&rng, 4)];
+    if (t->key_len == 0)
+      t->key[t->key_len++] = 'p';
+    t->tombstone = tu_rng_below(&rng, 20) == 0;
+    t->value_len = t->tombstone ? 0 : tu_rng_below(&rng, 40);
+    t->value = malloc(t->value_len + 16);
+    int h = snprintf((char *)t->value, 16, "%zu:", i);
+    if (!t->tombstone && t->value_len < (size_t)h)
+      t->value_len = (size_t)h;
+    memset(t->value + h, 'v', t->value_len > (size_t)h ? t->value_len - h : 0);
+    t->seq = i;
+  }
+  char first[600];
+  snprintf(first, sizeof first, "%s", tu_path("hard-first"));
+  const uint64_t budgets[] = {256ull << 20, 64 << 10};
+  const uint32_t threads[] = {1, 2, 4};
+  for (size_t b = 0; b < 2; b++)
+    for (size_t t = 0; t < 3; t++) {
+      const char *out = b == 0 && t == 0 ? first : tu_path("hard");
+      uint64_t spills = sort_recs(recs, n, budgets[b], threads[t], out);
+      if (b == 1)
+        ck_assert_uint_gt(spills, 1);
+      if (out == first) {
+        check_table(first, recs, n);
+      } else {
+        ck_assert_msg(same_file(first, out),
+                      "budget %zu, %u threads: another table", b, threads[t]);
+        unlink(out);
+      }
+    }
+  unlink(first);
+  free_recs(recs, n);
+}
 END_TEST
 
 START_TEST(bad_keys) {
@@ -145,6 +317,7 @@ int main(void) {
   tcase_add_test(tc, spill_and_merge);
   tcase_add_test(tc, record_larger_than_budget);
   tcase_add_test(tc, empty_input);
+  tcase_add_test(tc, hard_keys);
   tcase_add_test(tc, bad_keys);
   tcase_add_test(tc, bad_temp_dir);
   suite_add_tcase(s, tc);
