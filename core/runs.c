@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -14,6 +15,8 @@
 
 #define RUN_BUF_SIZE (1u << 20)
 #define RUN_READ_SIZE (64u << 10) /* per file run while merging */
+/* Table pages already merged are given back every this many bytes. */
+#define TABLE_RELEASE_STEP ((uint64_t)4 << 20)
 
 /* ---- writing ------------------------------------------------------------- */
 
@@ -113,10 +116,17 @@ int sst_source_file(sst_source *src, int fd) {
   return src->buf ? 0 : ENOMEM;
 }
 
+int sst_source_table(sst_source *src, const sst_reader *r) {
+  *src = (sst_source){.kind = SST_SRC_TABLE, .r = r};
+  return sst_iter_new(r, &src->it);
+}
+
 void sst_source_close(sst_source *src) {
   free(src->buf);
   free(src->rec);
+  sst_iter_free(src->it);
   src->buf = src->rec = NULL;
+  src->it = NULL;
 }
 
 /* Parses the record at [p, end) of a run; NULL if it is cut short or
@@ -227,6 +237,52 @@ static int file_next(sst_source *src) {
   }
 }
 
+/* Gives back the mapped pages of the values merged so far: a table read
+ * from start to end would otherwise stay resident whole. Values lie in
+ * key order in a table from the writer; where they do not, this only
+ * costs page faults. */
+static void table_release(sst_source *src, uint64_t upto) {
+  if (upto < src->released + TABLE_RELEASE_STEP)
+    return;
+  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  uint64_t start = (src->released + page - 1) & ~(page - 1);
+  uint64_t end = upto & ~(page - 1);
+  if (end > start)
+    (void)madvise((void *)(sst_reader_data(src->r) + start),
+                  (size_t)(end - start), MADV_DONTNEED);
+  src->released = upto;
+}
+
+static int table_next(sst_source *src) {
+  int rc = src->started ? sst_iter_next(src->it) : sst_iter_seek_first(src->it);
+  src->started = 1;
+  if (rc == 0 && !sst_iter_valid(src->it))
+    rc = sst_iter_status(src->it);
+  if (rc)
+    return rc;
+  if (!sst_iter_valid(src->it)) {
+    src->done = 1;
+    return 0;
+  }
+  const sst_entry *e = sst_iter_entry(src->it);
+  src->key = e->key;
+  src->key_len = e->key_len;
+  src->flags = e->flags & SST_FLAG_TOMBSTONE;
+  src->value_len = e->value_len;
+  src->value = (const uint8_t *)"";
+  if (!(e->flags & SST_FLAG_TOMBSTONE)) {
+    /* Checked here, on the mapping; a reader that reads key blocks with
+     * pread would check values by pread too. */
+    if ((rc = sst_reader_value(src->r, e, &src->value)))
+      return rc;
+    if (sst_checksum(src->value, (size_t)e->value_len) != e->value_checksum)
+      return SST_ECHECKSUM;
+    if (!(e->flags & SST_FLAG_SHARED))
+      table_release(src, e->value_offset);
+  }
+  return 0;
+}
+
 static int recs_next(sst_source *src) {
   if (src->pos == src->count) {
     src->done = 1;
@@ -252,6 +308,8 @@ static int source_next(sst_source *src) {
     return memory_next(src);
   case SST_SRC_FILE:
     return file_next(src);
+  case SST_SRC_TABLE:
+    return table_next(src);
   }
   return EINVAL;
 }

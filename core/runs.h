@@ -1,6 +1,6 @@
 /* runs.h — the sorter's sorted runs: their format, in memory or in a
- * temporary file; reading them back, along with sorted record arrays; and
- * the merge of several into one stream. Not installed.
+ * temporary file; reading them back, along with sorted record arrays and
+ * tables; and the merge of several into one stream. Not installed.
  *
  * A run is a sequence of records in strictly increasing key order:
  *
@@ -60,9 +60,10 @@ int sst_run_out_end(sst_run_out *o, int *fd);
 
 /* One sorted, duplicate-free input of a merge. */
 typedef enum {
-  SST_SRC_RECS, /* a sorted array of sst_rec */
-  SST_SRC_MEM,  /* a run in memory */
-  SST_SRC_FILE, /* a run in a file */
+  SST_SRC_RECS,  /* a sorted array of sst_rec */
+  SST_SRC_MEM,   /* a run in memory */
+  SST_SRC_FILE,  /* a run in a file */
+  SST_SRC_TABLE, /* a table: keys, values, tombstones */
 } sst_source_kind;
 
 typedef struct sst_source {
@@ -83,12 +84,19 @@ typedef struct sst_source {
   uint8_t *buf, *rec;
   size_t buf_len, buf_pos, rec_cap;
   uint64_t file_pos;
+  /* SST_SRC_TABLE */
+  const sst_reader *r;
+  sst_iter *it;
+  int started;
+  uint64_t released; /* value bytes before this were given back */
 } sst_source;
 
 void sst_source_recs(sst_source *src, const sst_rec *recs, size_t count);
 void sst_source_memory(sst_source *src, const uint8_t *data, size_t len);
 /* The run in fd, which stays the caller's. 0 or ENOMEM. */
 int sst_source_file(sst_source *src, int fd);
+/* The table r, read through an iterator of its own. 0 or ENOMEM. */
+int sst_source_table(sst_source *src, const sst_reader *r);
 void sst_source_close(sst_source *src);
 
 /* Merges srcs[0, n), oldest first: of equal keys only the entry of the

@@ -14,8 +14,8 @@
  * file. finish sorts the last batch and merges everything, newest first
  * among equal keys:
  *
- *   runs on disk < batches in memory
- *   oldest          newest
+ *   tables (sst_sorter_add_table) < runs on disk < batches in memory
+ *   oldest                                             newest
  *
  * so the record added last always wins. A batch is sorted by MSD radix
  * on 8-byte big-endian key heads taken after the prefix all its keys
@@ -85,9 +85,11 @@ struct sst_sorter {
 
   /* The caller's: */
   batch *filling;
-  size_t count_hint; /* records of the last full batch */
-  uint64_t total;    /* records added */
-  int caller_err;    /* sticky: the first error add returned */
+  size_t count_hint;   /* records of the last full batch */
+  uint64_t total;      /* records added */
+  int caller_err;      /* sticky: the first error add returned */
+  sst_reader **tables; /* oldest first */
+  size_t table_count;
 
   pthread_mutex_t mu;
   pthread_cond_t work; /* a batch was queued, or stop */
@@ -692,6 +694,21 @@ int sst_sorter_add_tombstone(sst_sorter *s, const void *key, size_t key_len) {
   return add(s, SST_FLAG_TOMBSTONE, key, key_len, "", 0);
 }
 
+int sst_sorter_add_table(sst_sorter *s, const char *path, sst_error *err) {
+  sst_reader **t = realloc(s->tables, (s->table_count + 1) * sizeof *t);
+  if (t == NULL)
+    return sst_error_set(err, ENOMEM, "sorter: out of memory");
+  s->tables = t;
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.pread_blocks = 1;  /* key blocks stay out of the resident set */
+  ro.verify_values = 0; /* the merge checks them (runs.c) */
+  int rc = sst_reader_open(path, &ro, &s->tables[s->table_count], err);
+  if (rc == 0)
+    s->table_count++;
+  return rc;
+}
+
 uint64_t sst_sorter_record_count(const sst_sorter *s) { return s->total; }
 
 uint64_t sst_sorter_spill_count(const sst_sorter *s) {
@@ -731,13 +748,15 @@ int sst_sorter_finish(sst_sorter *s, sst_writer *w, sst_error *err) {
     batch_sort(last);
   stop_threads(s);
   int rc = s->caller_err ? s->caller_err : s->err;
-  size_t n = s->run_count + (last != NULL);
+  size_t n = s->table_count + s->run_count + (last != NULL);
   for (batch *b = s->head; b; b = b->next)
     n++;
   sst_source *srcs = calloc(n ? n : 1, sizeof *srcs);
   if (rc == 0 && srcs == NULL)
     rc = ENOMEM;
   size_t k = 0;
+  for (size_t i = 0; rc == 0 && i < s->table_count; i++)
+    rc = sst_source_table(&srcs[k++], s->tables[i]);
   for (size_t i = 0; rc == 0 && i < s->run_count; i++)
     rc = sst_source_file(&srcs[k++], s->runs[i]);
   for (batch *b = s->head; rc == 0 && b; b = b->next)
@@ -767,9 +786,12 @@ void sst_sorter_free(sst_sorter *s) {
   free_batches(s);
   for (size_t i = 0; i < s->run_count; i++)
     close(s->runs[i]);
+  for (size_t i = 0; i < s->table_count; i++)
+    sst_reader_close(s->tables[i]);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work);
   pthread_cond_destroy(&s->done);
+  free(s->tables);
   free(s->runs);
   free(s->temp_dir);
   free(s);

@@ -1,7 +1,7 @@
 /* test_sorter.c — unsorted input, duplicates (last wins), tombstones, the
  * spill-and-merge path with a tiny memory budget, sorting threads (the
- * same table whatever their number), and keys the radix sort finds
- * hard. */
+ * same table whatever their number), keys the radix sort finds hard, and
+ * tables added as the oldest run. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -117,13 +117,13 @@ END_TEST
 START_TEST(empty_input) { run_sorter(1 << 20, 10, 0, 10, 0); }
 END_TEST
 
-/* ---- against a reference ------------------------------------------------ */
+/* ---- against a reference: any keys, tables as the oldest run ---------- */
 
 typedef struct trec {
   uint8_t *key, *value;
   size_t key_len, value_len;
   int tombstone;
-  size_t seq; /* arrival */
+  size_t seq; /* arrival: a table's entries come before every record */
 } trec;
 
 static int trec_cmp(const void *a, const void *b) {
@@ -177,9 +177,11 @@ static void check_table(const char *path, const trec *recs, size_t n) {
   free(order);
 }
 
-/* Sorts recs into a table at out. Returns the spill count. */
+/* Sorts recs (those with seq < first_record come from `table` instead)
+ * into a table at out. Returns the spill count. */
 static uint64_t sort_recs(const trec *recs, size_t n, uint64_t budget,
-                          uint32_t threads, const char *out) {
+                          uint32_t threads, const char *table,
+                          const char *out) {
   sst_sorter_options so;
   sst_sorter_options_init(&so);
   so.memory_budget = budget;
@@ -188,7 +190,11 @@ static uint64_t sort_recs(const trec *recs, size_t n, uint64_t budget,
   sst_sorter *s;
   sst_error err;
   ck_assert_int_eq(sst_sorter_new(&so, &s, NULL), 0);
+  if (table != NULL)
+    ck_assert_msg(sst_sorter_add_table(s, table, &err) == 0, "%s", err.msg);
   for (size_t i = 0; i < n; i++) {
+    if (recs[i].seq == SIZE_MAX)
+      continue; /* the table's */
     int rc = recs[i].tombstone
                  ? sst_sorter_add_tombstone(s, recs[i].key, recs[i].key_len)
                  : sst_sorter_add(s, recs[i].key, recs[i].key_len,
@@ -263,7 +269,7 @@ START_TEST(hard_keys) {
   for (size_t b = 0; b < 2; b++)
     for (size_t t = 0; t < 3; t++) {
       const char *out = b == 0 && t == 0 ? first : tu_path("hard");
-      uint64_t spills = sort_recs(recs, n, budgets[b], threads[t], out);
+      uint64_t spills = sort_recs(recs, n, budgets[b], threads[t], NULL, out);
       if (b == 1)
         ck_assert_uint_gt(spills, 1);
       if (out == first) {
@@ -276,6 +282,137 @@ START_TEST(hard_keys) {
     }
   unlink(first);
   free_recs(recs, n);
+}
+END_TEST
+
+/* A table added to the sorter is older than every record: records added
+ * before it or after it win over its entries, its tombstones stay unless
+ * a record revives the key, and its other keys come through. */
+static void table_as_oldest_run(uint64_t budget, uint32_t threads) {
+  const size_t table_keys = 3000, n = table_keys + 9000;
+  tu_rng rng;
+  tu_rng_seed(&rng, 5);
+  trec *recs = calloc(n, sizeof *recs);
+  const char *table = tu_path("oldest");
+  char table_path[600];
+  snprintf(table_path, sizeof table_path, "%s", table);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(table_path, NULL, &w, NULL), 0);
+  for (size_t i = 0; i < n; i++) {
+    trec *t = &recs[i];
+    char key[32];
+    /* The table: every other key of 0..5999, in order. Then records of
+     * any key of 0..6999 in any order. */
+    size_t k = i < table_keys ? 2 * i : tu_rng_below(&rng, 7000);
+    t->key_len = (size_t)snprintf(key, sizeof key, "key%06zu", k);
+    t->key = (uint8_t *)strdup(key);
+    t->tombstone = tu_rng_below(&rng, 10) == 0;
+    t->value = malloc(32);
+    t->value_len =
+        t->tombstone ? 0 : (size_t)snprintf((char *)t->value, 32, "v%zu", i);
+    t->seq = i < table_keys ? SIZE_MAX : i;
+    if (i < table_keys) {
+      int rc = t->tombstone ? sst_writer_add_tombstone(w, t->key, t->key_len)
+                            : sst_writer_add(w, t->key, t->key_len, t->value,
+                                             t->value_len);
+      ck_assert_int_eq(rc, 0);
+    }
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  const char *out = tu_path("over-oldest");
+  sort_recs(recs, n, budget, threads, table_path, out);
+  for (size_t i = 0; i < table_keys; i++)
+    recs[i].seq = i; /* before every record */
+  check_table(out, recs, n);
+  unlink(out);
+  unlink(table_path);
+  free_recs(recs, n);
+}
+
+START_TEST(table_oldest_in_memory) { table_as_oldest_run(256ull << 20, 2); }
+END_TEST
+
+START_TEST(table_oldest_spilled) {
+  table_as_oldest_run(64 << 10, 1);
+  table_as_oldest_run(64 << 10, 2);
+}
+END_TEST
+
+/* A record added before the table still wins over it. */
+START_TEST(table_added_after_records) {
+  const char *table = tu_path("late-table");
+  char table_path[600];
+  snprintf(table_path, sizeof table_path, "%s", table);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(table_path, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "table", 5), 0);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, "table", 5), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_sorter *s;
+  ck_assert_int_eq(sst_sorter_new(NULL, &s, NULL), 0);
+  ck_assert_int_eq(sst_sorter_add(s, "a", 1, "record", 6), 0);
+  ck_assert_int_eq(sst_sorter_add_table(s, table_path, NULL), 0);
+  const char *out = tu_path("late-out");
+  ck_assert_int_eq(sst_writer_open(out, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_sorter_finish(s, w, NULL), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_sorter_free(s);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(out, NULL, &r, NULL), 0);
+  const uint8_t *v;
+  uint64_t vl;
+  ck_assert_int_eq(sst_reader_get(r, "a", 1, &v, &vl), 0);
+  ck_assert(vl == 6 && memcmp(v, "record", 6) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "b", 1, &v, &vl), 0);
+  ck_assert(vl == 5 && memcmp(v, "table", 5) == 0);
+  sst_reader_close(r);
+  unlink(out);
+  unlink(table_path);
+}
+END_TEST
+
+/* A table that is no table is refused; a value of an added table that no
+ * longer matches its checksum fails the merge. */
+START_TEST(table_errors) {
+  const char *junk = tu_path("junk");
+  char junk_path[600];
+  snprintf(junk_path, sizeof junk_path, "%s", junk);
+  tu_write_file(junk_path, "not a table at all", 18);
+  sst_sorter *s;
+  sst_error err;
+  ck_assert_int_eq(sst_sorter_new(NULL, &s, NULL), 0);
+  ck_assert_int_ne(sst_sorter_add_table(s, junk_path, &err), 0);
+  ck_assert(strstr(err.msg, junk_path) != NULL);
+  unlink(junk_path);
+
+  const char *table = tu_path("damaged");
+  char table_path[600];
+  snprintf(table_path, sizeof table_path, "%s", table);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(table_path, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "k", 1, "value bytes", 11), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_entry e;
+  ck_assert_int_eq(sst_reader_open(table_path, NULL, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_find(r, "k", 1, &e), 0);
+  sst_reader_close(r);
+  ck_assert_int_eq(sst_sorter_add_table(s, table_path, NULL), 0);
+  int fd = open(table_path, O_WRONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pwrite(fd, "X", 1, (off_t)e.value_offset), 1);
+  close(fd);
+  const char *out = tu_path("damaged-out");
+  ck_assert_int_eq(sst_writer_open(out, NULL, &w, NULL), 0);
+  ck_assert_int_eq(sst_sorter_finish(s, w, &err), SST_ECHECKSUM);
+  sst_writer_free(w);
+  sst_sorter_free(s);
+  ck_assert_int_eq(access(out, F_OK), -1);
+  unlink(table_path);
 }
 END_TEST
 
@@ -318,6 +455,10 @@ int main(void) {
   tcase_add_test(tc, record_larger_than_budget);
   tcase_add_test(tc, empty_input);
   tcase_add_test(tc, hard_keys);
+  tcase_add_test(tc, table_oldest_in_memory);
+  tcase_add_test(tc, table_oldest_spilled);
+  tcase_add_test(tc, table_added_after_records);
+  tcase_add_test(tc, table_errors);
   tcase_add_test(tc, bad_keys);
   tcase_add_test(tc, bad_temp_dir);
   suite_add_tcase(s, tc);
