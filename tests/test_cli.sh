@@ -208,6 +208,112 @@ run "$SST" build --memory 16K --temp-dir spill -o spilled.sstable big.csv
 check "a small memory budget spills and gives the same table" eval \
   'status_is 0 && same spilled.sstable big.sstable && [ -z "$(ls spill)" ]'
 
+# ---- input in key order: streamed; out of order: sorted from there ------
+
+no_temps() { [ -z "$(ls "$1" | grep -F '.tmp.')" ]; }
+
+mkdir -p order
+# 3000 keys in order, most of them twice or three times (the last wins).
+awk 'BEGIN {
+  for (i = 1; i <= 3000; i++)
+    for (j = 0; j <= i % 3; j++)
+      printf "k%05d,value %d of %d\n", i, j, i
+}' >order/sorted.csv
+shuf --random-source=order/sorted.csv order/sorted.csv >order/shuffled.csv
+# The same records in key order, ties in input order: what sort -s gives.
+LC_ALL=C sort -s -t, -k1,1 order/shuffled.csv >order/resorted.csv
+
+run "$SST" build -o order/sorted.sstable order/sorted.csv
+check "input in key order with duplicates" eval \
+  'status_is 0 && err_has "3000 unique keys written" && no_temps order'
+"$SST" dump order/sorted.sstable >order/sorted.dump 2>err
+awk -F, '{ last[$1] = $0 } END { for (k in last) print last[k] }' \
+  order/sorted.csv | LC_ALL=C sort >order/expected.dump
+check "... streamed: the last record of each key" \
+  same order/sorted.dump order/expected.dump
+# The shuffled input's table, as its records in order stream it.
+run "$SST" build -o order/shuffled-ref.sstable order/resorted.csv
+check "sort -s of shuffled input streams" eval \
+  'status_is 0 && err_has "3000 unique keys written"'
+
+printf 'a,1\nb,1\nd,1\nd,2\nc,1\nd,3\ne,1\nb,2\n' >order/switch.csv
+run "$SST" build -o order/switch.sstable order/switch.csv
+run "$SST" dump order/switch.sstable
+check "one key out of order: the records before it are kept, last wins" \
+  ok_and_out_is "$(printf 'a,1\nb,2\nc,1\nd,3\ne,1')"
+check "... and no temporary is left" no_temps order
+
+# Sorted, one key out of order in the middle, sorted again; keys on both
+# sides of the switch, and the one held back when it came.
+awk 'NR == 4000 { print "k00007,out of order" } { print }
+     NR == 4000 { print "k09999,after the switch"; print "k00007,wins" }' \
+  order/sorted.csv >order/middle.csv
+LC_ALL=C sort -s -t, -k1,1 order/middle.csv >order/middle-sorted.csv
+"$SST" build -o order/middle-ref.sstable order/middle-sorted.csv 2>err
+for threads in 1 2; do
+  run "$SST" build --sort-threads "$threads" -o order/middle-$threads.sstable \
+    order/middle.csv
+  check "sorted, one out of order, sorted again ($threads sort threads)" eval \
+    "status_is 0 && same order/middle-$threads.sstable order/middle-ref.sstable"
+done
+run "$SST" get order/middle-1.sstable k00007 k09999 k00001 k03000
+check "... the values of keys on both sides of the switch" ok_and_out_is \
+  "winsafter the switchvalue 1 of 1value 0 of 3000"
+
+# Two inputs, each in order: the second starts below where the first ended.
+awk -F, '$1 < "k01500"' order/sorted.csv >order/part1.csv
+awk -F, '$1 >= "k01500"' order/sorted.csv >order/part2.csv
+run "$SST" build -o order/parts.sstable order/part2.csv order/part1.csv
+check "inputs in order each, not together" eval \
+  'status_is 0 && same order/parts.sstable order/sorted.sstable'
+
+mkdir -p order/spill
+for threads in 1 2 3; do
+  run "$SST" build --memory 16K --temp-dir order/spill --sort-threads "$threads" \
+    -o order/shuffled-$threads.sstable order/shuffled.csv
+  check "shuffled, --memory 16K, $threads sort threads: spilled runs, same table" \
+    eval "status_is 0 && same order/shuffled-$threads.sstable order/shuffled-ref.sstable"
+done
+check "... and the spilled runs are gone" eval '[ -z "$(ls order/spill)" ]'
+run "$SST" build -o order/shuffled-big.sstable order/shuffled.csv
+check "shuffled, in memory: the same table" eval \
+  'status_is 0 && same order/shuffled-big.sstable order/shuffled-ref.sstable'
+
+run "$SST" build --sort-threads 0 -o x.sstable order/sorted.csv
+check "--sort-threads 0 exits 2" eval 'status_is 2 && err_has "--sort-threads"'
+run "$SST" build --help
+check "build --help explains input in order and --sort-threads" eval \
+  'status_is 0 && out_has "Input already in key order" && out_has "--sort-threads N"'
+
+# Errors leave no output and no temporary, in order or not.
+printf 'a,1\nb,2\nc,3\nno delimiter\nd,4\n' >order/bad-sorted.csv
+run "$SST" build -o order/bad.sstable order/bad-sorted.csv
+check "a bad line in input in order: its file and line" eval \
+  'status_is 1 && err_has "sst build: order/bad-sorted.csv:4: no '\'','\'' delimiter"'
+check "... no output, no temporary" eval '[ ! -e order/bad.sstable ] && no_temps order'
+printf 'b,1\na,2\nc,3\nno delimiter\nd,4\n' >order/bad-switch.csv
+run "$SST" build -o order/bad.sstable order/bad-switch.csv
+check "a bad line after a key out of order: its file and line" eval \
+  'status_is 1 && err_has "sst build: order/bad-switch.csv:4: no '\'','\'' delimiter"'
+check "... no output, no temporary" eval '[ ! -e order/bad.sstable ] && no_temps order'
+{
+  printf 'a,1\nk'
+  head -c 70000 /dev/zero | tr '\0' 'k'
+  printf ',v\n'
+} >order/longkey.csv
+run "$SST" build -o order/bad.sstable order/longkey.csv
+check "a key over 64 KiB: its file and line" eval \
+  'status_is 1 && err_has "order/longkey.csv:2: key of 70001 bytes"'
+check "... no output, no temporary" eval '[ ! -e order/bad.sstable ] && no_temps order'
+mkdir -p order/adir
+run "$SST" build -o order/bad.sstable order/sorted.csv order/adir
+check "an input that cannot be read is named" eval \
+  'status_is 1 && err_has "order/adir" && [ ! -e order/bad.sstable ] && no_temps order'
+cp order/sorted.sstable order/kept.sstable
+run "$SST" build -o order/kept.sstable order/bad-switch.csv
+check "a failed build keeps the old output, after a switch too" eval \
+  'status_is 1 && same order/kept.sstable order/sorted.sstable && no_temps order'
+
 ( "$SST" dump big.sstable 2>pipe.err ) | head -n 1 >/dev/null
 check "dump into a closed pipe is quiet" eval '[ ! -s pipe.err ]'
 

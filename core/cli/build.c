@@ -1,5 +1,6 @@
-/* build.c — sst build: a table from key,value records, sorted within a
- * memory budget. */
+/* build.c — sst build: a table from key,value records, streamed to the
+ * writer while they come in key order, sorted within a memory budget
+ * from the first one that does not. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -58,9 +59,110 @@ static char *derive_output(const char *input) {
   return out;
 }
 
-/* Feeds the records of one input to the sorter. */
-static int build_read_input(const command *c, const char *input,
-                            const build_opts *o, sst_sorter *s,
+/* Where records go. While keys come in increasing order they stream
+ * straight into the output's writer, one record held back (pending) until
+ * the next key shows it is not followed by a record of the same key: the
+ * last of equal keys wins. At the first key out of order, the records
+ * written so far are completed as a table in the writer's temporary file,
+ * which the sorter takes as its oldest run, and every record from then on
+ * goes to the sorter. */
+typedef struct build_sink {
+  const build_opts *o;
+  sst_writer *stream; /* the output's writer while keys come in order */
+  sst_sorter *sorter; /* NULL until a key comes out of order */
+  uint8_t *pending;   /* key then value */
+  size_t pending_cap, pending_key_len;
+  uint64_t pending_value_len;
+  int have_pending;
+} build_sink;
+
+static int hold_pending(build_sink *k, const uint8_t *key, size_t key_len,
+                        const uint8_t *value, size_t value_len) {
+  size_t need = key_len + value_len;
+  if (need > k->pending_cap) {
+    size_t cap = k->pending_cap ? k->pending_cap : 4096;
+    while (cap < need)
+      cap *= 2;
+    uint8_t *p = realloc(k->pending, cap);
+    if (p == NULL)
+      return ENOMEM;
+    k->pending = p;
+    k->pending_cap = cap;
+  }
+  memcpy(k->pending, key, key_len);
+  memcpy(k->pending + key_len, value, value_len);
+  k->pending_key_len = key_len;
+  k->pending_value_len = value_len;
+  k->have_pending = 1;
+  return 0;
+}
+
+static int write_pending(build_sink *k) {
+  if (!k->have_pending)
+    return 0;
+  k->have_pending = 0;
+  return sst_writer_add(k->stream, k->pending, k->pending_key_len,
+                        k->pending + k->pending_key_len, k->pending_value_len);
+}
+
+/* The first key out of order: what was streamed becomes the sorter's
+ * oldest run. */
+static int switch_to_sorter(const command *c, build_sink *k) {
+  const char *tmp;
+  sst_error err = {0};
+  int rc = write_pending(k);
+  if (rc == 0)
+    rc = sst_writer_finish_temp(k->stream, &tmp, &err);
+  if (rc != 0) {
+    print_failure(c, k->o->output, rc, &err);
+    return rc;
+  }
+  if ((rc = sst_sorter_new(&k->o->sorter, &k->sorter, &err)) != 0 ||
+      (rc = sst_sorter_add_table(k->sorter, tmp, &err)) != 0) {
+    print_failure(c, "sorter", rc, &err);
+    return rc;
+  }
+  return 0;
+}
+
+/* Takes one record; 0, or an error already reported. */
+static int sink_add(const command *c, build_sink *k, const char *name,
+                    uint64_t line, const uint8_t *key, size_t key_len,
+                    const uint8_t *value, size_t value_len) {
+  int rc;
+  if (key_len > SST_KEY_MAX) {
+    progress_hide();
+    fprintf(stderr, "sst %s: %s:%" PRIu64 ": key of %zu bytes: %s\n", c->name,
+            name, line, key_len, sst_strerror(SST_EKEYSIZE));
+    return SST_EKEYSIZE;
+  }
+  if (k->sorter == NULL) {
+    int cmp = k->have_pending
+                  ? sst_key_cmp(key, key_len, k->pending, k->pending_key_len)
+                  : 1;
+    if (cmp >= 0) {
+      if (cmp > 0 && (rc = write_pending(k)) != 0) {
+        print_failure(c, k->o->output, rc, NULL);
+        return rc;
+      }
+      if ((rc = hold_pending(k, key, key_len, value, value_len)) != 0)
+        print_failure(c, name, rc, NULL);
+      return rc;
+    }
+    if ((rc = switch_to_sorter(c, k)) != 0)
+      return rc;
+  }
+  rc = sst_sorter_add(k->sorter, key, key_len, value, value_len);
+  if (rc != 0) {
+    progress_hide();
+    fprintf(stderr, "sst %s: %s:%" PRIu64 ": sorting: %s\n", c->name, name,
+            line, sst_strerror(rc));
+  }
+  return rc;
+}
+
+/* Feeds the records of one input to the sink. */
+static int build_read_input(const command *c, const char *input, build_sink *k,
                             build_progress *pg) {
   int is_stdin = strcmp(input, "-") == 0;
   const char *name = is_stdin ? "<stdin>" : input;
@@ -70,7 +172,7 @@ static int build_read_input(const command *c, const char *input,
     return EXIT_FAIL;
   }
   sst_records *p;
-  int rc = sst_records_open(fd, name, &o->records, &p);
+  int rc = sst_records_open(fd, name, &k->o->records, &p);
   if (rc != 0) {
     fprintf(stderr, "sst %s: %s: %s\n", c->name, name, sst_strerror(rc));
     if (!is_stdin)
@@ -89,13 +191,10 @@ static int build_read_input(const command *c, const char *input,
     }
     if (key == NULL)
       break;
-    rc = sst_sorter_add(s, key, key_len, value, value_len);
-    if (rc != 0) {
-      progress_hide();
-      fprintf(stderr, "sst %s: %s:%" PRIu64 ": sorting: %s\n", c->name, name,
-              sst_records_line_count(p), sst_strerror(rc));
+    rc = sink_add(c, k, name, sst_records_line_count(p), key, key_len, value,
+                  value_len);
+    if (rc != 0)
       break;
-    }
     pg->records++;
     pg->input_bytes += key_len + value_len + 2;
     progress_tick(pg, fd);
@@ -108,24 +207,34 @@ static int build_read_input(const command *c, const char *input,
   return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* Merges the sorted records into the table. Until sst_writer_finish()
- * succeeds, the output path is untouched. */
-static int build_write(const command *c, const build_opts *o, sst_sorter *s,
-                       uint64_t *keys) {
-  sst_writer *w;
+/* Completes the output: the streamed table, or the sorter's merge of the
+ * streamed part and the rest into a second writer. Until
+ * sst_writer_finish() succeeds, the output path is untouched. */
+static int build_write(const command *c, build_sink *k, uint64_t *keys) {
   sst_error err = {0};
-  int rc = sst_writer_open(o->output, &o->writer, &w, &err);
+  int rc;
+  if (k->sorter == NULL) {
+    if ((rc = write_pending(k)) == 0) {
+      *keys = sst_writer_key_count(k->stream);
+      rc = sst_writer_finish(k->stream, &err);
+    }
+    if (rc != 0)
+      print_failure(c, k->o->output, rc, &err);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+  }
+  sst_writer *w;
+  rc = sst_writer_open(k->o->output, &k->o->writer, &w, &err);
   if (rc != 0) {
-    print_failure(c, o->output, rc, &err);
+    print_failure(c, k->o->output, rc, &err);
     return EXIT_FAIL;
   }
-  rc = sst_sorter_finish(s, w, &err);
+  rc = sst_sorter_finish(k->sorter, w, &err);
   if (rc == 0) {
     *keys = sst_writer_key_count(w);
     rc = sst_writer_finish(w, &err);
   }
   if (rc != 0)
-    print_failure(c, o->output, rc, &err);
+    print_failure(c, k->o->output, rc, &err);
   sst_writer_free(w);
   return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
@@ -147,23 +256,25 @@ static int build_run(const command *c, build_opts *o, char **inputs,
                      int n_inputs) {
   build_progress pg = {0};
   progress_start(&pg.line, 1);
-  sst_sorter *s;
+  build_sink k = {.o = o};
   sst_error err = {0};
-  int rc = sst_sorter_new(&o->sorter, &s, &err);
+  int rc = sst_writer_open(o->output, &o->writer, &k.stream, &err);
   if (rc != 0) {
-    print_failure(c, "sorter", rc, &err);
+    print_failure(c, o->output, rc, &err);
     return EXIT_FAIL;
   }
   int status = EXIT_OK;
   for (int i = 0; i < n_inputs && status == EXIT_OK; i++)
-    status = build_read_input(c, inputs[i], o, s, &pg);
+    status = build_read_input(c, inputs[i], &k, &pg);
   uint64_t keys = 0;
   if (status == EXIT_OK) {
     progress_draw(&pg.line, "sst build: %" PRIu64 " records read, writing %s",
                   pg.records, o->output);
-    status = build_write(c, o, s, &keys);
+    status = build_write(c, &k, &keys);
   }
-  sst_sorter_free(s);
+  sst_sorter_free(k.sorter);
+  sst_writer_free(k.stream); /* removes the streamed part's table */
+  free(k.pending);
   progress_clear(&pg.line);
   if (status == EXIT_OK)
     build_summary(c, o, &pg, keys);
@@ -173,8 +284,8 @@ static int build_run(const command *c, build_opts *o, char **inputs,
 const command_help cmd_build_help = {
     .synopsis =
         "    sst build [-d DELIM] [-o OUT] [--escape] [--skip-bad]\n"
-        "              [--memory BYTES] [--temp-dir DIR] [--block-keys N]\n"
-        "              [--no-filter] [INPUT...]",
+        "              [--memory BYTES] [--sort-threads N] [--temp-dir DIR]\n"
+        "              [--block-keys N] [--no-filter] [INPUT...]",
     .text =
         "DESCRIPTION\n"
         "    Reads records, one a line, KEY DELIM VALUE, from each INPUT in\n"
@@ -182,15 +293,30 @@ const command_help cmd_build_help = {
         "    key and writes the table OUT. The first delimiter ends the key;\n"
         "    the value may contain more of them. Lines may end in LF or CRLF,\n"
         "    the last one needs no newline, and empty lines are ignored. When\n"
-        "    a key comes more than once, its last record wins. Input of any\n"
-        "    size is sorted within the memory budget, spilling sorted runs\n"
-        "    to temporary files.\n"
+        "    a key comes more than once, its last record wins.\n"
+        "\n"
+        "    Input already in key order (bytewise, as LC_ALL=C sort orders\n"
+        "    it; repeated keys allowed) is written to the table as it is "
+        "read:\n"
+        "    nothing is sorted or held in memory, so it takes little more\n"
+        "    time and memory than reading it. At the first key smaller than\n"
+        "    the one before, what was written so far is completed as a\n"
+        "    table beside OUT and the rest of the input is sorted, then\n"
+        "    merged with it: nothing read before is sorted again or lost, and\n"
+        "    the last record of a key still wins. Input in any order is\n"
+        "    sorted within the memory budget (--memory), spilling sorted\n"
+        "    runs to temporary files; other threads sort full batches while\n"
+        "    reading goes on (--sort-threads). To have sorted input\n"
+        "    streamed, sort it with LC_ALL=C sort -s -t DELIM -k1,1: -s keeps\n"
+        "    repeated keys in input order, so that the same record wins.\n"
         "\n"
         "    OUT is written under a temporary name and renamed into place\n"
         "    once complete: after any error, OUT is left as it was. The\n"
         "    temporary file, OUT.tmp. and 8 hex digits, is locked (flock)\n"
         "    while it is written; one left by a writer that was killed is\n"
         "    unlocked, and the next build, pack or merge of OUT removes it.\n"
+        "    The part of the input that came in key order before a key out\n"
+        "    of order waits in a second such file until OUT is complete.\n"
         "\n"
         "    While stderr is a terminal a progress line is shown. At the end\n"
         "    a summary goes to stderr: records read, unique keys written,\n"
@@ -214,8 +340,17 @@ const command_help cmd_build_help = {
         "        Skip lines without a delimiter or with an empty key,\n"
         "        counting them in the summary, instead of failing.\n"
         "    --memory BYTES\n"
-        "        Memory for sorting before runs are spilled to disk (default\n"
-        "        256M). Suffixes K, M, G and T multiply by powers of 1024.\n"
+        "        Memory for records being sorted, every batch counted, before\n"
+        "        sorted runs are spilled to disk (default 256M). Suffixes K,\n"
+        "        M, G and T multiply by powers of 1024. Input in key order\n"
+        "        uses none of it.\n"
+        "    --sort-threads N\n"
+        "        Threads that read and sort input out of key order (default:\n"
+        "        the number of CPUs online, at least 2, at most 4). With 1,\n"
+        "        reading stops while a full batch (all of --memory) is\n"
+        "        sorted. With N > 1, N - 1 threads sort full batches, each a\n"
+        "        quarter of --memory at most (and 32M), and spill runs while\n"
+        "        reading goes on. The table is the same whatever N.\n"
         "    --temp-dir DIR\n"
         "        Where spilled runs go (default $TMPDIR, else /tmp).\n"
         "    --block-keys N\n"
@@ -235,6 +370,8 @@ const command_help cmd_build_help = {
         "    sst build data.csv                     # writes data.sstable\n"
         "    sst build -d '\\t' -o users.sstable users.tsv\n"
         "    zcat big.csv.gz | sst build --memory 1G -o big.sstable\n"
+        "    LC_ALL=C sort -s -t, -k1,1 big.csv | sst build -o big.sstable\n"
+        "    sst build --sort-threads 1 --memory 64M -o t.sstable t.csv\n"
         "    sst dump --escape a.sstable | sst build --escape -o b.sstable\n",
 };
 
@@ -242,6 +379,7 @@ enum {
   OPT_ESCAPE = OPT_LONG_ONLY,
   OPT_SKIP_BAD,
   OPT_MEMORY,
+  OPT_SORT_THREADS,
   OPT_TEMP_DIR,
   OPT_BLOCK_KEYS,
   OPT_NO_FILTER,
@@ -255,6 +393,7 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       {"escape", no_argument, NULL, OPT_ESCAPE},
       {"skip-bad", no_argument, NULL, OPT_SKIP_BAD},
       {"memory", required_argument, NULL, OPT_MEMORY},
+      {"sort-threads", required_argument, NULL, OPT_SORT_THREADS},
       {"temp-dir", required_argument, NULL, OPT_TEMP_DIR},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
@@ -279,6 +418,9 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       break;
     case OPT_MEMORY:
       rc = parse_size(c, "--memory", optarg, &o->sorter.memory_budget);
+      break;
+    case OPT_SORT_THREADS:
+      rc = parse_count(c, "--sort-threads", optarg, &o->sorter.threads);
       break;
     case OPT_TEMP_DIR:
       o->sorter.temp_dir = optarg;
