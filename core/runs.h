@@ -22,13 +22,12 @@ typedef struct sst_rec {
   uint64_t head;      /* 8 key bytes from the sort's depth, big-endian */
   const uint8_t *key; /* the value follows the key */
   uint64_t value_len;
-  uint32_t key_len; /* | SST_REC_TOMBSTONE, and SST_REC_DEEP while sorting */
+  uint32_t key_len; /* | SST_REC_TOMBSTONE */
   uint32_t seq;     /* arrival within the batch */
 } sst_rec;
 
-#define SST_REC_LEN_MASK 0x3fffffffu
+#define SST_REC_LEN_MASK 0x7fffffffu
 #define SST_REC_TOMBSTONE 0x80000000u
-#define SST_REC_DEEP 0x40000000u
 
 static inline size_t sst_rec_key_len(const sst_rec *r) {
   return r->key_len & SST_REC_LEN_MASK;

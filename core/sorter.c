@@ -553,7 +553,7 @@ static void work_locked(sst_sorter *s) {
     int rc = batch_make_run(b);
     uint64_t freed = rc == 0 ? batch_free_records(b) : map;
     pthread_mutex_lock(&s->mu);
-    b->bytes += map - freed;
+    b->bytes = b->bytes - freed + map;
     s->mem -= freed;
     b->state = BATCH_SORTED;
     set_err_locked(s, rc);
