@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
@@ -411,6 +412,33 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
   __atomic_fetch_or(&r->checked[i], (uint8_t)what, __ATOMIC_RELAXED);
 }
 
+/* How far ahead of a key-region read that missed the page cache the
+ * kernel is asked to read. */
+#define KEYS_AHEAD ((uint64_t)8 << 20)
+
+/* Reads len bytes at off from the key region (version 2: key blocks,
+ * filters, metadata, index, in one contiguous stretch at the end of the
+ * file). A read the page cache cannot serve at once means the table is
+ * cold: the kernel is then asked to read the region ahead of it in one
+ * large request (POSIX_FADV_WILLNEED), so that a cold listing, which
+ * walks the region nearly in order, waits for a few large reads rather
+ * than one small one per key block. */
+static int read_keys(const sst_reader *r, void *buf, size_t len, uint64_t off) {
+#ifdef RWF_NOWAIT
+  if (r->f.version >= 2 && off >= r->f.keys_off) {
+    struct iovec v = {buf, len};
+    ssize_t n = preadv2(r->fd, &v, 1, (off_t)off, RWF_NOWAIT);
+    if (n == (ssize_t)len)
+      return 0;
+    if (n < 0 && errno == EAGAIN) {
+      uint64_t ahead = r->size - off < KEYS_AHEAD ? r->size - off : KEYS_AHEAD;
+      posix_fadvise(r->fd, (off_t)off, (off_t)ahead, POSIX_FADV_WILLNEED);
+    }
+  }
+#endif
+  return sst_pread_all(r->fd, buf, len, off);
+}
+
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   assert(i < r->f.block_count);
@@ -425,7 +453,7 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
       b->own = n;
       b->own_cap = cap;
     }
-    int rc = sst_pread_all(r->fd, b->own, need, h->block_off);
+    int rc = read_keys(r, b->own, need, h->block_off);
     if (rc)
       return rc;
     p = b->own;
@@ -509,7 +537,7 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
       off > r->f.filter_off || len > r->f.filter_off - off)
     return SST_ECORRUPT;
   if (r->o.pread_blocks)
-    return sst_pread_all(r->fd, buf, (size_t)len, off);
+    return read_keys(r, buf, (size_t)len, off);
   memcpy(buf, r->data + off, (size_t)len);
   return 0;
 }
@@ -560,8 +588,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
       if ((b.own = malloc(cap)) == NULL)
         return ENOMEM;
       b.own_cap = cap;
-      if ((rc =
-               sst_pread_all(r->fd, b.own, (size_t)h.filter_len, h.filter_off)))
+      if ((rc = read_keys(r, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
     }
