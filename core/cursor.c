@@ -14,6 +14,7 @@ enum bound { BOUND_NONE, BOUND_UPPER, BOUND_PREFIX };
 struct sst_cursor {
   const sst_reader *r;
   uint64_t block; /* index of the block being read */
+  int loaded;     /* h and b hold block `block` */
   sst_handle h;
   sst_block b;
   sst_block_entry be;
@@ -28,9 +29,17 @@ struct sst_cursor {
 
 /* Loads key block i into c->h and c->b. REQUIRES i < block_count. */
 static int load_block(sst_cursor *c, uint64_t i) {
+  /* A seek into the block already held (the next name of a directory
+   * being listed, a lookup after readdir) reads nothing: with
+   * pread_blocks every load is a system call. */
+  if (c->loaded && c->block == i)
+    return 0;
+  c->loaded = 0;
   c->block = i;
   sst_table_cached_handle(c->r, i, &c->h);
-  return sst_table_block(c->r, i, &c->h, &c->b, 0);
+  int rc = sst_table_block(c->r, i, &c->h, &c->b, 0);
+  c->loaded = rc == 0;
+  return rc;
 }
 
 int sst_cursor_new(const sst_reader *r, sst_cursor **out) {

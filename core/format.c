@@ -89,11 +89,15 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   f->props_off = sst_get_u64(in + 104);
   /* A feature this reader does not know (such as a codec) is a table
    * from a newer writer, not damage: the footer's checksum was good. */
-  if ((f->features & ~(SST_FEATURE_META | SST_FEATURE_XATTRS)) != 0)
+  if ((f->features & ~(SST_FEATURE_META | SST_FEATURE_XATTRS |
+                       SST_FEATURE_VALUES | SST_FEATURE_DICT)) != 0)
     return SST_EVERSION;
   if ((f->features & (SST_FEATURE_META | SST_FEATURE_XATTRS)) ==
       SST_FEATURE_XATTRS)
     return SST_ECORRUPT; /* attributes without metadata */
+  if ((f->features & (SST_FEATURE_VALUES | SST_FEATURE_DICT)) ==
+      SST_FEATURE_DICT)
+    return SST_ECORRUPT; /* a dictionary for no compressed value */
   return 0;
 }
 
@@ -146,6 +150,10 @@ uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version,
   *p++ = (uint8_t)v->flags;
   p = sst_put_varint(p, v->len);
   p = sst_put_varint(p, v->rel);
+  if (v->flags & SST_FLAG_PACKED)
+    p = sst_put_varint(p, v->block);
+  if (v->flags & SST_FLAG_CHUNKED)
+    p = sst_put_varint(p, v->stored);
   sst_put_u32(p, v->checksum);
   p += 4;
   if (!(v->flags & SST_FLAG_META))
@@ -221,18 +229,34 @@ int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
   if (p >= limit)
     return SST_ECORRUPT;
   v->flags = *p++;
-  unsigned allowed = version >= 2
-                         ? SST_FLAG_TOMBSTONE | SST_FLAG_META | SST_FLAG_SHARED
-                         : SST_FLAG_TOMBSTONE;
+  unsigned allowed = version >= 2 ? SST_FLAG_TOMBSTONE | SST_FLAG_META |
+                                        SST_FLAG_SHARED | SST_FLAG_PACKED |
+                                        SST_FLAG_CHUNKED
+                                  : SST_FLAG_TOMBSTONE;
   if ((v->flags & ~allowed) != 0)
     return SST_ECORRUPT;
+  /* A value is packed or chunked, not both. */
+  if ((v->flags & SST_FLAG_PACKED) && (v->flags & SST_FLAG_CHUNKED))
+    return SST_ECORRUPT;
+  v->block = v->stored = 0;
   if ((p = sst_get_varint(p, limit, &v->len)) == NULL ||
-      (p = sst_get_varint(p, limit, &v->rel)) == NULL || limit - p < 4)
+      (p = sst_get_varint(p, limit, &v->rel)) == NULL)
+    return SST_ECORRUPT;
+  if ((v->flags & SST_FLAG_PACKED) &&
+      (p = sst_get_varint(p, limit, &v->block)) == NULL)
+    return SST_ECORRUPT;
+  if ((v->flags & SST_FLAG_CHUNKED) &&
+      (p = sst_get_varint(p, limit, &v->stored)) == NULL)
+    return SST_ECORRUPT;
+  if (limit - p < 4)
     return SST_ECORRUPT;
   v->checksum = sst_get_u32(p);
   p += 4;
   if ((v->flags & SST_FLAG_TOMBSTONE) &&
       (v->len != 0 || v->flags != SST_FLAG_TOMBSTONE))
+    return SST_ECORRUPT;
+  /* An empty value is stored plain. */
+  if ((v->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) && v->len == 0)
     return SST_ECORRUPT;
   v->type = SST_TYPE_FILE;
   v->mode = v->uid = v->gid = 0;

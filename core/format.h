@@ -74,6 +74,8 @@ int sst_handle_decode(const uint8_t *p, const uint8_t *limit, uint32_t version,
 typedef struct sst_value_ref {
   unsigned flags;
   uint64_t len, rel;
+  uint64_t block;  /* SST_FLAG_PACKED: value block; rel is in its bytes */
+  uint64_t stored; /* SST_FLAG_CHUNKED: stored bytes, chunk table included */
   uint32_t checksum;
   /* Version 2, SST_FLAG_META: */
   unsigned type;
@@ -108,7 +110,36 @@ int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
 /* Sections of the properties block (tag varint, length varint, body). A
  * reader skips a tag it does not know: what it must understand is
  * announced by a footer feature bit. */
-#define SST_PROP_ATTRS 1u /* the metadata dictionary */
+#define SST_PROP_ATTRS 1u  /* the metadata dictionary */
+#define SST_PROP_VALUES 2u /* codec, chunk size, the value blocks */
+#define SST_PROP_DICT 3u   /* the compression dictionary */
+#define SST_PROP_STATS 4u  /* values stored once for several keys */
+
+/* Codecs of value blocks and chunks. */
+#define SST_CODEC_NONE 0u
+#define SST_CODEC_ZSTD 1u
+
+/* A chunked value ends with its chunk table: for each chunk, u64 end
+ * (offset from the value's first stored byte to the end of the chunk's
+ * stored bytes; bit 63 set when the chunk is stored raw), u32 checksum of
+ * its stored bytes (checked before they are decompressed) and u32
+ * checksum of its bytes as served. */
+#define SST_CHUNK_ENTRY 16u
+#define SST_CHUNK_RAW (1ull << 63)
+/* Bounds a reader accepts. */
+#define SST_CHUNK_MIN (4u << 10)
+#define SST_CHUNK_MAX (4u << 20)
+#define SST_VBLOCK_MAX (4u << 20) /* decompressed bytes of a value block */
+
+/* A value block as the properties block lists it. */
+typedef struct sst_vblock {
+  uint64_t off;        /* file offset */
+  uint32_t stored;     /* bytes in the file */
+  uint32_t raw_len;    /* decompressed bytes */
+  uint32_t checksum;   /* of the decompressed bytes */
+  uint32_t stored_sum; /* of the stored bytes */
+  uint32_t raw;        /* 1: stored uncompressed */
+} sst_vblock;
 
 /* The metadata dictionary: (mode, uid, gid) triples entries refer to. */
 typedef struct sst_attr {

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "filter.h"
 #include "spill.h"
@@ -71,11 +73,16 @@ static int read_attrs(sst_reader *r, const uint8_t *p, const uint8_t *limit) {
 /* The properties block (version 2): tagged sections and a checksum,
  * filling [props_off, index_off). Unknown sections are skipped. */
 static int open_props(sst_reader *r, sst_error *err) {
-  if (r->f.version == 1 || r->f.props_off == r->f.index_off)
+  if (r->f.version == 1)
     return 0;
+  int rc = SST_ECORRUPT;
+  if (r->f.props_off == r->f.index_off) {
+    if (r->f.features & (SST_FEATURE_VALUES | SST_FEATURE_DICT))
+      goto bad;
+    return 0;
+  }
   uint64_t len = r->f.index_off - r->f.props_off;
   const uint8_t *p = r->data + r->f.props_off;
-  int rc = SST_ECORRUPT;
   if (len < 5)
     goto bad;
   if (sst_get_u32(p + len - 4) != sst_checksum(p, len - 4)) {
@@ -90,13 +97,33 @@ static int open_props(sst_reader *r, sst_error *err) {
       goto bad;
     if (tag == SST_PROP_ATTRS && (rc = read_attrs(r, p, p + n)) != 0)
       goto bad;
+    if (tag == SST_PROP_VALUES && (r->f.features & SST_FEATURE_VALUES) &&
+        (rc = sst_vread_section(r, p, p + n)) != 0)
+      goto bad;
+    if (tag == SST_PROP_STATS) {
+      const uint8_t *q = sst_get_varint(p, p + n, &r->dedup_values);
+      if (q == NULL || (q = sst_get_varint(q, p + n, &r->dedup_bytes)) == NULL)
+        goto bad;
+    }
+    if (tag == SST_PROP_DICT && (r->f.features & SST_FEATURE_DICT) &&
+        (rc = sst_vread_dict(r, p, (size_t)n)) != 0)
+      goto bad;
     rc = SST_ECORRUPT;
     p += n;
   }
+  /* What the footer announces must be there. */
+  if (((r->f.features & SST_FEATURE_VALUES) && r->vblocks == NULL) ||
+      ((r->f.features & SST_FEATURE_DICT) && r->ddict == NULL))
+    goto bad;
   return 0;
 bad:
   if (rc == ENOMEM)
     return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  if (rc == SST_EVERSION)
+    return sst_error_set(err, rc,
+                         "%s: values compressed with a codec this version "
+                         "does not know",
+                         r->path);
   return sst_error_set(err, rc, "%s: properties block at offset %llu: %s",
                        r->path, (unsigned long long)r->f.props_off,
                        rc == SST_ECHECKSUM ? "checksum mismatch" : "malformed");
@@ -168,6 +195,10 @@ static int build_heads(sst_reader *r, sst_error *err) {
     values_off = v1 ? block_off : h.values_off + h.values_len;
     filter_off = h.filter_off + h.filter_len;
   }
+  /* Value blocks closed after the last key block lie after its values. */
+  for (uint64_t j = 0; j < r->vb_count; j++)
+    if (r->vblocks[j].off == values_off)
+      values_off += r->vblocks[j].stored;
   if (values_off != (v1 ? r->f.filter_off : r->f.keys_off) ||
       (!v1 && block_off != r->f.filter_off) ||
       (r->f.filter_probes && filter_off != r->f.filter_off + r->f.filter_len))
@@ -263,6 +294,12 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
+  if (r->vblocks != NULL &&
+      (rc = sst_vcache_new(r, r->o.cache_bytes ? r->o.cache_bytes
+                                               : (uint64_t)4 << 20)) != 0) {
+    rc = sst_error_set(err, rc, "%s: out of memory", path);
+    goto fail;
+  }
   sst_table_release(r, r->f.version == 1 ? r->f.index_off : r->f.props_off,
                     r->size -
                         (r->f.version == 1 ? r->f.index_off : r->f.props_off));
@@ -293,6 +330,9 @@ void sst_reader_close(sst_reader *r) {
   free(r->heads);
   free(r->refs);
   free(r->dict);
+  free(r->vblocks);
+  ZSTD_freeDDict(r->ddict);
+  sst_vcache_free(r->vcache);
   free(r->path);
   free(r);
 }
@@ -319,6 +359,11 @@ void sst_reader_info(const sst_reader *r, sst_info *out) {
   uint64_t keys_off = sst_table_values_end(r);
   out->value_region = r->f.version == 1 ? 0 : keys_off - SST_HEADER_SIZE;
   out->key_region = r->f.version == 1 ? 0 : r->size - keys_off;
+  out->value_blocks = r->vb_count;
+  out->chunk_size = r->chunk_size;
+  out->dict_bytes = r->zdict_len;
+  out->dedup_values = r->dedup_values;
+  out->dedup_bytes = r->dedup_bytes;
 }
 
 int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
@@ -411,6 +456,33 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
   __atomic_fetch_or(&r->checked[i], (uint8_t)what, __ATOMIC_RELAXED);
 }
 
+/* How far ahead of a key-region read that missed the page cache the
+ * kernel is asked to read. */
+#define KEYS_AHEAD ((uint64_t)8 << 20)
+
+/* Reads len bytes at off from the key region (version 2: key blocks,
+ * filters, metadata, index, in one contiguous stretch at the end of the
+ * file). A read the page cache cannot serve at once means the table is
+ * cold: the kernel is then asked to read the region ahead of it in one
+ * large request (POSIX_FADV_WILLNEED), so that a cold listing, which
+ * walks the region nearly in order, waits for a few large reads rather
+ * than one small one per key block. */
+static int read_keys(const sst_reader *r, void *buf, size_t len, uint64_t off) {
+#ifdef RWF_NOWAIT
+  if (r->f.version >= 2 && off >= r->f.keys_off) {
+    struct iovec v = {buf, len};
+    ssize_t n = preadv2(r->fd, &v, 1, (off_t)off, RWF_NOWAIT);
+    if (n == (ssize_t)len)
+      return 0;
+    if (n < 0 && errno == EAGAIN) {
+      uint64_t ahead = r->size - off < KEYS_AHEAD ? r->size - off : KEYS_AHEAD;
+      posix_fadvise(r->fd, (off_t)off, (off_t)ahead, POSIX_FADV_WILLNEED);
+    }
+  }
+#endif
+  return sst_pread_all(r->fd, buf, len, off);
+}
+
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   assert(i < r->f.block_count);
@@ -425,7 +497,7 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
       b->own = n;
       b->own_cap = cap;
     }
-    int rc = sst_pread_all(r->fd, b->own, need, h->block_off);
+    int rc = read_keys(r, b->own, need, h->block_off);
     if (rc)
       return rc;
     p = b->own;
@@ -456,14 +528,34 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
   if (sst_value_ref_decode(be->payload, be->payload + be->payload_len,
                            r->f.version, &v))
     return SST_ECORRUPT;
-  if (v.flags & SST_FLAG_SHARED) {
+  /* The bytes the entry occupies in the file. */
+  uint64_t stored = v.len;
+  e->value_block = 0;
+  e->value_stored = 0;
+  if (v.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) {
+    if (r->vblocks == NULL)
+      return SST_ECORRUPT;
+    if (v.flags & SST_FLAG_CHUNKED) {
+      uint64_t n = sst_chunk_count(v.len, r->chunk_size);
+      if (v.stored / SST_CHUNK_ENTRY < n)
+        return SST_ECORRUPT;
+      stored = e->value_stored = v.stored;
+    }
+  }
+  if (v.flags & SST_FLAG_PACKED) {
+    if (v.block >= r->vb_count || v.rel > r->vblocks[v.block].raw_len ||
+        v.len > r->vblocks[v.block].raw_len - v.rel)
+      return SST_ECORRUPT;
+    e->value_offset = v.rel;
+    e->value_block = v.block;
+  } else if (v.flags & SST_FLAG_SHARED) {
     /* Anywhere in the value region. */
     uint64_t end = sst_table_values_end(r);
-    if (v.rel < SST_HEADER_SIZE || v.rel > end || v.len > end - v.rel)
+    if (v.rel < SST_HEADER_SIZE || v.rel > end || stored > end - v.rel)
       return SST_ECORRUPT;
     e->value_offset = v.rel;
   } else {
-    if (v.rel > h->values_len || v.len > h->values_len - v.rel)
+    if (v.rel > h->values_len || stored > h->values_len - v.rel)
       return SST_ECORRUPT;
     e->value_offset = h->values_off + v.rel;
   }
@@ -509,7 +601,7 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
       off > r->f.filter_off || len > r->f.filter_off - off)
     return SST_ECORRUPT;
   if (r->o.pread_blocks)
-    return sst_pread_all(r->fd, buf, (size_t)len, off);
+    return read_keys(r, buf, (size_t)len, off);
   memcpy(buf, r->data + off, (size_t)len);
   return 0;
 }
@@ -560,8 +652,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
       if ((b.own = malloc(cap)) == NULL)
         return ENOMEM;
       b.own_cap = cap;
-      if ((rc =
-               sst_pread_all(r->fd, b.own, (size_t)h.filter_len, h.filter_off)))
+      if ((rc = read_keys(r, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
     }
@@ -654,6 +745,8 @@ static int check_by_pread(const sst_reader *r, const sst_entry *e,
 }
 
 int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
+  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+    return sst_vread_whole(r, e, buf);
   int rc = sst_pread_all(r->fd, buf, (size_t)e->value_len, e->value_offset);
   if (rc)
     return rc;
@@ -663,6 +756,8 @@ int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
 }
 
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
+  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+    return sst_vread_check(r, e);
   const uint8_t *p = r->data + e->value_offset;
   uint64_t len = e->value_len;
   uint32_t sum;
@@ -704,6 +799,8 @@ int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value) {
   if (e->flags & SST_FLAG_TOMBSTONE)
     return SST_ENOTFOUND;
+  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+    return sst_vread_value(r, e, value); /* always checked */
   if (r->o.verify_values) {
     int rc = sst_reader_value_check(r, e);
     if (rc)

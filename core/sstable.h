@@ -92,10 +92,17 @@ void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap);
 /* Entry flags. */
 #define SST_FLAG_TOMBSTONE 0x01u
 #define SST_FLAG_META 0x02u /* the entry carries file metadata (meta) */
-#define SST_FLAG_SHARED                                                        \
-  0x10u /* the value is shared with other entries                              \
-           (hard links): its bytes may lie anywhere                            \
-           in the value region */
+/* The value lies in a value block: small values are stored together,
+ * a block compressed as one (sst_entry.value_block; value_offset is the
+ * value's offset in the block's decompressed bytes). */
+#define SST_FLAG_PACKED 0x04u
+/* The value is stored in chunks, each compressed or raw, with a table of
+ * them after the last (value_offset and value_stored: the stored bytes
+ * in the file). */
+#define SST_FLAG_CHUNKED 0x08u
+/* The value is shared with other entries (hard links, identical values):
+ * its bytes may lie anywhere in the value region. */
+#define SST_FLAG_SHARED 0x10u
 
 /* ------------------------------------------------------------------ */
 /* File metadata (format version 2), optional per entry.               */
@@ -173,6 +180,26 @@ typedef struct sst_writer_options {
   uint32_t filter_bits_per_key;
   /* Skip fsync of the file and its directory (tests only). */
   int no_sync;
+  /* Value compression with zstd at this level (1..19); 0 stores every
+   * value as it is (default), readable in place with no decoding.
+   * Compressed, values of up to value_block / 4 bytes are stored together
+   * in value blocks of about value_block bytes (default 128 KiB), each
+   * compressed as one; larger values are cut into chunks of chunk_size
+   * bytes (default 128 KiB), each compressed alone, so that a read at any
+   * offset decompresses one chunk. A block or chunk that does not shrink
+   * is stored raw. */
+  int zstd_level;
+  uint32_t value_block;
+  uint32_t chunk_size;
+  /* With compression, train a zstd dictionary on the first small values
+   * (about 4 MiB of them) and keep it when it makes the table smaller
+   * (default 1). */
+  int dictionary;
+  /* Store identical values once: a value whose bytes equal an earlier
+   * one's (found by a 128-bit hash, confirmed by comparing the bytes)
+   * refers to it (default 0; costs about 48 bytes of memory a distinct
+   * value). */
+  int dedup;
 } sst_writer_options;
 
 /* Fills *opts with the defaults above. */
@@ -247,6 +274,16 @@ int sst_writer_finish_temp(sst_writer *w, const char **tmp_path,
 /* Keys and bytes added so far. */
 uint64_t sst_writer_key_count(const sst_writer *w);
 uint64_t sst_writer_value_bytes(const sst_writer *w);
+
+/* What the writer stored, for reports: values stored once for several
+ * keys (dedup) and their bytes, value blocks and chunks written, and the
+ * size of the dictionary (0 without one). Final after finish. */
+typedef struct sst_writer_stats {
+  uint64_t dedup_values, dedup_bytes;
+  uint64_t value_blocks, chunks, raw_pieces;
+  uint32_t dict_bytes;
+} sst_writer_stats;
+void sst_writer_stats_get(const sst_writer *w, sst_writer_stats *out);
 
 /* Frees the writer. If it was not finished, the temporary file is removed
  * and the path given at open is untouched. NULL is allowed. */
@@ -342,6 +379,9 @@ typedef struct sst_reader_options {
    * page-cache folio). For long-running servers that bound their memory
    * (default 0). */
   int pread_blocks;
+  /* Bytes of decompressed value blocks and chunks kept for the next read
+   * (0: the default, 4 MiB). Only tables with compressed values use it. */
+  uint64_t cache_bytes;
 } sst_reader_options;
 
 void sst_reader_options_init(sst_reader_options *opts);
@@ -365,15 +405,20 @@ void sst_reader_close(sst_reader *r);
 typedef struct sst_entry {
   const uint8_t *key;
   size_t key_len;
-  unsigned flags;        /* SST_FLAG_TOMBSTONE, _META, _SHARED */
-  uint64_t value_len;    /* 0 for a tombstone */
-  uint64_t value_offset; /* position of the value's first byte in the file */
-  uint32_t value_checksum;
-  uint64_t position; /* file offset of the entry: unique and stable
-                        (in a stack: offset * n + source) */
-  unsigned source;   /* in a stack: the index of the table the
-                        entry comes from; 0 otherwise */
-  sst_meta meta;     /* valid when flags & SST_FLAG_META */
+  unsigned flags;          /* SST_FLAG_* */
+  uint64_t value_len;      /* 0 for a tombstone */
+  uint64_t value_offset;   /* position of the value's first byte in the file;
+                              SST_FLAG_PACKED: in its value block's bytes;
+                              SST_FLAG_CHUNKED: of its first stored byte */
+  uint32_t value_checksum; /* of the value; SST_FLAG_CHUNKED: of its chunk
+                              table (each chunk has its own) */
+  uint64_t value_block;    /* SST_FLAG_PACKED: the value block */
+  uint64_t value_stored;   /* SST_FLAG_CHUNKED: bytes stored in the file */
+  uint64_t position;       /* file offset of the entry: unique and stable
+                              (in a stack: offset * n + source) */
+  unsigned source;         /* in a stack: the index of the table the
+                              entry comes from; 0 otherwise */
+  sst_meta meta;           /* valid when flags & SST_FLAG_META */
 } sst_entry;
 
 /* Finds key. Returns 0 and fills *e (tombstones included: check flags), or
@@ -385,7 +430,14 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
 /* Looks key up and returns its value as a pointer into the mapping, valid
  * until sst_reader_close(). A tombstone gives SST_ENOTFOUND. With
  * verify_values, a value whose checksum does not match gives
- * SST_ECHECKSUM and no pointer. */
+ * SST_ECHECKSUM and no pointer.
+ * A value stored in a value block or in chunks (SST_FLAG_PACKED,
+ * SST_FLAG_CHUNKED: a compressed table) is decompressed and always
+ * checked, into a buffer that belongs to the library and to the calling
+ * thread: the pointer stays valid until that thread's next
+ * sst_reader_get or sst_reader_value (on any reader), or its exit. Copy
+ * what must live longer; read large values in pieces with
+ * sst_reader_read rather than whole. */
 int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
                    const uint8_t **value, uint64_t *value_len);
 
@@ -393,6 +445,25 @@ int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
  * sst_reader_get. */
 int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value);
+
+/* Reads up to len bytes of e's value, from byte off of it, into buf; *got
+ * is what was read (less than len only at the end of the value). Values
+ * stored in value blocks or chunks are decompressed a block or chunk at a
+ * time, each checked against its checksum before any of its bytes is
+ * returned (SST_ECHECKSUM, or SST_ECORRUPT when it does not decode) and
+ * kept in the reader's cache (cache_bytes). A plain value's bytes are
+ * read as they are: check them with sst_reader_value_check. Any number
+ * of threads may read at once. */
+int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
+                    void *buf, size_t len, size_t *got);
+
+/* Adds key with the value of entry e of table r (not a tombstone),
+ * whatever way r stores it, reading a large value a piece at a time.
+ * Returns 0 or the first error; *read_rc is that error when it came from
+ * reading r (SST_ECHECKSUM for a damaged value), 0 when from writing.
+ * A failed read after the value began leaves the writer failed. */
+int sst_writer_add_from(sst_writer *w, const void *key, size_t key_len,
+                        const sst_reader *r, const sst_entry *e, int *read_rc);
 
 /* Checks a value's checksum, whatever verify_values says. */
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e);
@@ -435,10 +506,19 @@ typedef struct sst_info {
   uint64_t key_region;   /* bytes from the first key block to the end
                             of the file: key blocks, filters, the
                             metadata dictionary, index, footer */
+  /* Compressed values (SST_FEATURE_VALUES): value blocks, the chunk size
+   * of larger values, the compression dictionary's size (0 if none). */
+  uint64_t value_blocks;
+  uint32_t chunk_size;
+  uint32_t dict_bytes;
+  /* Values stored once for several keys: extra keys and their bytes. */
+  uint64_t dedup_values, dedup_bytes;
 } sst_info;
 
 #define SST_FEATURE_META 1u   /* some entries carry file metadata */
 #define SST_FEATURE_XATTRS 2u /* some entries carry extended attributes */
+#define SST_FEATURE_VALUES 4u /* value blocks or chunked values */
+#define SST_FEATURE_DICT 8u   /* a compression dictionary */
 
 void sst_reader_info(const sst_reader *r, sst_info *out);
 const char *sst_reader_path(const sst_reader *r);

@@ -41,6 +41,15 @@ struct sst_reader {
   size_t common_len;
   sst_attr *dict; /* version 2: the metadata dictionary */
   uint32_t dict_count;
+  /* SST_FEATURE_VALUES: the value blocks, the chunk size, the
+   * compression dictionary and the cache of decompressed pieces. */
+  sst_vblock *vblocks;
+  uint64_t vb_count;
+  uint32_t chunk_size;
+  struct ZSTD_DDict_s *ddict;
+  struct sst_vcache *vcache;
+  uint32_t zdict_len;
+  uint64_t dedup_values, dedup_bytes; /* the statistics section */
 };
 
 #define CHECKED_BLOCK 1u
@@ -105,6 +114,23 @@ int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
 int sst_table_entry(const sst_reader *r, const sst_handle *h,
                     const sst_block *b, const sst_block_entry *be,
                     sst_entry *e);
+
+/* vread.c: the properties sections of value blocks and of the
+ * dictionary (0, SST_ECORRUPT, SST_EVERSION for an unknown codec,
+ * ENOMEM); the cache; whole values stored apart (PACKED or CHUNKED):
+ * read and checked into buf, checked only, or read into a buffer of the
+ * calling thread. */
+int sst_vread_section(sst_reader *r, const uint8_t *p, const uint8_t *limit);
+int sst_vread_dict(sst_reader *r, const uint8_t *p, size_t len);
+int sst_vcache_new(sst_reader *r, uint64_t cap);
+void sst_vcache_free(struct sst_vcache *c);
+int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf);
+int sst_vread_check(const sst_reader *r, const sst_entry *e);
+int sst_vread_check_block(const sst_reader *r, uint64_t i);
+int sst_vread_value(const sst_reader *r, const sst_entry *e,
+                    const uint8_t **value);
+/* Chunks of a value of len bytes. */
+uint64_t sst_chunk_count(uint64_t len, uint32_t chunk);
 
 /* End of the value region: keys_off (version 2) or filter_off. */
 static inline uint64_t sst_table_values_end(const sst_reader *r) {

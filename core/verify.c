@@ -21,7 +21,8 @@ typedef struct verify_state {
   uint64_t entries, tombstones, key_bytes, value_bytes;
   uint64_t data_pos, filter_pos;
   uint64_t block_pos; /* version 2: where the next key block must start */
-  int v1, meta_seen, xattrs_seen;
+  int v1, meta_seen, xattrs_seen, values_seen;
+  uint64_t vb_next; /* the next value block the value region reaches */
   uint64_t *hashes;
   size_t hash_count, hash_cap;
 } verify_state;
@@ -39,6 +40,16 @@ static int bad_key(verify_state *s, const uint8_t *key, size_t len,
   sst_key_render(key, len, shown, sizeof shown);
   return sst_error_set(s->err, code, "%s: key '%s' at offset %llu: %s",
                        s->r->path, shown, (unsigned long long)off, what);
+}
+
+/* Value blocks lie between values, where the writer closed them: the
+ * region's walk steps over those that start where it stands, until it
+ * stands at target. */
+static void skip_vblocks(verify_state *s, uint64_t target) {
+  const sst_reader *r = s->r;
+  while (s->data_pos != target && s->vb_next < r->vb_count &&
+         r->vblocks[s->vb_next].off == s->data_pos)
+    s->data_pos += r->vblocks[s->vb_next++].stored;
 }
 
 /* Restart points must be entry starts, strictly increasing; the caller
@@ -63,7 +74,12 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   if (sst_table_entry(s->r, h, b, be, &e))
     return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
                    "bad value reference");
-  int shared = (e.flags & SST_FLAG_SHARED) != 0;
+  /* A packed value lies in its value block, not in the walk. */
+  int shared = (e.flags & (SST_FLAG_SHARED | SST_FLAG_PACKED)) != 0;
+  if (e.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+    s->values_seen = 1;
+  if (!shared)
+    skip_vblocks(s, e.value_offset);
   if (!shared && e.value_offset != s->data_pos)
     return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
                    "value not where the layout puts it");
@@ -77,7 +93,7 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
     return bad_key(s, s->key, be->key_len, e.value_offset, SST_ECHECKSUM,
                    "value checksum mismatch");
   if (!shared)
-    s->data_pos += e.value_len;
+    s->data_pos += (e.flags & SST_FLAG_CHUNKED) ? e.value_stored : e.value_len;
   s->entries++;
   s->tombstones += (e.flags & SST_FLAG_TOMBSTONE) != 0;
   s->key_bytes += be->key_len;
@@ -158,6 +174,7 @@ static int check_block(verify_state *s, uint64_t bi) {
       return bad_block(s, bi, &h, SST_ECORRUPT, "gap before the block");
     s->data_pos = h.block_off + h.block_len + SST_TRAILER_SIZE;
   } else {
+    skip_vblocks(s, h.values_off + h.values_len);
     if (s->data_pos != h.values_off + h.values_len)
       return bad_block(s, bi, &h, SST_ECORRUPT,
                        "values do not fill the block's value range");
@@ -205,6 +222,15 @@ int sst_reader_verify(const sst_reader *r, sst_error *err) {
     rc = check_block(&s, i);
   if (rc)
     goto done;
+  for (uint64_t i = 0; i < r->vb_count && rc == 0; i++)
+    if ((rc = sst_vread_check_block(r, i)) != 0)
+      rc = sst_error_set(err, rc, "%s: value block %llu at offset %llu: %s",
+                         r->path, (unsigned long long)i,
+                         (unsigned long long)r->vblocks[i].off,
+                         sst_strerror(rc));
+  if (rc)
+    goto done;
+  skip_vblocks(&s, sst_table_values_end(r));
   uint64_t values_end = sst_table_values_end(r);
   if (s.data_pos != values_end)
     rc = sst_error_set(err, SST_ECORRUPT,
@@ -226,6 +252,14 @@ int sst_reader_verify(const sst_reader *r, sst_error *err) {
   else if (s.meta_seen != ((r->f.features & SST_FEATURE_META) != 0))
     rc = sst_error_set(err, SST_ECORRUPT,
                        "%s: footer's metadata flag does not match the table",
+                       r->path);
+  else if (s.vb_next != r->vb_count)
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: value block %llu is not where the layout puts it",
+                       r->path, (unsigned long long)s.vb_next);
+  else if (s.values_seen != ((r->f.features & SST_FEATURE_VALUES) != 0))
+    rc = sst_error_set(err, SST_ECORRUPT,
+                       "%s: footer's value-block flag does not match the table",
                        r->path);
   else if (s.xattrs_seen != ((r->f.features & SST_FEATURE_XATTRS) != 0))
     rc = sst_error_set(err, SST_ECORRUPT,

@@ -28,6 +28,8 @@
 #include <unistd.h>
 #define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
+#include <zdict.h>
+#include <zstd.h>
 
 #include "block.h"
 #include "filter.h"
@@ -39,6 +41,23 @@
 #define SPILL_MEM_LIMIT (4u << 20)
 #define KEYS_MEM_LIMIT (8u << 20)
 #define DICT_SLOTS (2 * SST_DICT_MAX) /* open addressing, half full at most */
+/* Compressed tables: small values collect in the first TRAIN_HOLD bytes of
+ * value blocks before any is written, to train a dictionary of at most
+ * ZDICT_MAX bytes on them. */
+#define TRAIN_HOLD (4u << 20)
+#define ZDICT_MAX (32u << 10)
+
+/* Where a value was stored: what an entry refers to, and what a later
+ * identical value (dedup) or hard link refers to again. */
+typedef struct vloc {
+  uint64_t h_lo, h_hi; /* XXH3-128 of the bytes (dedup table only) */
+  uint64_t len;
+  uint64_t off;    /* plain, chunked: file offset; packed: in its block */
+  uint64_t block;  /* packed */
+  uint64_t stored; /* chunked */
+  uint32_t checksum;
+  unsigned kind; /* 0 plain, SST_FLAG_PACKED or SST_FLAG_CHUNKED */
+} vloc;
 
 struct sst_writer {
   sst_writer_options o;
@@ -83,8 +102,47 @@ struct sst_writer {
   uint32_t features;
   /* The last value added, for sst_writer_add_shared. */
   int have_last;
-  uint64_t last_off, last_vlen;
-  uint32_t last_sum;
+  vloc last;
+
+  /* Compression (zstd_level > 0). */
+  ZSTD_CCtx *cctx;
+  ZSTD_DCtx *dctx;
+  ZSTD_CDict *cdict;
+  ZSTD_DDict *ddict;
+  uint8_t *zdict;
+  size_t zdict_len;
+  size_t small_max; /* values up to this go into value blocks */
+  uint8_t *vbuf;    /* the value block being filled */
+  size_t vlen, vcap;
+  sst_vblock *vb; /* closed value blocks, written or held */
+  size_t vb_count, vb_cap, vb_written;
+  int training;   /* holding closed blocks to train a dictionary */
+  uint8_t **held; /* blocks vb_written.. while training */
+  size_t held_count;
+  uint64_t held_bytes;
+  size_t *samples; /* sizes of the values in the held blocks */
+  size_t sample_count, sample_cap;
+  uint8_t *zbuf; /* compressed output */
+  size_t zcap;
+  /* A streamed value: its current chunk, its chunk table so far. */
+  uint8_t *cbuf;
+  size_t clen;
+  int chunking;    /* chunks of it were written */
+  uint64_t cstart; /* file offset of its first stored byte */
+  uint8_t *ctab;
+  size_t ctab_len, ctab_cap;
+  XXH3_state_t *h128;
+  /* Chunked values written: (offset, stored, length), in file order. */
+  uint64_t (*chunked)[3];
+  size_t chunked_count, chunked_cap;
+  /* Dedup: open addressing on the hash, kept at most half full. */
+  vloc *dd;
+  size_t dd_cap, dd_count;
+  uint8_t *rb, *rb2; /* read-back buffers: a block or chunk each */
+  size_t rb_cap;
+  uint64_t rb_block; /* the block decompressed in rb, + 1; 0 none */
+  int any_values;    /* some entry is PACKED or CHUNKED */
+  sst_writer_stats stats;
 };
 
 void sst_writer_options_init(sst_writer_options *o) {
@@ -93,6 +151,9 @@ void sst_writer_options_init(sst_writer_options *o) {
   o->block_bytes = 4096;
   o->restart_interval = 16;
   o->filter_bits_per_key = 10;
+  o->value_block = 128u << 10;
+  o->chunk_size = 128u << 10;
+  o->dictionary = 1;
 }
 
 static int fail(sst_writer *w, int code, const char *what) {
@@ -154,6 +215,473 @@ static int out_write(sst_writer *w, const void *data, size_t len) {
 
 static int out_sink(void *ctx, const void *data, size_t len) {
   return out_write(ctx, data, len);
+}
+
+/* ---- Storing values: plain, in value blocks, in chunks; dedup ---- */
+
+static int compressing(const sst_writer *w) { return w->o.zstd_level > 0; }
+
+/* Drops what was written from file offset off on (a streamed value found
+ * to be a copy of an earlier one). REQUIRES off <= pos. */
+static int truncate_to(sst_writer *w, uint64_t off) {
+  if (off >= w->pos - w->olen) {
+    w->olen -= (size_t)(w->pos - off);
+    w->pos = off;
+    return 0;
+  }
+  if (out_flush(w))
+    return w->err;
+  if (ftruncate(w->fd, (off_t)off) != 0 ||
+      lseek(w->fd, (off_t)off, SEEK_SET) < 0)
+    return fail(w, errno, "truncate");
+  w->pos = off;
+  if (w->wb_off > off)
+    w->wb_off = off;
+  return 0;
+}
+
+/* Reads back len bytes the writer wrote at off (from the output buffer
+ * or the file). */
+static int read_written(sst_writer *w, uint64_t off, void *buf, size_t len) {
+  uint64_t buffered = w->pos - w->olen;
+  if (off >= buffered) {
+    memcpy(buf, w->obuf + (off - buffered), len);
+    return 0;
+  }
+  if (off + len > buffered && out_flush(w))
+    return w->err;
+  int rc = sst_pread_all(w->fd, buf, len, off);
+  return rc ? fail(w, rc, "read back") : 0;
+}
+
+/* Compresses (or not) one block or chunk and writes it. */
+static int store_piece(sst_writer *w, const uint8_t *raw, size_t len,
+                       uint32_t *stored, int *is_raw, uint32_t *stored_sum) {
+  size_t n = w->cdict ? ZSTD_compress_usingCDict(w->cctx, w->zbuf, w->zcap, raw,
+                                                 len, w->cdict)
+                      : ZSTD_compress2(w->cctx, w->zbuf, w->zcap, raw, len);
+  if (ZSTD_isError(n))
+    return fail(w, SST_EINVAL, ZSTD_getErrorName(n));
+  *is_raw = n >= len;
+  if (*is_raw)
+    w->stats.raw_pieces++;
+  *stored = (uint32_t)(*is_raw ? len : n);
+  *stored_sum = sst_checksum(*is_raw ? raw : w->zbuf, *stored);
+  return out_write(w, *is_raw ? raw : w->zbuf, *stored);
+}
+
+static int write_vblock(sst_writer *w, size_t i, const uint8_t *data) {
+  int raw;
+  w->vb[i].off = w->pos;
+  if (store_piece(w, data, w->vb[i].raw_len, &w->vb[i].stored, &raw,
+                  &w->vb[i].stored_sum))
+    return w->err;
+  w->vb[i].raw = (uint32_t)raw;
+  w->vb_written = i + 1;
+  w->stats.value_blocks++;
+  return 0;
+}
+
+static int end_training(sst_writer *w);
+
+/* Closes the value block being filled: writes it, or holds it while a
+ * dictionary is still to be trained. */
+static int close_vblock(sst_writer *w) {
+  if (w->vlen == 0)
+    return 0;
+  if (w->vb_count == w->vb_cap) {
+    size_t cap = w->vb_cap ? 2 * w->vb_cap : 64;
+    sst_vblock *n = realloc(w->vb, cap * sizeof *n);
+    if (n == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    w->vb = n;
+    w->vb_cap = cap;
+  }
+  size_t i = w->vb_count++;
+  w->vb[i] = (sst_vblock){.raw_len = (uint32_t)w->vlen,
+                          .checksum = sst_checksum(w->vbuf, w->vlen)};
+  size_t len = w->vlen;
+  w->vlen = 0;
+  if (!w->training)
+    return write_vblock(w, i, w->vbuf);
+  uint8_t **h = realloc(w->held, (w->held_count + 1) * sizeof *h);
+  uint8_t *copy = malloc(len);
+  if (h == NULL || copy == NULL) {
+    free(copy);
+    if (h)
+      w->held = h;
+    return fail(w, ENOMEM, "out of memory");
+  }
+  w->held = h;
+  memcpy(copy, w->vbuf, len);
+  w->held[w->held_count++] = copy;
+  w->held_bytes += len;
+  return w->held_bytes >= TRAIN_HOLD ? end_training(w) : 0;
+}
+
+/* The compressed size of the held blocks, with the dictionary or not. */
+static size_t held_size(sst_writer *w, const ZSTD_CDict *cd) {
+  size_t total = 0;
+  for (size_t i = 0; i < w->held_count; i++) {
+    const sst_vblock *b = &w->vb[w->vb_written + i];
+    size_t n =
+        cd ? ZSTD_compress_usingCDict(w->cctx, w->zbuf, w->zcap, w->held[i],
+                                      b->raw_len, cd)
+           : ZSTD_compress2(w->cctx, w->zbuf, w->zcap, w->held[i], b->raw_len);
+    total += ZSTD_isError(n) || n > b->raw_len ? b->raw_len : n;
+  }
+  return total;
+}
+
+/* Trains a dictionary on the held values, of a few sizes, and keeps the
+ * one that makes the held blocks smallest (its own bytes counted), if any
+ * does better than none; then writes the held blocks. */
+static int end_training(sst_writer *w) {
+  w->training = 0;
+  uint8_t *all = NULL;
+  if (w->sample_count >= 32 && w->held_bytes >= (64u << 10) &&
+      (all = malloc((size_t)w->held_bytes)) != NULL) {
+    size_t at = 0;
+    for (size_t i = 0; i < w->held_count; i++) {
+      uint32_t n = w->vb[w->vb_written + i].raw_len;
+      memcpy(all + at, w->held[i], n);
+      at += n;
+    }
+    size_t best = held_size(w, NULL);
+    static const unsigned shares[] = {16, 48, 128};
+    for (size_t k = 0; k < sizeof shares / sizeof shares[0]; k++) {
+      size_t cap = (size_t)w->held_bytes / shares[k];
+      if (cap > ZDICT_MAX)
+        cap = ZDICT_MAX;
+      if (cap < 1024)
+        break;
+      uint8_t *d = malloc(cap);
+      if (d == NULL)
+        break;
+      size_t dl = ZDICT_trainFromBuffer(d, cap, all, w->samples,
+                                        (unsigned)w->sample_count);
+      ZSTD_CDict *cd =
+          ZDICT_isError(dl) ? NULL : ZSTD_createCDict(d, dl, w->o.zstd_level);
+      size_t total = cd ? held_size(w, cd) + dl : best;
+      if (total < best) {
+        best = total;
+        ZSTD_freeCDict(w->cdict);
+        free(w->zdict);
+        w->cdict = cd;
+        w->zdict = d;
+        w->zdict_len = dl;
+      } else {
+        ZSTD_freeCDict(cd);
+        free(d);
+      }
+    }
+    free(all);
+    if (w->zdict != NULL) {
+      if ((w->ddict = ZSTD_createDDict(w->zdict, w->zdict_len)) == NULL)
+        return fail(w, ENOMEM, "out of memory");
+      w->stats.dict_bytes = (uint32_t)w->zdict_len;
+    }
+  }
+  for (size_t i = 0; i < w->held_count; i++) {
+    if (w->err == 0)
+      write_vblock(w, w->vb_written, w->held[i]);
+    free(w->held[i]);
+  }
+  free(w->held);
+  w->held = NULL;
+  w->held_count = 0;
+  free(w->samples);
+  w->samples = NULL;
+  return w->err;
+}
+
+/* Adds a small value to the value block being filled. */
+static int pack_value(sst_writer *w, const uint8_t *data, size_t len,
+                      vloc *loc) {
+  if (w->vlen > 0 && w->vlen + len > w->o.value_block && close_vblock(w))
+    return w->err;
+  loc->kind = SST_FLAG_PACKED;
+  loc->block = w->vb_count;
+  loc->off = w->vlen;
+  memcpy(w->vbuf + w->vlen, data, len);
+  w->vlen += len;
+  if (w->training) {
+    if (w->sample_count == w->sample_cap) {
+      size_t cap = w->sample_cap ? 2 * w->sample_cap : 1024;
+      size_t *n = realloc(w->samples, cap * sizeof *n);
+      if (n == NULL)
+        return fail(w, ENOMEM, "out of memory");
+      w->samples = n;
+      w->sample_cap = cap;
+    }
+    w->samples[w->sample_count++] = len;
+  }
+  return w->vlen >= w->o.value_block ? close_vblock(w) : 0;
+}
+
+/* Appends a chunk's entry to the chunk table being built. */
+static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
+                    uint32_t sum) {
+  if (w->ctab_len + SST_CHUNK_ENTRY > w->ctab_cap) {
+    size_t cap = w->ctab_cap ? 2 * w->ctab_cap : 64 * SST_CHUNK_ENTRY;
+    uint8_t *n = realloc(w->ctab, cap);
+    if (n == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    w->ctab = n;
+    w->ctab_cap = cap;
+  }
+  sst_put_u64(w->ctab + w->ctab_len, end | (raw ? SST_CHUNK_RAW : 0));
+  sst_put_u32(w->ctab + w->ctab_len + 8, stored_sum);
+  sst_put_u32(w->ctab + w->ctab_len + 12, sum);
+  w->ctab_len += SST_CHUNK_ENTRY;
+  return 0;
+}
+
+static int write_chunk(sst_writer *w, const uint8_t *data, size_t len) {
+  uint32_t stored, stored_sum;
+  int raw;
+  if (store_piece(w, data, len, &stored, &raw, &stored_sum))
+    return w->err;
+  w->stats.chunks++;
+  return ctab_add(w, w->pos - w->cstart, raw, stored_sum,
+                  sst_checksum(data, len));
+}
+
+/* Writes the chunk table after the last chunk; fills loc. */
+static int end_chunks(sst_writer *w, uint64_t len, vloc *loc) {
+  uint32_t sum = sst_checksum(w->ctab, w->ctab_len);
+  if (out_write(w, w->ctab, w->ctab_len))
+    return w->err;
+  *loc = (vloc){.kind = SST_FLAG_CHUNKED,
+                .off = w->cstart,
+                .stored = w->pos - w->cstart,
+                .len = len,
+                .checksum = sum};
+  if (w->chunked_count == w->chunked_cap) {
+    size_t cap = w->chunked_cap ? 2 * w->chunked_cap : 64;
+    uint64_t(*n)[3] = realloc(w->chunked, cap * sizeof *n);
+    if (n == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    w->chunked = n;
+    w->chunked_cap = cap;
+  }
+  w->chunked[w->chunked_count][0] = loc->off;
+  w->chunked[w->chunked_count][1] = loc->stored;
+  w->chunked[w->chunked_count][2] = loc->len;
+  w->chunked_count++;
+  return 0;
+}
+
+static int chunk_value(sst_writer *w, const uint8_t *data, uint64_t len,
+                       vloc *loc) {
+  w->cstart = w->pos;
+  w->ctab_len = 0;
+  for (uint64_t at = 0; at < len; at += w->o.chunk_size) {
+    size_t n = len - at < w->o.chunk_size ? (size_t)(len - at)
+                                          : (size_t)w->o.chunk_size;
+    if (write_chunk(w, data + at, n))
+      return w->err;
+  }
+  return end_chunks(w, len, loc);
+}
+
+/* Decompresses value block i into w->rb (kept for the next call). */
+static int load_block_back(sst_writer *w, uint64_t i, const uint8_t **out) {
+  if (i == w->vb_count) { /* the one being filled */
+    *out = w->vbuf;
+    return 0;
+  }
+  if (i >= w->vb_written) { /* held for training */
+    *out = w->held[i - w->vb_written];
+    return 0;
+  }
+  if (w->rb_block != i + 1) {
+    const sst_vblock *b = &w->vb[i];
+    if (b->raw) {
+      if (read_written(w, b->off, w->rb, b->raw_len))
+        return w->err;
+    } else {
+      if (read_written(w, b->off, w->rb2, b->stored))
+        return w->err;
+      size_t n = w->ddict
+                     ? ZSTD_decompress_usingDDict(w->dctx, w->rb, w->rb_cap,
+                                                  w->rb2, b->stored, w->ddict)
+                     : ZSTD_decompressDCtx(w->dctx, w->rb, w->rb_cap, w->rb2,
+                                           b->stored);
+      if (ZSTD_isError(n) || n != b->raw_len)
+        return fail(w, SST_ECORRUPT, "read back of a value block");
+    }
+    w->rb_block = i + 1;
+  }
+  *out = w->rb;
+  return 0;
+}
+
+/* 1 when the value stored at loc has exactly the bytes data[0..len). */
+static int same_value(sst_writer *w, const vloc *loc, const uint8_t *data,
+                      uint64_t len) {
+  if (loc->len != len)
+    return 0;
+  if (loc->kind == SST_FLAG_PACKED) {
+    const uint8_t *b = NULL;
+    if (load_block_back(w, loc->block, &b) || b == NULL)
+      return 0;
+    return memcmp(b + loc->off, data, (size_t)len) == 0;
+  }
+  if (loc->kind == 0) {
+    for (uint64_t at = 0; at < len; at += w->rb_cap) {
+      size_t n = len - at < w->rb_cap ? (size_t)(len - at) : w->rb_cap;
+      if (read_written(w, loc->off + at, w->rb, n) ||
+          memcmp(w->rb, data + at, n) != 0)
+        return 0;
+    }
+    return 1;
+  }
+  /* Chunked: chunk by chunk, through its table. */
+  uint64_t n_chunks = (len + w->o.chunk_size - 1) / w->o.chunk_size;
+  uint64_t tab = loc->off + loc->stored - n_chunks * SST_CHUNK_ENTRY;
+  uint64_t start = 0;
+  w->rb_block = 0;
+  for (uint64_t c = 0; c < n_chunks; c++) {
+    uint8_t e[SST_CHUNK_ENTRY];
+    if (read_written(w, tab + c * SST_CHUNK_ENTRY, e, sizeof e))
+      return 0;
+    uint64_t end = sst_get_u64(e) & ~SST_CHUNK_RAW;
+    int raw = (sst_get_u64(e) & SST_CHUNK_RAW) != 0;
+    uint64_t at = c * w->o.chunk_size;
+    size_t want = len - at < w->o.chunk_size ? (size_t)(len - at)
+                                             : (size_t)w->o.chunk_size;
+    if (end < start || end - start > w->zcap)
+      return 0;
+    size_t stored = (size_t)(end - start);
+    if (raw) {
+      if (stored != want || read_written(w, loc->off + start, w->rb, want))
+        return 0;
+    } else {
+      if (stored > w->rb_cap ||
+          read_written(w, loc->off + start, w->rb2, stored))
+        return 0;
+      size_t n =
+          w->ddict
+              ? ZSTD_decompress_usingDDict(w->dctx, w->rb, w->rb_cap, w->rb2,
+                                           stored, w->ddict)
+              : ZSTD_decompressDCtx(w->dctx, w->rb, w->rb_cap, w->rb2, stored);
+      if (ZSTD_isError(n) || n != want)
+        return 0;
+    }
+    if (memcmp(w->rb, data + at, want) != 0)
+      return 0;
+    start = end;
+  }
+  return 1;
+}
+
+/* 1 when the file bytes [a, a + len) and [b, b + len) are equal. */
+static int same_bytes(sst_writer *w, uint64_t a, uint64_t b, uint64_t len) {
+  size_t step = w->rb_cap ? w->rb_cap : (64u << 10);
+  uint8_t *x = w->rb ? w->rb : malloc(step);
+  uint8_t *y = w->rb2 ? w->rb2 : malloc(step);
+  int same = x != NULL && y != NULL;
+  w->rb_block = 0;
+  for (uint64_t at = 0; same && at < len; at += step) {
+    size_t n = len - at < step ? (size_t)(len - at) : step;
+    same = read_written(w, a + at, x, n) == 0 &&
+           read_written(w, b + at, y, n) == 0 && memcmp(x, y, n) == 0;
+  }
+  if (x != w->rb)
+    free(x);
+  if (y != w->rb2)
+    free(y);
+  return same;
+}
+
+static vloc *dd_slot(sst_writer *w, uint64_t lo, uint64_t hi) {
+  size_t mask = w->dd_cap - 1;
+  for (size_t i = (size_t)lo & mask;; i = (i + 1) & mask) {
+    vloc *v = &w->dd[i];
+    if ((v->h_lo == 0 && v->h_hi == 0) || (v->h_lo == lo && v->h_hi == hi))
+      return v;
+  }
+}
+
+/* The stored value whose hash is (lo, hi), or NULL. */
+static vloc *dd_find(sst_writer *w, uint64_t lo, uint64_t hi) {
+  if (w->dd_cap == 0)
+    return NULL;
+  vloc *v = dd_slot(w, lo | 1, hi);
+  return v->h_lo ? v : NULL;
+}
+
+static int dd_add(sst_writer *w, const vloc *loc, uint64_t lo, uint64_t hi) {
+  if (2 * (w->dd_count + 1) > w->dd_cap) {
+    size_t cap = w->dd_cap ? 2 * w->dd_cap : 1024;
+    vloc *old = w->dd;
+    size_t old_cap = w->dd_cap;
+    if ((w->dd = calloc(cap, sizeof *w->dd)) == NULL) {
+      w->dd = old;
+      return fail(w, ENOMEM, "out of memory");
+    }
+    w->dd_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+      if (old[i].h_lo)
+        *dd_slot(w, old[i].h_lo, old[i].h_hi) = old[i];
+    free(old);
+  }
+  vloc *v = dd_slot(w, lo | 1, hi);
+  if (v->h_lo)
+    return 0; /* the same hash, different bytes: keep the first */
+  *v = *loc;
+  v->h_lo = lo | 1;
+  v->h_hi = hi;
+  w->dd_count++;
+  return 0;
+}
+
+static int ensure_rb(sst_writer *w) {
+  if (w->rb != NULL)
+    return 0;
+  if (w->rb_cap == 0)
+    w->rb_cap = 64u << 10;
+  if ((w->rb = malloc(w->rb_cap)) == NULL ||
+      (w->rb2 = malloc(w->zcap > w->rb_cap ? w->zcap : w->rb_cap)) == NULL)
+    return fail(w, ENOMEM, "out of memory");
+  return 0;
+}
+
+/* Stores a whole value held in memory; *loc says where (an earlier copy
+ * of the same bytes, with dedup). Returns 1 in *dup for such a copy. */
+static int store_value(sst_writer *w, const uint8_t *data, uint64_t len,
+                       vloc *loc, int *dup) {
+  *dup = 0;
+  XXH128_hash_t h = {0, 0};
+  if (w->o.dedup && len > 0) {
+    if (ensure_rb(w))
+      return w->err;
+    h = XXH3_128bits(data, (size_t)len);
+    vloc *found = dd_find(w, h.low64, h.high64);
+    if (found != NULL && same_value(w, found, data, len)) {
+      *loc = *found;
+      *dup = 1;
+      w->stats.dedup_values++;
+      w->stats.dedup_bytes += len;
+      return w->err;
+    }
+  }
+  uint32_t sum = sst_checksum(data, (size_t)len);
+  if (!compressing(w) || len == 0) {
+    *loc = (vloc){.off = w->pos, .len = len, .checksum = sum};
+    if (out_write(w, data, (size_t)len))
+      return w->err;
+  } else if (len <= w->small_max) {
+    *loc = (vloc){.len = len, .checksum = sum};
+    if (pack_value(w, data, (size_t)len, loc))
+      return w->err;
+  } else if (chunk_value(w, data, len, loc)) {
+    return w->err;
+  }
+  if (w->o.dedup && len > 0)
+    dd_add(w, loc, h.low64, h.high64);
+  return w->err;
 }
 
 #define TEMP_INFIX ".tmp."
@@ -233,7 +761,7 @@ static int create_temp(sst_writer *w) {
     seed = seed * 1103515245u + 12345u;
     snprintf(w->tmp_path, n, "%s" TEMP_INFIX "%0*x", w->path, TEMP_DIGITS,
              seed);
-    w->fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    w->fd = open(w->tmp_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (w->fd < 0) {
       if (errno == EEXIST)
         continue;
@@ -276,6 +804,43 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
                   ? sst_filter_probes(w->o.filter_bits_per_key)
                   : 0;
   int rc = 0;
+  if (w->o.zstd_level < 0 || w->o.zstd_level > ZSTD_maxCLevel() ||
+      (w->o.zstd_level > 0 &&
+       ((w->o.value_block && (w->o.value_block < SST_CHUNK_MIN ||
+                              w->o.value_block > SST_VBLOCK_MAX)) ||
+        (w->o.chunk_size && (w->o.chunk_size < SST_CHUNK_MIN ||
+                             w->o.chunk_size > SST_CHUNK_MAX))))) {
+    sst_error_set(err, SST_EINVAL,
+                  "%s: compression level, value block or chunk size out of "
+                  "range",
+                  path);
+    free(w);
+    return SST_EINVAL;
+  }
+  if (w->o.value_block == 0)
+    w->o.value_block = 128u << 10;
+  if (w->o.chunk_size == 0)
+    w->o.chunk_size = 128u << 10;
+  w->small_max = w->o.value_block / 4;
+  if (w->o.zstd_level > 0) {
+    w->training = w->o.dictionary != 0;
+    w->vcap = w->o.value_block + w->small_max;
+    w->rb_cap = w->vcap > w->o.chunk_size ? w->vcap : w->o.chunk_size;
+    w->zcap = ZSTD_compressBound(w->rb_cap);
+    if ((w->cctx = ZSTD_createCCtx()) == NULL ||
+        (w->dctx = ZSTD_createDCtx()) == NULL ||
+        (w->vbuf = malloc(w->vcap)) == NULL ||
+        (w->cbuf = malloc(w->o.chunk_size)) == NULL ||
+        (w->zbuf = malloc(w->zcap)) == NULL) {
+      rc = ENOMEM;
+      goto fail;
+    }
+    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->o.zstd_level);
+  }
+  if (w->o.dedup && (w->h128 = XXH3_createState()) == NULL) {
+    rc = ENOMEM;
+    goto fail;
+  }
   if ((w->path = strdup(path)) == NULL ||
       (w->obuf = malloc(OUT_BUF_SIZE)) == NULL ||
       (w->first_key = malloc(SST_KEY_MAX)) == NULL ||
@@ -413,19 +978,27 @@ static uint64_t dict_attr(sst_writer *w, const sst_meta *m) {
   return w->dict_count;
 }
 
-static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
-                     uint64_t value_len, uint32_t checksum) {
+/* Adds the entry of the last key accepted, its value stored at *loc
+ * (flags: TOMBSTONE, or SHARED for a value stored before this entry). */
+static int add_entry(sst_writer *w, unsigned flags, const vloc *loc) {
+  uint64_t value_len = loc->len;
   const uint8_t *key = w->last_key;
   size_t key_len = w->last_len;
   if (w->block.count == 0) {
     memcpy(w->first_key, key, key_len);
     w->first_len = key_len;
   }
-  sst_value_ref v = {
-      .flags = flags,
-      .len = value_len,
-      .rel = (flags & SST_FLAG_SHARED) ? value_off : value_off - w->values_off,
-      .checksum = checksum};
+  flags |= loc->kind;
+  if (loc->kind)
+    w->any_values = 1;
+  sst_value_ref v = {.flags = flags,
+                     .len = value_len,
+                     .rel = (flags & (SST_FLAG_SHARED | SST_FLAG_PACKED))
+                                ? loc->off
+                                : loc->off - w->values_off,
+                     .block = loc->block,
+                     .stored = loc->stored,
+                     .checksum = loc->checksum};
   if (w->has_meta && !(flags & SST_FLAG_TOMBSTONE)) {
     const sst_meta *m = &w->meta;
     if (m->type == SST_TYPE_DIR && value_len != 0)
@@ -461,9 +1034,7 @@ static int add_entry(sst_writer *w, unsigned flags, uint64_t value_off,
     return fail(w, ENOMEM, "out of memory");
   if (!(flags & SST_FLAG_TOMBSTONE)) {
     w->have_last = 1;
-    w->last_off = value_off;
-    w->last_vlen = value_len;
-    w->last_sum = checksum;
+    w->last = *loc;
   }
   if (w->probes) {
     if (w->hash_count == w->hash_cap) {
@@ -528,26 +1099,64 @@ int sst_writer_set_meta(sst_writer *w, const sst_meta *m) {
   return 0;
 }
 
+/* A packed value's place, as sst_writer_last_value gives it: bit 63 set,
+ * the block number above bit 24, the offset in the block below. */
+#define PACKED_TOKEN (1ull << 63)
+#define PACKED_OFF_BITS 24
+
 int sst_writer_last_value(const sst_writer *w, uint64_t *offset, uint64_t *len,
                           uint32_t *checksum) {
   if (!w->have_last)
     return SST_ESTATE;
-  *offset = w->last_off;
-  *len = w->last_vlen;
-  *checksum = w->last_sum;
+  *offset = w->last.kind == SST_FLAG_PACKED
+                ? PACKED_TOKEN | w->last.block << PACKED_OFF_BITS | w->last.off
+                : w->last.off;
+  *len = w->last.len;
+  *checksum = w->last.checksum;
   return 0;
+}
+
+/* The stored length of the chunked value of len bytes written at off, or
+ * 0. */
+static uint64_t chunked_at(const sst_writer *w, uint64_t off, uint64_t len) {
+  size_t lo = 0, hi = w->chunked_count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (w->chunked[mid][0] < off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < w->chunked_count && w->chunked[lo][0] == off &&
+                 w->chunked[lo][2] == len
+             ? w->chunked[lo][1]
+             : 0;
 }
 
 int sst_writer_add_shared(sst_writer *w, const void *key, size_t key_len,
                           uint64_t offset, uint64_t len, uint32_t checksum) {
-  if (offset < SST_HEADER_SIZE || offset > w->pos || len > w->pos - offset)
+  vloc loc = {.off = offset, .len = len, .checksum = checksum};
+  if (offset & PACKED_TOKEN) {
+    loc.kind = SST_FLAG_PACKED;
+    loc.block = (offset & ~PACKED_TOKEN) >> PACKED_OFF_BITS;
+    loc.off = offset & ((1ull << PACKED_OFF_BITS) - 1);
+    uint64_t size = loc.block < w->vb_count    ? w->vb[loc.block].raw_len
+                    : loc.block == w->vb_count ? w->vlen
+                                               : 0;
+    if (len == 0 || loc.off > size || len > size - loc.off)
+      return SST_EINVAL;
+  } else if ((loc.stored = chunked_at(w, offset, len)) != 0) {
+    loc.kind = SST_FLAG_CHUNKED;
+  } else if (offset < SST_HEADER_SIZE || offset > w->pos ||
+             len > w->pos - offset) {
     return SST_EINVAL;
+  }
   if (w->has_meta && w->meta.type == SST_TYPE_DIR)
     return SST_EINVAL;
   int rc = accept_key(w, key, key_len);
   if (rc)
     return rc;
-  return add_entry(w, SST_FLAG_SHARED, offset, len, checksum);
+  return add_entry(w, SST_FLAG_SHARED, &loc);
 }
 
 int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
@@ -557,13 +1166,13 @@ int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
     return rc;
   if (w->has_meta && w->meta.type == SST_TYPE_DIR && value_len != 0)
     return SST_EINVAL;
-  uint64_t off = w->pos;
   if (value_len > SIZE_MAX)
     return fail(w, EFBIG, "value too large");
-  if (out_write(w, value, (size_t)value_len))
+  vloc loc;
+  int dup;
+  if (store_value(w, value, value_len, &loc, &dup))
     return w->err;
-  return add_entry(w, 0, off, value_len,
-                   sst_checksum(value, (size_t)value_len));
+  return add_entry(w, dup ? SST_FLAG_SHARED : 0, &loc);
 }
 
 int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
@@ -571,7 +1180,8 @@ int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
   if (rc)
     return rc;
   w->has_meta = 0; /* a tombstone carries none */
-  return add_entry(w, SST_FLAG_TOMBSTONE, w->pos, 0, sst_checksum("", 0));
+  vloc loc = {.off = w->pos, .checksum = sst_checksum("", 0)};
+  return add_entry(w, SST_FLAG_TOMBSTONE, &loc);
 }
 
 int sst_writer_begin_value(sst_writer *w, const void *key, size_t key_len) {
@@ -579,8 +1189,12 @@ int sst_writer_begin_value(sst_writer *w, const void *key, size_t key_len) {
   if (rc)
     return rc;
   XXH3_64bits_reset(w->stream_hash);
+  if (w->h128)
+    XXH3_128bits_reset(w->h128);
   w->stream_off = w->pos;
   w->stream_len = 0;
+  w->clen = 0;
+  w->chunking = 0;
   w->in_value = 1;
   return 0;
 }
@@ -591,8 +1205,34 @@ int sst_writer_append_value(sst_writer *w, const void *data, size_t len) {
   if (!w->in_value)
     return SST_ESTATE;
   XXH3_64bits_update(w->stream_hash, data, len);
+  if (w->h128)
+    XXH3_128bits_update(w->h128, data, len);
   w->stream_len += len;
-  return out_write(w, data, len);
+  if (!compressing(w))
+    return out_write(w, data, len);
+  /* Compressed: a chunk is held until it is full; a value that ends
+   * within its first chunk is then stored like any value in memory. */
+  const uint8_t *p = data;
+  while (len > 0) {
+    size_t n = w->o.chunk_size - w->clen;
+    if (n > len)
+      n = len;
+    memcpy(w->cbuf + w->clen, p, n);
+    w->clen += n;
+    p += n;
+    len -= n;
+    if (w->clen == w->o.chunk_size && len > 0) {
+      if (!w->chunking) {
+        w->chunking = 1;
+        w->cstart = w->pos;
+        w->ctab_len = 0;
+      }
+      if (write_chunk(w, w->cbuf, w->clen))
+        return w->err;
+      w->clen = 0;
+    }
+  }
+  return 0;
 }
 
 int sst_writer_end_value(sst_writer *w) {
@@ -601,8 +1241,81 @@ int sst_writer_end_value(sst_writer *w) {
   if (!w->in_value)
     return SST_ESTATE;
   w->in_value = 0;
-  return add_entry(w, 0, w->stream_off, w->stream_len,
-                   (uint32_t)XXH3_64bits_digest(w->stream_hash));
+  vloc loc;
+  int dup = 0;
+  if (compressing(w) && !w->chunking) {
+    if (store_value(w, w->cbuf, w->clen, &loc, &dup))
+      return w->err;
+    return add_entry(w, dup ? SST_FLAG_SHARED : 0, &loc);
+  }
+  if (compressing(w)) {
+    if (w->clen > 0 && write_chunk(w, w->cbuf, w->clen))
+      return w->err;
+    if (end_chunks(w, w->stream_len, &loc))
+      return w->err;
+  } else {
+    loc = (vloc){.off = w->stream_off,
+                 .len = w->stream_len,
+                 .checksum = (uint32_t)XXH3_64bits_digest(w->stream_hash)};
+  }
+  if (w->h128 && loc.len > 0) {
+    /* A copy of an earlier value is taken back out of the file. Equal
+     * stored bytes mean equal values; a compressor that is deterministic
+     * (one level, one dictionary) makes equal values store alike. */
+    XXH128_hash_t h = XXH3_128bits_digest(w->h128);
+    vloc *found = dd_find(w, h.low64, h.high64);
+    if (found != NULL && ensure_rb(w) == 0 && found->kind == loc.kind &&
+        found->len == loc.len && found->stored == loc.stored &&
+        same_bytes(w, found->off, loc.off, loc.kind ? loc.stored : loc.len)) {
+      if (loc.kind == SST_FLAG_CHUNKED)
+        w->chunked_count--;
+      if (truncate_to(w, loc.off))
+        return w->err;
+      w->stats.dedup_values++;
+      w->stats.dedup_bytes += loc.len;
+      return add_entry(w, SST_FLAG_SHARED, found);
+    }
+    if (w->err == 0)
+      dd_add(w, &loc, h.low64, h.high64);
+  }
+  if (w->err)
+    return w->err;
+  return add_entry(w, 0, &loc);
+}
+
+int sst_writer_add_from(sst_writer *w, const void *key, size_t key_len,
+                        const sst_reader *r, const sst_entry *e, int *read_rc) {
+  *read_rc = 0;
+  if (!(e->flags & SST_FLAG_CHUNKED)) {
+    const uint8_t *v;
+    if ((*read_rc = sst_reader_value(r, e, &v)) != 0)
+      return *read_rc;
+    return sst_writer_add(w, key, key_len, v, e->value_len);
+  }
+  /* A value stored in chunks may be large: a chunk at a time. */
+  if ((*read_rc = sst_reader_value_check(r, e)) != 0)
+    return *read_rc;
+  size_t cap = 1u << 20;
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL)
+    return ENOMEM;
+  int rc = sst_writer_begin_value(w, key, key_len);
+  for (uint64_t off = 0; rc == 0 && off < e->value_len;) {
+    size_t got;
+    if ((*read_rc = sst_reader_read(r, e, off, buf, cap, &got)) != 0) {
+      rc = *read_rc;
+      fail(w, rc, "reading a value to copy");
+      break;
+    }
+    rc = sst_writer_append_value(w, buf, got);
+    off += got;
+  }
+  free(buf);
+  return rc ? rc : sst_writer_end_value(w);
+}
+
+void sst_writer_stats_get(const sst_writer *w, sst_writer_stats *out) {
+  *out = w->stats;
 }
 
 uint64_t sst_writer_key_count(const sst_writer *w) { return w->key_count; }
@@ -620,32 +1333,78 @@ static int hashing_sink(void *ctx, const void *data, size_t len) {
   return out_write(s->w, data, len);
 }
 
-/* The properties block: tagged sections, then a checksum of them all.
- * Today's one section is the metadata dictionary. */
+/* One section of the properties block: tag, length, body. */
+static int write_section(sst_writer *w, struct hashing_sink *hs, unsigned tag,
+                         const uint8_t *body, size_t len) {
+  uint8_t head[20];
+  uint8_t *h = sst_put_varint(head, tag);
+  h = sst_put_varint(h, len);
+  if (hashing_sink(hs, head, (size_t)(h - head)) || hashing_sink(hs, body, len))
+    return w->err;
+  return 0;
+}
+
+/* The properties block: tagged sections, then a checksum of them all:
+ * the metadata dictionary, the value blocks, the compression dictionary. */
 static int write_props(sst_writer *w) {
-  if (w->dict_count == 0)
+  if (w->dict_count == 0 && !w->any_values && w->stats.dedup_values == 0)
     return 0;
-  size_t cap = 10 + (size_t)w->dict_count * 15;
-  uint8_t *body = malloc(cap);
-  if (body == NULL)
-    return fail(w, ENOMEM, "out of memory");
-  uint8_t *p = sst_put_varint(body, w->dict_count);
-  for (uint32_t i = 0; i < w->dict_count; i++) {
-    p = sst_put_varint(p, w->dict[i].mode);
-    p = sst_put_varint(p, w->dict[i].uid);
-    p = sst_put_varint(p, w->dict[i].gid);
-  }
-  size_t body_len = (size_t)(p - body);
   struct hashing_sink hs = {w, w->stream_hash};
   XXH3_64bits_reset(hs.h);
-  uint8_t head[20], trailer[4];
-  uint8_t *h = sst_put_varint(head, SST_PROP_ATTRS);
-  h = sst_put_varint(h, body_len);
-  int rc = hashing_sink(&hs, head, (size_t)(h - head)) ||
-           hashing_sink(&hs, body, body_len);
-  free(body);
-  if (rc)
-    return w->err;
+  if (w->dict_count) {
+    size_t cap = 10 + (size_t)w->dict_count * 15;
+    uint8_t *body = malloc(cap);
+    if (body == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    uint8_t *p = sst_put_varint(body, w->dict_count);
+    for (uint32_t i = 0; i < w->dict_count; i++) {
+      p = sst_put_varint(p, w->dict[i].mode);
+      p = sst_put_varint(p, w->dict[i].uid);
+      p = sst_put_varint(p, w->dict[i].gid);
+    }
+    int rc = write_section(w, &hs, SST_PROP_ATTRS, body, (size_t)(p - body));
+    free(body);
+    if (rc)
+      return w->err;
+  }
+  if (w->any_values) {
+    size_t cap = 40 + w->vb_count * 38;
+    uint8_t *body = malloc(cap);
+    if (body == NULL)
+      return fail(w, ENOMEM, "out of memory");
+    uint8_t *p = sst_put_varint(body, SST_CODEC_ZSTD);
+    p = sst_put_varint(p, w->o.chunk_size);
+    p = sst_put_varint(p, w->vb_count);
+    uint64_t prev_end = SST_HEADER_SIZE;
+    for (size_t i = 0; i < w->vb_count; i++) {
+      const sst_vblock *b = &w->vb[i];
+      p = sst_put_varint(p, b->off - prev_end);
+      p = sst_put_varint(p, (uint64_t)b->stored << 1 | b->raw);
+      p = sst_put_varint(p, b->raw_len);
+      sst_put_u32(p, b->checksum);
+      sst_put_u32(p + 4, b->stored_sum);
+      p += 8;
+      prev_end = b->off + b->stored;
+    }
+    int rc = write_section(w, &hs, SST_PROP_VALUES, body, (size_t)(p - body));
+    free(body);
+    if (rc)
+      return w->err;
+    w->features |= SST_FEATURE_VALUES;
+    if (w->zdict_len) {
+      if (write_section(w, &hs, SST_PROP_DICT, w->zdict, w->zdict_len))
+        return w->err;
+      w->features |= SST_FEATURE_DICT;
+    }
+  }
+  if (w->stats.dedup_values) {
+    uint8_t body[20];
+    uint8_t *p = sst_put_varint(body, w->stats.dedup_values);
+    p = sst_put_varint(p, w->stats.dedup_bytes);
+    if (write_section(w, &hs, SST_PROP_STATS, body, (size_t)(p - body)))
+      return w->err;
+  }
+  uint8_t trailer[4];
   sst_put_u32(trailer, (uint32_t)XXH3_64bits_digest(hs.h));
   return out_write(w, trailer, sizeof trailer);
 }
@@ -712,6 +1471,10 @@ static int sync_dir(const char *path) {
 static int complete_table(sst_writer *w) {
   if (w->in_value)
     fail(w, SST_ESTATE, "a streamed value was not ended");
+  if (w->err == 0 && compressing(w))
+    close_vblock(w);
+  if (w->err == 0 && w->training)
+    end_training(w);
   if (w->err == 0 && w->block.count > 0)
     flush_block(w);
   if (w->block_count > UINT32_MAX)
@@ -796,5 +1559,25 @@ void sst_writer_free(sst_writer *w) {
   free(w->dict_slots);
   sst_spill_free(&w->index_entries);
   sst_spill_free(&w->index_restarts);
+  ZSTD_freeCCtx(w->cctx);
+  ZSTD_freeDCtx(w->dctx);
+  ZSTD_freeCDict(w->cdict);
+  ZSTD_freeDDict(w->ddict);
+  free(w->zdict);
+  free(w->vbuf);
+  free(w->vb);
+  for (size_t i = 0; i < w->held_count; i++)
+    free(w->held[i]);
+  free(w->held);
+  free(w->samples);
+  free(w->zbuf);
+  free(w->cbuf);
+  free(w->ctab);
+  if (w->h128)
+    XXH3_freeState(w->h128);
+  free(w->chunked);
+  free(w->dd);
+  free(w->rb);
+  free(w->rb2);
   free(w);
 }

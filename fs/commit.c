@@ -151,14 +151,14 @@ static int carry(stage *s, const sst_entry *e, link_map *links, sst_writer *w,
       return sst_writer_add_shared(w, e->key, e->key_len, g->offset, g->len,
                                    g->checksum);
   }
-  const uint8_t *v;
-  if ((rc = sst_reader_value(b, e, &v)) != 0) {
+  int read_rc;
+  rc = sst_writer_add_from(w, e->key, e->key_len, b, e, &read_rc);
+  if (read_rc) {
     snprintf(err, errlen, "%s: a base value: %s", sst_reader_path(b),
              sst_strerror(rc));
     return rc;
   }
-  if ((rc = sst_writer_add(w, e->key, e->key_len, v, e->value_len)) == 0 &&
-      g != NULL) {
+  if (rc == 0 && g != NULL) {
     rc = sst_writer_last_value(w, &g->offset, &g->len, &g->checksum);
     g->written = rc == 0;
   }
@@ -334,7 +334,11 @@ int stage_commit(stage *s, char *err, size_t errlen) {
   if (rc)
     goto done;
   sst_error serr;
-  if ((rc = sst_writer_open(s->out, NULL, &w, &serr)) != 0) {
+  sst_writer_options wo;
+  sst_writer_options_init(&wo);
+  wo.zstd_level = s->conf.zstd_level;
+  wo.dedup = !s->conf.nodedup;
+  if ((rc = sst_writer_open(s->out, &wo, &w, &serr)) != 0) {
     snprintf(err, errlen, "%s", serr.msg);
     goto done;
   }

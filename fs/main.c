@@ -75,6 +75,12 @@ static const char usage_text[] =
     "    -o umask=M       mode bits to clear (octal) from the modes stored in "
     "the\n"
     "                     table, else from 0444 for files, 0555 for dirs\n"
+    "    -o cache_size=K  KiB of decompressed value blocks and chunks "
+    "kept, per\n"
+    "                     table, for tables with compressed values "
+    "(default\n"
+    "                     1024); each is decompressed and checked once "
+    "while kept\n"
     "    -o allow_other   let other users in (see /etc/fuse.conf)\n"
     "    -o OPT           any other FUSE mount option (see mount.fuse3(8))\n"
     "    -h, --help       show this help\n"
@@ -101,6 +107,7 @@ static const struct fuse_opt conf_opts[] = {
     CONF_OPT("gid=", have_gid, 1),
     CONF_OPT("umask=%o", umask, 0),
     CONF_OPT("umask=", have_umask, 1),
+    CONF_OPT("cache_size=%u", cache_kib, 0),
     SSTFS_HELP_OPTS,
     FUSE_OPT_KEY("-V", SSTFS_KEY_VERSION),
     FUSE_OPT_KEY("--version", SSTFS_KEY_VERSION),
@@ -237,6 +244,8 @@ int main(int argc, char *argv[]) {
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
   ro.pread_blocks = 1;
+  ro.cache_bytes = (uint64_t)(fs.conf.cache_kib ? fs.conf.cache_kib : 1024)
+                   << 10;
   char table[PATH_MAX], first[PATH_MAX];
   for (int i = 0; i < fs.conf.nargs - 1; i++) {
     const char *arg = fs.conf.args[i];

@@ -486,6 +486,25 @@ static int link_group_up(stage *s, const char *relpath, const sst_entry *e) {
   return rc;
 }
 
+/* Writes a value stored compressed to fd, a chunk at a time. */
+static int copy_value(const sst_reader *b, const sst_entry *e, int fd) {
+  size_t cap = 256u << 10;
+  uint8_t *buf = malloc(cap);
+  if (buf == NULL)
+    return ENOMEM;
+  int rc = 0;
+  for (uint64_t off = 0; rc == 0 && off < e->value_len;) {
+    size_t got;
+    if ((rc = sst_reader_read(b, e, off, buf, cap, &got)) != 0)
+      rc = EIO;
+    else
+      rc = sst_write_all(fd, buf, got);
+    off += got;
+  }
+  free(buf);
+  return rc;
+}
+
 /* Copies the base file at path into the tree (before a change to it),
  * with its metadata: a symbolic link as a link; the other names of a hard
  * link as links to the copy. */
@@ -507,6 +526,10 @@ int ov_copy_up(stage *s, const char *path, const sst_node *n) {
   snprintf(tmp, sizeof tmp, "copy.%ld.%lu", (long)getpid(),
            __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
   const uint8_t *v = sst_reader_data(b) + n->entry.value_offset;
+  int apart = (n->entry.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) != 0;
+  if (apart && has_meta && e.meta.type == SST_TYPE_SYMLINK &&
+      (rc = sst_reader_value(b, &n->entry, &v)) != 0)
+    return EIO;
   if (has_meta && e.meta.type == SST_TYPE_SYMLINK) {
     char *target = strndup((const char *)v, n->entry.value_len);
     if (target == NULL)
@@ -522,7 +545,8 @@ int ov_copy_up(stage *s, const char *path, const sst_node *n) {
         openat(s->tmp_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
       return errno;
-    rc = sst_write_all(fd, v, n->entry.value_len);
+    rc = apart ? copy_value(b, &n->entry, fd)
+               : sst_write_all(fd, v, n->entry.value_len);
     if (close(fd) != 0 && rc == 0)
       rc = errno;
   }

@@ -21,6 +21,7 @@ typedef struct config {
   int flat;
   unsigned uid, gid, umask;
   int have_uid, have_gid, have_umask;
+  unsigned cache_kib; /* -o cache_size=KiB: decompressed blocks kept */
   int show_help, show_version;
 } config;
 

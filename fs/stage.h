@@ -68,6 +68,9 @@ typedef struct stage_conf {
   char *mnt_arg; /* MOUNTPOINT as given */
   int overwrite, resume, delta, nouring, keep_incomplete;
   int show_help;
+  char *compress; /* -o compress=zstd[:LEVEL]|none (NULL: zstd) */
+  int nodedup;
+  int zstd_level; /* from compress: 0 for none */
 } stage_conf;
 
 /* A staging mount's state. */

@@ -116,6 +116,12 @@ static const char stage_usage[] =
     "                      when the last daemon died as they are (see\n"
     "                      RESUMING)\n"
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
+    "    -o compress=zstd[:LEVEL]|none\n"
+    "                      compress OUT's values with zstd at LEVEL (1 to\n"
+    "                      19; zstd alone is 6, the default), or store them\n"
+    "                      as they are (see sst pack --help)\n"
+    "    -o nodedup        store every copy of identical files (by default\n"
+    "                      identical contents are stored once)\n"
     "    -o allow_other    let other users in (see OTHER USERS and\n"
     "                      /etc/fuse.conf)\n"
     "    -o nouring        never take requests through io_uring (see\n"
@@ -162,6 +168,8 @@ static const struct fuse_opt stage_opts[] = {
     STAGE_OPT("keep_incomplete", keep_incomplete, 1),
     STAGE_OPT("stagedir=%s", stagedir, 0),
     STAGE_OPT("nouring", nouring, 1),
+    STAGE_OPT("compress=%s", compress, 0),
+    STAGE_OPT("nodedup", nodedup, 1),
     FUSE_OPT_KEY("--stage", SSTFS_KEY_STAGE),
     SSTFS_HELP_OPTS,
     FUSE_OPT_END,
@@ -334,6 +342,29 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     }
     S.nbase++;
   }
+  S.conf.zstd_level = 6;
+  if (S.conf.compress != NULL) {
+    char *end = NULL;
+    long level = -1;
+    if (strcmp(S.conf.compress, "none") == 0)
+      level = 0;
+    else if (strcmp(S.conf.compress, "zstd") == 0)
+      level = 6;
+    else if (strncmp(S.conf.compress, "zstd:", 5) == 0) {
+      level = strtol(S.conf.compress + 5, &end, 10);
+      if (end == S.conf.compress + 5 || *end != '\0' || level < 1 || level > 19)
+        level = -1;
+    }
+    if (level < 0) {
+      fprintf(stderr,
+              "sstfs: -o compress=%s: not zstd, zstd:LEVEL (1 to 19) or "
+              "none\n",
+              S.conf.compress);
+      status = 2;
+      goto out_base;
+    }
+    S.conf.zstd_level = (int)level;
+  }
   if (S.conf.delta && S.nbase == 0) {
     fprintf(stderr, "sstfs: -o delta needs --base\n");
     status = 2;
@@ -466,6 +497,7 @@ out_opts:
 out_args:
   free(S.conf.out);
   free(S.conf.stagedir);
+  free(S.conf.compress);
   free(S.conf.mnt_arg);
   fuse_opt_free_args(&args);
   return status;

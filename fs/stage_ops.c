@@ -252,7 +252,8 @@ typedef struct handle {
   int marked;
   int wrote; /* written through: at its close, tell the other names */
   const sst_reader *base;
-  uint64_t offset, len;
+  sst_entry entry; /* a base value: read in place, or through the reader
+                      when it is stored compressed */
   char mark[48];
   struct handle *prev, *next; /* in open_handles */
 } handle;
@@ -418,8 +419,8 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
   h->marked = 0;
   h->wrote = 0;
   h->base = b;
-  h->offset = n.entry.value_offset;
-  h->len = n.entry.value_len;
+  h->entry = n.entry;
+  h->entry.key = NULL; /* not kept: only the value is read */
   handle_open(h, fi);
   fi->keep_cache = 1;
   return 0;
@@ -427,18 +428,29 @@ static int st_open(const char *path, struct fuse_file_info *fi) {
 
 static int st_read(const char *path, char *buf, size_t size, off_t off,
                    struct fuse_file_info *fi) {
-  (void)path;
   handle *h = (handle *)(uintptr_t)fi->fh;
   if (h->fd >= 0) {
     ssize_t n = pread(h->fd, buf, size, off);
     return n < 0 ? -errno : (int)n;
   }
-  if (off < 0 || (uint64_t)off >= h->len)
+  const sst_entry *e = &h->entry;
+  if (off < 0 || (uint64_t)off >= e->value_len)
     return 0;
-  uint64_t n = h->len - (uint64_t)off;
+  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) {
+    size_t got;
+    int rc = sst_reader_read(h->base, e, (uint64_t)off, buf, size, &got);
+    if (rc) {
+      sstfs_log("%s: base value of %s: %s", sst_reader_path(h->base),
+                ov_rel(path), sst_strerror(rc));
+      return -EIO;
+    }
+    return (int)got;
+  }
+  uint64_t n = e->value_len - (uint64_t)off;
   if (n > size)
     n = size;
-  memcpy(buf, sst_reader_data(h->base) + h->offset + (uint64_t)off, (size_t)n);
+  memcpy(buf, sst_reader_data(h->base) + e->value_offset + (uint64_t)off,
+         (size_t)n);
   return (int)n;
 }
 

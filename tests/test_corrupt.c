@@ -19,7 +19,7 @@
  * metadata and encoded attributes. */
 static int nkeys;
 static char keys[MAXKEYS][32];
-static char values[MAXKEYS][64];
+static char values[MAXKEYS][9000];
 static size_t value_lens[MAXKEYS];
 static int tombstone = -1;
 static int with_meta;
@@ -27,14 +27,17 @@ static sst_meta metas[MAXKEYS];
 static uint8_t xattrs[MAXKEYS][64];
 
 /* Table kinds, one per loop test index. */
-enum { PLAIN, META, VERSION1, KINDS };
+enum { PLAIN, META, VERSION1, COMPRESSED, KINDS };
 
 /* A table with several blocks, restarts, a tombstone, an empty value;
  * with META also directories, a symlink, a hard link sharing its value,
- * attributes and a few owners; VERSION1 is tests/data/v1.sstable. */
+ * attributes and a few owners; VERSION1 is tests/data/v1.sstable.
+ * COMPRESSED is META with zstd, value blocks and chunks of 4 KiB, values
+ * of several chunks (one compressible, one not) and duplicate values
+ * stored once. */
 static const char *make_table(int kind, uint8_t **data, size_t *len) {
   const char *p = tu_path("corrupt-src");
-  with_meta = kind == META;
+  with_meta = kind == META || kind == COMPRESSED;
   tombstone = -1;
   if (kind == VERSION1) {
     size_t csv_len;
@@ -58,6 +61,12 @@ static const char *make_table(int kind, uint8_t **data, size_t *len) {
   o.block_keys = 8;
   o.restart_interval = 3;
   o.no_sync = 1;
+  if (kind == COMPRESSED) {
+    o.zstd_level = 3;
+    o.dedup = 1;
+    o.value_block = 4096;
+    o.chunk_size = 4096;
+  }
   sst_writer *w;
   ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
   nkeys = NKEYS;
@@ -73,6 +82,19 @@ static const char *make_table(int kind, uint8_t **data, size_t *len) {
     snprintf(values[i], sizeof values[i], "value %d %s", i,
              i % 7 == 0 ? "" : "with some more bytes");
     value_lens[i] = i == 9 ? 0 : strlen(values[i]);
+    if (kind == COMPRESSED && (i == 22 || i == 26)) { /* 26 repeats 22 */
+      for (size_t k = 0; k < 9000; k++)
+        values[i][k] = (char)('a' + (k * 7 / 5) % 26);
+      value_lens[i] = 9000;
+    }
+    if (kind == COMPRESSED && i == 23) { /* does not compress */
+      tu_rng rng;
+      tu_rng_seed(&rng, 23);
+      tu_rng_fill(&rng, (uint8_t *)values[i], 5000);
+      value_lens[i] = 5000;
+    }
+    if (kind == COMPRESSED && i == 24) /* repeats 2 */
+      memcpy(values[i], values[2], value_lens[i] = value_lens[2]);
     sst_meta *m = &metas[i];
     memset(m, 0, sizeof *m);
     if (with_meta && i != tombstone) {

@@ -208,9 +208,11 @@ nfiles=$(wc -l <files.list)
 
 # A plain table (no modes, owners, times: tests/test_mount_meta.sh mounts
 # one with them), as `sst pack --no-metadata` makes where pack keeps
-# metadata.
+# metadata; values stored as they are (tests/test_mount_compress.sh
+# mounts compressed ones).
 plain_pack=("$SST" pack)
 "$SST" pack --help 2>&1 | grep -q -- --no-metadata && plain_pack+=(--no-metadata)
+"$SST" pack --help 2>&1 | grep -q -- --compress && plain_pack+=(--compress none)
 run "${plain_pack[@]}" src tree.sstable
 check "pack the awkward tree" eval 'status_is 0 && [ -s tree.sstable ]'
 

@@ -358,21 +358,31 @@ const command_help cmd_build_help = {
         "        (default 64).\n"
         "    --no-filter\n"
         "        Write no Bloom filter (saves about 10 bits a key; lookups of\n"
-        "        missing keys then read a key block).\n"
-        "    -h, --help\n"
-        "        Show this help.\n"
-        "\n"
-        "EXIT STATUS\n"
-        "    0 if the table was written, 1 on an error (such as a malformed\n"
-        "    line, reported as NAME:LINE), 2 on a usage error.\n"
-        "\n"
-        "EXAMPLES\n"
-        "    sst build data.csv                     # writes data.sstable\n"
-        "    sst build -d '\\t' -o users.sstable users.tsv\n"
-        "    zcat big.csv.gz | sst build --memory 1G -o big.sstable\n"
-        "    LC_ALL=C sort -s -t, -k1,1 big.csv | sst build -o big.sstable\n"
-        "    sst build --sort-threads 1 --memory 64M -o t.sstable t.csv\n"
-        "    sst dump --escape a.sstable | sst build --escape -o b.sstable\n",
+        "        missing keys then read a key block).\n" COMPRESS_HELP(
+            "none (values are read in place; records are often\n"
+            "        small, and a lookup then decodes nothing)",
+            "--no-dedup") "    -h, --help\n"
+                          "        Show this help.\n"
+                          "\n"
+                          "EXIT STATUS\n"
+                          "    0 if the table was written, 1 on an error (such "
+                          "as a malformed\n"
+                          "    line, reported as NAME:LINE), 2 on a usage "
+                          "error.\n"
+                          "\n"
+                          "EXAMPLES\n"
+                          "    sst build data.csv                     # writes "
+                          "data.sstable\n"
+                          "    sst build -d '\\t' -o users.sstable users.tsv\n"
+                          "    zcat big.csv.gz | sst build --memory 1G -o "
+                          "big.sstable\n"
+                          "    LC_ALL=C sort -s -t, -k1,1 big.csv | sst build "
+                          "-o "
+                          "big.sstable\n"
+                          "    sst build --sort-threads 1 --memory 64M -o "
+                          "t.sstable t.csv\n"
+                          "    sst dump --escape a.sstable | sst build "
+                          "--escape -o b.sstable\n",
 };
 
 enum {
@@ -383,6 +393,9 @@ enum {
   OPT_TEMP_DIR,
   OPT_BLOCK_KEYS,
   OPT_NO_FILTER,
+  OPT_COMPRESS,
+  OPT_DEDUP,
+  OPT_NO_DEDUP,
 };
 
 static int build_parse(const command *c, int argc, char **argv, build_opts *o,
@@ -397,6 +410,9 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       {"temp-dir", required_argument, NULL, OPT_TEMP_DIR},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
+      {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"dedup", no_argument, NULL, OPT_DEDUP},
+      {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *delim = NULL;
@@ -430,6 +446,13 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       break;
     case OPT_NO_FILTER:
       o->writer.filter_bits_per_key = 0;
+      break;
+    case OPT_COMPRESS:
+      rc = parse_compress(c, optarg, &o->writer);
+      break;
+    case OPT_DEDUP:
+    case OPT_NO_DEDUP:
+      o->writer.dedup = opt == OPT_DEDUP;
       break;
     case 'h':
       *help = 1;

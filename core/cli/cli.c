@@ -190,6 +190,30 @@ int parse_count(const command *c, const char *opt, const char *arg,
   return 0;
 }
 
+int parse_compress(const command *c, const char *arg, sst_writer_options *o) {
+  if (strcmp(arg, "none") == 0) {
+    o->zstd_level = 0;
+    return 0;
+  }
+  if (strcmp(arg, "zstd") == 0) {
+    o->zstd_level = SST_CLI_ZSTD_LEVEL;
+    return 0;
+  }
+  if (strncmp(arg, "zstd:", 5) == 0) {
+    char *end;
+    errno = 0;
+    long n = strtol(arg + 5, &end, 10);
+    if (errno == 0 && end != arg + 5 && *end == '\0' && n >= 1 && n <= 19) {
+      o->zstd_level = (int)n;
+      return 0;
+    }
+  }
+  return usage_error(c,
+                     "--compress: '%s' is not zstd, zstd:LEVEL (1 to 19) or "
+                     "none",
+                     arg);
+}
+
 /* A key given on the command line, decoded if --escape is set. The bytes
  * are malloc'ed; *key is NULL after a usage error. */
 int parse_key(const command *c, const char *arg, int escape, uint8_t **key,

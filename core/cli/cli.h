@@ -126,6 +126,26 @@ int parse_size(const command *c, const char *opt, const char *arg,
 int parse_count(const command *c, const char *opt, const char *arg,
                 uint32_t *out);
 
+/* --compress: "zstd" (level SST_CLI_ZSTD_LEVEL), "zstd:LEVEL" (1..19) or
+ * "none"; sets o->zstd_level. */
+#define SST_CLI_ZSTD_LEVEL 6
+int parse_compress(const command *c, const char *arg, sst_writer_options *o);
+
+/* The help text of --compress and --dedup, for commands that write. */
+#define COMPRESS_HELP(dflt, dedup_dflt)                                        \
+  "    --compress zstd[:LEVEL]|none\n"                                         \
+  "        Compress values with zstd at LEVEL (1 to 19; zstd alone is\n"       \
+  "        level 6), or store them as they are (none). Compressed, small\n"    \
+  "        values are stored together in blocks of 128 KiB, each compressed\n" \
+  "        as one (with a dictionary trained on them when it makes the\n"      \
+  "        table smaller), and larger ones in chunks of 128 KiB, so that a\n"  \
+  "        read decompresses one block or chunk. Uncompressed values are\n"    \
+  "        read in place, with no decoding.\n"                                 \
+  "        Default: " dflt ".\n"                                               \
+  "    --dedup, --no-dedup\n"                                                  \
+  "        Store identical values once (found by hash, confirmed byte for\n"   \
+  "        byte), or every copy. Default: " dedup_dflt ".\n"
+
 /* A key given on the command line, decoded if escape is set. The bytes
  * are malloc'ed; *key is NULL after a usage error. EXIT_FAIL when out of
  * memory. */

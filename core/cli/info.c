@@ -32,6 +32,22 @@ static void info_print(const char *path, const sst_info *in) {
   if (in->format_version >= 2) {
     printf("value region: %" PRIu64 " bytes\n", in->value_region);
     printf("key region: %" PRIu64 " bytes\n", in->key_region);
+    if (in->features & SST_FEATURE_VALUES) {
+      printf("compression: zstd, %" PRIu64 " value blocks, chunks of %" PRIu32
+             " bytes\n",
+             in->value_blocks, in->chunk_size);
+      printf("compression dictionary: %" PRIu32 " bytes\n", in->dict_bytes);
+    } else {
+      printf("compression: none\n");
+    }
+    printf("values stored: %" PRIu64 " bytes for %" PRIu64
+           " bytes of values (%.1f%%)\n",
+           in->value_region, in->value_bytes,
+           in->value_bytes
+               ? 100.0 * (double)in->value_region / (double)in->value_bytes
+               : 100.0);
+    printf("deduplicated: %" PRIu64 " values, %" PRIu64 " bytes\n",
+           in->dedup_values, in->dedup_bytes);
   }
 }
 
@@ -47,7 +63,13 @@ const command_help cmd_info_help = {
         "    values). A version 2 table also shows the sizes of its value\n"
         "    region (the values, at the start of the file) and its key\n"
         "    region (key blocks, filters, metadata, index and footer, after\n"
-        "    them). Only the footer and index are read: use sst verify to\n"
+        "    them), its compression (zstd or none, value blocks, chunk size,\n"
+        "    the dictionary's size), the bytes its values take in the file\n"
+        "    against the bytes they hold (compressed and uncompressed; a\n"
+        "    value shared by several keys counts once stored, once per key\n"
+        "    held), and the values stored once for several keys\n"
+        "    (deduplicated: how many keys, how many bytes they hold). Only\n"
+        "    the footer, index and properties are read: use sst verify to\n"
         "    check the whole file.\n"
         "\n"
         "    When TABLE does not exist but the staging area of sstfs --stage\n"

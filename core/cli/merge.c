@@ -12,7 +12,13 @@
 
 #include "cli.h"
 
-enum { OPT_DROP = OPT_LONG_ONLY, OPT_BLOCK_KEYS };
+enum {
+  OPT_DROP = OPT_LONG_ONLY,
+  OPT_BLOCK_KEYS,
+  OPT_COMPRESS,
+  OPT_DEDUP,
+  OPT_NO_DEDUP
+};
 
 /* A hard-link group of one input table, as OUT holds it. */
 typedef struct merge_link {
@@ -147,14 +153,15 @@ static int merge_entry(merger *m, const sst_entry *e) {
       return EXIT_OK;
     }
   }
-  const uint8_t *v;
-  if ((rc = sst_reader_value(r, e, &v)) != 0) {
+  int read_rc;
+  rc = sst_writer_add_from(m->w, e->key, e->key_len, r, e, &read_rc);
+  if (read_rc) {
     progress_hide();
     fprintf(stderr, "sst merge: %s: a value at offset %" PRIu64 ": %s\n",
-            m->paths[e->source], e->value_offset, sst_strerror(rc));
+            m->paths[e->source], e->value_offset, sst_strerror(read_rc));
     return EXIT_FAIL;
   }
-  if ((rc = sst_writer_add(m->w, e->key, e->key_len, v, e->value_len)) != 0)
+  if (rc != 0)
     return merge_key_error(m, e, "writing", rc);
   m->bytes += e->key_len + e->value_len;
   if (l != NULL) {
@@ -198,20 +205,48 @@ const command_help cmd_merge_help = {
         "        Leave deleted keys out altogether: right when the oldest\n"
         "        table takes part, so nothing older is left to hide.\n"
         "    --block-keys N\n"
-        "        Keys per key block in OUT (default 64).\n"
-        "    -q, --quiet\n"
-        "        No progress line and no summary.\n"
-        "    -h, --help\n"
-        "        Show this help.\n"
-        "\n"
-        "EXIT STATUS\n"
-        "    0 if OUT was written, 1 on an error (OUT is then left as it\n"
-        "    was), 2 on a usage error.\n"
-        "\n"
-        "EXAMPLES\n"
-        "    sst merge -o v3.sstable v1.sstable delta2.sstable delta3.sstable\n"
-        "    sst merge --drop-tombstones -o all.sstable base.sstable "
-        "d.sstable\n",
+        "        Keys per key block in OUT (default 64).\n" COMPRESS_HELP(
+            "zstd (level 6) when an input table has compressed\n"
+            "        values, else none",
+            "--dedup when an input table has compressed values") "    -q, "
+                                                                 "--quiet\n"
+                                                                 "        No "
+                                                                 "progress "
+                                                                 "line and no "
+                                                                 "summary.\n"
+                                                                 "    -h, "
+                                                                 "--help\n"
+                                                                 "        Show "
+                                                                 "this help.\n"
+                                                                 "\n"
+                                                                 "EXIT STATUS\n"
+                                                                 "    0 if OUT "
+                                                                 "was written, "
+                                                                 "1 on an "
+                                                                 "error (OUT "
+                                                                 "is then left "
+                                                                 "as it\n"
+                                                                 "    was), 2 "
+                                                                 "on a usage "
+                                                                 "error.\n"
+                                                                 "\n"
+                                                                 "EXAMPLES\n"
+                                                                 "    sst "
+                                                                 "merge -o "
+                                                                 "v3.sstable "
+                                                                 "v1.sstable "
+                                                                 "delta2."
+                                                                 "sstable "
+                                                                 "delta3."
+                                                                 "sstable\n"
+                                                                 "    sst "
+                                                                 "merge "
+                                                                 "--drop-"
+                                                                 "tombstones "
+                                                                 "-o "
+                                                                 "all.sstable "
+                                                                 "base.sstable "
+                                                                 "d.sstable\n",
 };
 
 int cmd_merge(const command *c, int argc, char **argv) {
@@ -219,11 +254,15 @@ int cmd_merge(const command *c, int argc, char **argv) {
       {"output", required_argument, NULL, 'o'},
       {"drop-tombstones", no_argument, NULL, OPT_DROP},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
+      {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"dedup", no_argument, NULL, OPT_DEDUP},
+      {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *out = NULL;
   int drop = 0, quiet = 0, opt;
+  int compress_set = 0, dedup_set = 0;
   sst_writer_options wo;
   sst_writer_options_init(&wo);
   while ((opt = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
@@ -237,6 +276,16 @@ int cmd_merge(const command *c, int argc, char **argv) {
     case OPT_BLOCK_KEYS:
       if (parse_count(c, "--block-keys", optarg, &wo.block_keys) != 0)
         return EXIT_USAGE;
+      break;
+    case OPT_COMPRESS:
+      if (parse_compress(c, optarg, &wo) != 0)
+        return EXIT_USAGE;
+      compress_set = 1;
+      break;
+    case OPT_DEDUP:
+    case OPT_NO_DEDUP:
+      wo.dedup = opt == OPT_DEDUP;
+      dedup_set = 1;
       break;
     case 'q':
       quiet = 1;
@@ -269,6 +318,13 @@ int cmd_merge(const command *c, int argc, char **argv) {
     sst_info info;
     sst_reader_info(readers[i], &info);
     any_meta |= (info.features & SST_FEATURE_META) != 0;
+    /* Compressed inputs make a compressed OUT unless told otherwise. */
+    if (info.features & SST_FEATURE_VALUES) {
+      if (!compress_set)
+        wo.zstd_level = SST_CLI_ZSTD_LEVEL;
+      if (!dedup_set)
+        wo.dedup = 1;
+    }
   }
   if ((rc = sst_iter_new_stack((const sst_reader *const *)readers, (size_t)n,
                                &it)) != 0 ||

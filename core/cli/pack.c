@@ -293,28 +293,35 @@ const command_help cmd_pack_help = {
         "        directory gets an entry, not even DIR.\n"
         "    --strict\n"
         "        Fail on a device, FIFO or socket (and with --no-metadata,\n"
-        "        a symbolic link) instead of skipping it.\n"
-        "    --block-keys N\n"
-        "        Keys per index entry: a key block holds at most N keys\n"
-        "        (default 64).\n"
-        "    --no-filter\n"
-        "        Write no Bloom filter.\n"
-        "    -q, --quiet\n"
-        "        Show no progress line and no summary. Skipped entries and\n"
-        "        errors are still reported.\n"
-        "    -h, --help\n"
-        "        Show this help.\n"
-        "\n"
-        "EXIT STATUS\n"
-        "    0 if the table was written, 1 on an error (named with its\n"
-        "    path), 2 on a usage error.\n"
-        "\n"
-        "EXAMPLES\n"
-        "    sst pack site/ site.sstable\n"
-        "    sst pack --strict -q photos photos.sstable\n"
-        "    sst pack --no-metadata data/ data.sstable   # plain keys\n"
-        "    sst pack src/ t.sstable && sst unpack t.sstable copy/ &&\n"
-        "        rsync -a -H -X -n -i -c src/ copy/      # prints nothing\n",
+        "        a symbolic link) instead of skipping it.\n" COMPRESS_HELP(
+            "zstd (level 6)",
+            "--dedup") "    --block-keys N\n"
+                       "        Keys per index entry: a key block holds at "
+                       "most N keys\n"
+                       "        (default 64).\n"
+                       "    --no-filter\n"
+                       "        Write no Bloom filter.\n"
+                       "    -q, --quiet\n"
+                       "        Show no progress line and no summary. Skipped "
+                       "entries and\n"
+                       "        errors are still reported.\n"
+                       "    -h, --help\n"
+                       "        Show this help.\n"
+                       "\n"
+                       "EXIT STATUS\n"
+                       "    0 if the table was written, 1 on an error (named "
+                       "with its\n"
+                       "    path), 2 on a usage error.\n"
+                       "\n"
+                       "EXAMPLES\n"
+                       "    sst pack site/ site.sstable\n"
+                       "    sst pack --strict -q photos photos.sstable\n"
+                       "    sst pack --no-metadata data/ data.sstable   # "
+                       "plain keys\n"
+                       "    sst pack src/ t.sstable && sst unpack t.sstable "
+                       "copy/ &&\n"
+                       "        rsync -a -H -X -n -i -c src/ copy/      # "
+                       "prints nothing\n",
 };
 
 enum {
@@ -323,6 +330,9 @@ enum {
   OPT_FLAT,
   OPT_STRICT,
   OPT_NO_METADATA,
+  OPT_COMPRESS,
+  OPT_DEDUP,
+  OPT_NO_DEDUP,
 };
 
 int cmd_pack(const command *c, int argc, char **argv) {
@@ -332,11 +342,16 @@ int cmd_pack(const command *c, int argc, char **argv) {
       {"no-metadata", no_argument, NULL, OPT_NO_METADATA},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
+      {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"dedup", no_argument, NULL, OPT_DEDUP},
+      {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   packer p = {.c = c};
   sst_writer_options_init(&p.writer);
+  p.writer.zstd_level = SST_CLI_ZSTD_LEVEL;
+  p.writer.dedup = 1;
   int opt;
   while ((opt = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
     switch (opt) {
@@ -355,6 +370,16 @@ int cmd_pack(const command *c, int argc, char **argv) {
       break;
     case OPT_NO_FILTER:
       p.writer.filter_bits_per_key = 0;
+      break;
+    case OPT_COMPRESS:
+      if (parse_compress(c, optarg, &p.writer) != 0)
+        return EXIT_USAGE;
+      break;
+    case OPT_DEDUP:
+      p.writer.dedup = 1;
+      break;
+    case OPT_NO_DEDUP:
+      p.writer.dedup = 0;
       break;
     case 'q':
       p.quiet = 1;

@@ -340,29 +340,54 @@ static int unpack_one(unpacker *u, const sst_entry *e, int also_dir) {
                              u->path, &path_len);
   if (rc != 0)
     return unpack_key_error(u, e, "path of", rc);
-  const uint8_t *value;
-  if ((rc = sst_reader_value(u->r, e, &value)) != 0)
+  /* A value stored in chunks is read (and checked) a piece at a time;
+   * any other whole, and checked, first. */
+  int chunked = (e->flags & SST_FLAG_CHUNKED) != 0;
+  const uint8_t *value = NULL;
+  uint8_t *piece = NULL;
+  if (!chunked && (rc = sst_reader_value(u->r, e, &value)) != 0)
     return unpack_key_error(u, e, "value of", rc);
+  if (chunked && (piece = malloc(COPY_CHUNK)) == NULL)
+    return unpack_key_error(u, e, "value of", ENOMEM);
   int dfd;
   const char *name;
-  if (dir_stack_parent(u->c, &u->ds, u->dir, u->path, &dfd, &name) != 0)
+  if (dir_stack_parent(u->c, &u->ds, u->dir, u->path, &dfd, &name) != 0) {
+    free(piece);
     return EXIT_FAIL;
+  }
   int meta = (e->flags & SST_FLAG_META) != 0;
   int fd =
       openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
              meta ? 0600 : 0644);
-  if (fd < 0 && errno == EEXIST)
-    return unpack_exists(u, e, path_len);
-  if (fd < 0)
-    return path_error(u->c, u->dir, u->path, path_len, "%s", strerror(errno));
+  if (fd < 0) {
+    int err = errno;
+    free(piece);
+    if (err == EEXIST)
+      return unpack_exists(u, e, path_len);
+    return path_error(u->c, u->dir, u->path, path_len, "%s", strerror(err));
+  }
   uint64_t left = e->value_len;
+  int read_rc = 0;
   while (left > 0 && rc == 0 && !interrupted) {
     size_t n = left < COPY_CHUNK ? (size_t)left : COPY_CHUNK;
+    if (chunked) {
+      size_t got;
+      read_rc = sst_reader_read(u->r, e, e->value_len - left, piece, n, &got);
+      if (read_rc)
+        break;
+      value = piece;
+    }
     rc = write_all(fd, value, n);
     value += n;
     left -= n;
     u->bytes += n;
     unpack_tick(u);
+  }
+  free(piece);
+  if (read_rc) {
+    close(fd);
+    unlinkat(dfd, name, 0);
+    return unpack_key_error(u, e, "value of", read_rc);
   }
   int status = EXIT_OK;
   if (rc == 0 && left == 0 && meta)

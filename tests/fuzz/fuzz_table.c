@@ -93,22 +93,42 @@ static const uint8_t *input_slice(fuzz *f, size_t max, size_t *len) {
   return f->in + at;
 }
 
-/* An entry's value must lie inside the file, and read as itself. */
+#define APART (SST_FLAG_PACKED | SST_FLAG_CHUNKED)
+
+/* An entry's value must lie inside the file (a value stored compressed:
+ * its chunks, or its offset within its block), and read as itself. */
 static void check_value(fuzz *f, const sst_entry *e) {
-  if (e->value_offset > f->size || e->value_len > f->size - e->value_offset)
+  uint64_t stored =
+      (e->flags & SST_FLAG_CHUNKED) ? e->value_stored : e->value_len;
+  if (!(e->flags & SST_FLAG_PACKED) &&
+      (e->value_offset > f->size || stored > f->size - e->value_offset))
     fail("an entry's value lies outside the file");
   if (e->flags & SST_FLAG_TOMBSTONE)
     return;
   const uint8_t *v = NULL;
   int rc = sst_reader_value(f->r, e, &v);
   if (rc == 0) {
-    if (v != f->data + e->value_offset)
+    if (!(e->flags & APART) && v != f->data + e->value_offset)
       fail("sst_reader_value: pointer is not the entry's offset");
     touch(v, e->value_len);
   } else if (f->sound) {
     fail("sst_reader_value failed on a verified table");
   }
   (void)sst_reader_value_check(f->r, e);
+  /* Pieces of it, at a few offsets: the same bytes as the whole. */
+  uint8_t piece[512];
+  uint64_t offs[3] = {0, e->value_len / 2, e->value_len ? e->value_len - 1 : 0};
+  for (int k = 0; k < 3; k++) {
+    size_t got;
+    rc = sst_reader_read(f->r, e, offs[k], piece, sizeof piece, &got);
+    if (rc == 0 && (got > sizeof piece || got > e->value_len - offs[k]))
+      fail("sst_reader_read: more bytes than asked or than the value has");
+    if (rc == 0 && (e->flags & APART) && v != NULL && f->sound &&
+        memcmp(piece, v + offs[k], got) != 0)
+      fail("verified table: sst_reader_read disagrees with the value");
+    if (rc != 0 && f->sound && (e->flags & APART))
+      fail("sst_reader_read failed on a verified table");
+  }
 }
 
 /* An entry's metadata is in range, and its attributes decode or fail
@@ -237,16 +257,18 @@ static void lookups(fuzz *f, const uint8_t *key, size_t len,
   const uint8_t *v = NULL;
   uint64_t vlen = 0;
   rc = sst_reader_get(f->r, key, len, &v, &vlen);
+  int apart = rc == 0 && (e.flags & APART);
   if (rc == 0) {
-    if (v < f->data || (uint64_t)(v - f->data) > f->size ||
-        vlen > f->size - (uint64_t)(v - f->data))
+    if (!apart && (v < f->data || (uint64_t)(v - f->data) > f->size ||
+                   vlen > f->size - (uint64_t)(v - f->data)))
       fail("sst_reader_get: the value lies outside the file");
     touch(v, vlen);
   }
   if (known != NULL && f->sound) {
     int dead = (known->e.flags & SST_FLAG_TOMBSTONE) != 0;
     if (dead ? rc != SST_ENOTFOUND
-             : rc != 0 || v != f->data + known->e.value_offset)
+             : rc != 0 || vlen != known->e.value_len ||
+                   (!apart && v != f->data + known->e.value_offset))
       fail("verified table: sst_reader_get disagrees with a scan");
   }
 
@@ -688,9 +710,14 @@ static void repair_entry(void *ctx, const block_entry *e) {
   if (p == end)
     return;
   unsigned flags = *p++;
-  if (!get_varint(&p, end, &len) || !get_varint(&p, end, &rel) || end - p < 4)
+  uint64_t extra;
+  if (!get_varint(&p, end, &len) || !get_varint(&p, end, &rel) ||
+      ((flags & 0x0c) && !get_varint(&p, end, &extra)) || end - p < 4)
     return;
-  if (r->version >= 2 && (flags & 0x10)) { /* shared: an absolute offset */
+  if (r->version >= 2 && (flags & 0x0c)) {
+    /* Packed or chunked: its checksums are the block's and the chunk
+     * table's, not repaired here. */
+  } else if (r->version >= 2 && (flags & 0x10)) { /* shared: absolute */
     if (inside(rel, len, r->keys_off))
       put32(e->payload + (p - e->payload), checksum(r->buf + rel, (size_t)len));
   } else {

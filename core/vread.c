@@ -1,0 +1,435 @@
+/* vread.c — reading values stored in value blocks or in chunks (format
+ * version 2 with SST_FEATURE_VALUES): the properties section that lists
+ * the value blocks, decompression with zstd, and the reader's bounded
+ * cache of decompressed blocks and chunks.
+ *
+ * A value block or chunk is decompressed once, checked against its
+ * checksum (over the bytes a reader serves), and kept in the cache, so
+ * that the next small file of the same block or the next read in the
+ * same chunk costs a copy. Bytes that fail their check are never
+ * returned: the read fails with SST_ECHECKSUM (SST_ECORRUPT when the
+ * compressed data does not even decode).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "spill.h"
+#include "table.h"
+
+/* ---- The value-block section ---- */
+
+int sst_vread_section(sst_reader *r, const uint8_t *p, const uint8_t *limit) {
+  uint64_t codec, chunk, count;
+  if (r->vblocks != NULL || (p = sst_get_varint(p, limit, &codec)) == NULL ||
+      (p = sst_get_varint(p, limit, &chunk)) == NULL ||
+      (p = sst_get_varint(p, limit, &count)) == NULL)
+    return SST_ECORRUPT;
+  if (codec != SST_CODEC_ZSTD)
+    return SST_EVERSION;
+  /* Each block takes at least 11 bytes of the section. */
+  if (chunk < SST_CHUNK_MIN || chunk > SST_CHUNK_MAX ||
+      count > (uint64_t)(limit - p) / 11)
+    return SST_ECORRUPT;
+  if ((r->vblocks = malloc((count ? count : 1) * sizeof *r->vblocks)) == NULL)
+    return ENOMEM;
+  uint64_t end = SST_HEADER_SIZE, values_end = r->f.keys_off;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t gap, stored2, raw_len;
+    if ((p = sst_get_varint(p, limit, &gap)) == NULL ||
+        (p = sst_get_varint(p, limit, &stored2)) == NULL ||
+        (p = sst_get_varint(p, limit, &raw_len)) == NULL || limit - p < 8)
+      return SST_ECORRUPT;
+    sst_vblock *b = &r->vblocks[i];
+    uint64_t stored = stored2 >> 1;
+    if (gap > values_end - end || stored == 0 ||
+        stored > values_end - end - gap || raw_len == 0 ||
+        raw_len > SST_VBLOCK_MAX || ((stored2 & 1) && stored != raw_len) ||
+        stored > ZSTD_compressBound((size_t)raw_len))
+      return SST_ECORRUPT;
+    b->off = end + gap;
+    b->stored = (uint32_t)stored;
+    b->raw_len = (uint32_t)raw_len;
+    b->raw = (uint32_t)(stored2 & 1);
+    b->checksum = sst_get_u32(p);
+    b->stored_sum = sst_get_u32(p + 4);
+    p += 8;
+    end = b->off + stored;
+  }
+  if (p != limit)
+    return SST_ECORRUPT;
+  r->vb_count = count;
+  r->chunk_size = (uint32_t)chunk;
+  return 0;
+}
+
+int sst_vread_dict(sst_reader *r, const uint8_t *p, size_t len) {
+  if (r->ddict != NULL || len == 0)
+    return SST_ECORRUPT;
+  r->ddict = ZSTD_createDDict(p, len);
+  r->zdict_len = (uint32_t)len;
+  return r->ddict ? 0 : SST_ECORRUPT;
+}
+
+/* ---- The cache ---- */
+
+#define CACHE_SLOTS 64
+
+struct sst_vcache {
+  pthread_mutex_t mu;
+  uint64_t cap, used, tick;
+  struct slot {
+    uint64_t key, last;
+    uint8_t *data;
+    size_t len;
+  } slots[CACHE_SLOTS];
+};
+
+int sst_vcache_new(sst_reader *r, uint64_t cap) {
+  struct sst_vcache *c = calloc(1, sizeof *c);
+  if (c == NULL)
+    return ENOMEM;
+  pthread_mutex_init(&c->mu, NULL);
+  c->cap = cap;
+  r->vcache = c;
+  return 0;
+}
+
+void sst_vcache_free(struct sst_vcache *c) {
+  if (c == NULL)
+    return;
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    free(c->slots[i].data);
+  pthread_mutex_destroy(&c->mu);
+  free(c);
+}
+
+/* Copies [from, from + n) of the cached piece key into dst: 1 on a hit. */
+static int cache_get(struct sst_vcache *c, uint64_t key, size_t from, void *dst,
+                     size_t n) {
+  int hit = 0;
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < CACHE_SLOTS; i++) {
+    struct slot *s = &c->slots[i];
+    if (s->data != NULL && s->key == key) {
+      memcpy(dst, s->data + from, n);
+      s->last = ++c->tick;
+      hit = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&c->mu);
+  return hit;
+}
+
+/* Keeps data (malloc'ed, len bytes) under key, evicting the least
+ * recently used; frees it when it cannot be kept. */
+static void cache_put(struct sst_vcache *c, uint64_t key, uint8_t *data,
+                      size_t len) {
+  if (len > c->cap) {
+    free(data);
+    return;
+  }
+  pthread_mutex_lock(&c->mu);
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    if (c->slots[i].data != NULL && c->slots[i].key == key) {
+      pthread_mutex_unlock(&c->mu); /* another thread was first */
+      free(data);
+      return;
+    }
+  for (;;) {
+    struct slot *victim = NULL, *empty = NULL;
+    for (int i = 0; i < CACHE_SLOTS; i++) {
+      struct slot *s = &c->slots[i];
+      if (s->data == NULL) {
+        if (empty == NULL)
+          empty = s;
+      } else if (victim == NULL || s->last < victim->last) {
+        victim = s;
+      }
+    }
+    if (empty != NULL && c->used + len <= c->cap) {
+      *empty = (struct slot){key, ++c->tick, data, len};
+      c->used += len;
+      break;
+    }
+    /* victim is set: with no empty slot, or no room, some slot is full. */
+    c->used -= victim->len;
+    free(victim->data);
+    victim->data = NULL;
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- Decompression ---- */
+
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+
+static void dctx_free(void *p) { ZSTD_freeDCtx(p); }
+static void dctx_init(void) { pthread_key_create(&dctx_key, dctx_free); }
+
+static ZSTD_DCtx *thread_dctx(void) {
+  pthread_once(&dctx_once, dctx_init);
+  ZSTD_DCtx *d = pthread_getspecific(dctx_key);
+  if (d == NULL && (d = ZSTD_createDCtx()) != NULL &&
+      pthread_setspecific(dctx_key, d) != 0) {
+    ZSTD_freeDCtx(d);
+    d = NULL;
+  }
+  return d;
+}
+
+/* Reads len stored bytes at off (file offsets checked by the caller). */
+static int read_stored(const sst_reader *r, uint64_t off, void *buf,
+                       size_t len) {
+  if (r->o.pread_blocks)
+    return sst_pread_all(r->fd, buf, len, off);
+  memcpy(buf, r->data + off, len);
+  return 0;
+}
+
+typedef struct piece {
+  uint64_t key; /* cache key: block number + 1, or chunk offset | 1 << 63 */
+  uint64_t off; /* stored bytes in the file */
+  size_t stored, raw_len;
+  int raw;
+  uint32_t checksum;   /* of the raw bytes */
+  uint32_t stored_sum; /* of the stored bytes */
+} piece;
+
+/* Copies [from, from + n) of the piece's raw bytes into dst, from the
+ * cache or by reading, decompressing and checking the piece. */
+static int piece_read(const sst_reader *r, const piece *pc, size_t from,
+                      void *dst, size_t n) {
+  if (r->vcache && cache_get(r->vcache, pc->key, from, dst, n))
+    return 0;
+  uint8_t *raw = malloc(pc->raw_len);
+  uint8_t *stored = pc->raw ? raw : malloc(pc->stored);
+  int rc = raw && stored ? 0 : ENOMEM;
+  if (rc == 0)
+    rc = read_stored(r, pc->off, stored, pc->stored);
+  /* Only bytes that are what the writer stored reach the decoder. */
+  if (rc == 0 && sst_checksum(stored, pc->stored) != pc->stored_sum)
+    rc = SST_ECHECKSUM;
+  if (rc == 0 && !pc->raw) {
+    ZSTD_DCtx *d = thread_dctx();
+    size_t got =
+        d == NULL ? 0
+        : r->ddict
+            ? ZSTD_decompress_usingDDict(d, raw, pc->raw_len, stored,
+                                         pc->stored, r->ddict)
+            : ZSTD_decompressDCtx(d, raw, pc->raw_len, stored, pc->stored);
+    if (d == NULL)
+      rc = ENOMEM;
+    else if (ZSTD_isError(got) || got != pc->raw_len)
+      rc = SST_ECORRUPT;
+  }
+  if (rc == 0 && sst_checksum(raw, pc->raw_len) != pc->checksum)
+    rc = SST_ECHECKSUM;
+  if (stored != raw)
+    free(stored);
+  if (rc) {
+    free(raw);
+    return rc;
+  }
+  memcpy(dst, raw + from, n);
+  if (r->vcache)
+    cache_put(r->vcache, pc->key, raw, pc->raw_len);
+  else
+    free(raw);
+  return 0;
+}
+
+/* ---- Chunk tables ---- */
+
+uint64_t sst_chunk_count(uint64_t len, uint32_t chunk) {
+  return len / chunk + (len % chunk != 0);
+}
+
+/* Chunk c of value e: where its stored bytes lie and how to check them. */
+static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
+                       piece *pc) {
+  uint64_t cs = r->chunk_size, n = sst_chunk_count(e->value_len, r->chunk_size);
+  uint64_t tab_rel = e->value_stored - n * SST_CHUNK_ENTRY;
+  uint8_t ent[2 * SST_CHUNK_ENTRY];
+  uint64_t start = 0;
+  int rc;
+  if (c > 0) {
+    if ((rc = read_stored(r,
+                          e->value_offset + tab_rel + (c - 1) * SST_CHUNK_ENTRY,
+                          ent, sizeof ent)))
+      return rc;
+    start = sst_get_u64(ent) & ~SST_CHUNK_RAW;
+  } else if ((rc = read_stored(r, e->value_offset + tab_rel,
+                               ent + SST_CHUNK_ENTRY, SST_CHUNK_ENTRY))) {
+    return rc;
+  }
+  const uint8_t *me = ent + SST_CHUNK_ENTRY;
+  uint64_t end = sst_get_u64(me) & ~SST_CHUNK_RAW;
+  pc->raw = (sst_get_u64(me) & SST_CHUNK_RAW) != 0;
+  pc->stored_sum = sst_get_u32(me + 8);
+  pc->checksum = sst_get_u32(me + 12);
+  pc->raw_len =
+      (size_t)(e->value_len - c * cs < cs ? e->value_len - c * cs : cs);
+  if (start > end || end > tab_rel || end - start == 0 ||
+      (pc->raw && end - start != pc->raw_len) ||
+      end - start > ZSTD_compressBound(pc->raw_len))
+    return SST_ECORRUPT;
+  pc->off = e->value_offset + start;
+  pc->stored = (size_t)(end - start);
+  pc->key = pc->off | (1ull << 63);
+  return 0;
+}
+
+/* ---- Reading ---- */
+
+int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
+                    void *buf, size_t len, size_t *got) {
+  *got = 0;
+  if (e->flags & SST_FLAG_TOMBSTONE)
+    return SST_ENOTFOUND;
+  if (off >= e->value_len || len == 0)
+    return 0;
+  if (len > e->value_len - off)
+    len = (size_t)(e->value_len - off);
+  int rc = 0;
+  if (e->flags & SST_FLAG_PACKED) {
+    const sst_vblock *b = &r->vblocks[e->value_block];
+    piece pc = {.key = e->value_block + 1,
+                .off = b->off,
+                .stored = b->stored,
+                .raw_len = b->raw_len,
+                .raw = (int)b->raw,
+                .checksum = b->checksum,
+                .stored_sum = b->stored_sum};
+    rc = piece_read(r, &pc, (size_t)(e->value_offset + off), buf, len);
+  } else if (e->flags & SST_FLAG_CHUNKED) {
+    uint8_t *out = buf;
+    size_t left = len;
+    while (rc == 0 && left > 0) {
+      uint64_t c = off / r->chunk_size;
+      size_t from = (size_t)(off - c * r->chunk_size);
+      piece pc;
+      if ((rc = chunk_piece(r, e, c, &pc)) != 0)
+        break;
+      size_t n = pc.raw_len - from < left ? pc.raw_len - from : left;
+      if ((rc = piece_read(r, &pc, from, out, n)) != 0)
+        break;
+      out += n;
+      off += n;
+      left -= n;
+    }
+  } else {
+    rc = read_stored(r, e->value_offset + off, buf, len);
+  }
+  if (rc == 0)
+    *got = len;
+  return rc;
+}
+
+int sst_vread_check_block(const sst_reader *r, uint64_t i) {
+  const sst_vblock *b = &r->vblocks[i];
+  piece pc = {.key = i + 1,
+              .off = b->off,
+              .stored = b->stored,
+              .raw_len = b->raw_len,
+              .raw = (int)b->raw,
+              .checksum = b->checksum,
+              .stored_sum = b->stored_sum};
+  uint8_t one;
+  return piece_read(r, &pc, 0, &one, 1);
+}
+
+/* Checks a chunked value's table against the entry's checksum. */
+static int check_table(const sst_reader *r, const sst_entry *e) {
+  uint64_t n = sst_chunk_count(e->value_len, r->chunk_size);
+  size_t len = (size_t)(n * SST_CHUNK_ENTRY);
+  uint8_t *t = malloc(len);
+  if (t == NULL)
+    return ENOMEM;
+  int rc = read_stored(r, e->value_offset + e->value_stored - len, t, len);
+  if (rc == 0 && sst_checksum(t, len) != e->value_checksum)
+    rc = SST_ECHECKSUM;
+  free(t);
+  return rc;
+}
+
+int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf) {
+  size_t got;
+  int rc;
+  if ((e->flags & SST_FLAG_CHUNKED) && (rc = check_table(r, e)) != 0)
+    return rc;
+  if ((rc = sst_reader_read(r, e, 0, buf, (size_t)e->value_len, &got)) != 0)
+    return rc;
+  if ((e->flags & SST_FLAG_PACKED) &&
+      sst_checksum(buf, (size_t)e->value_len) != e->value_checksum)
+    return SST_ECHECKSUM;
+  return 0;
+}
+
+int sst_vread_check(const sst_reader *r, const sst_entry *e) {
+  if (e->flags & SST_FLAG_PACKED) {
+    uint8_t *buf = malloc(e->value_len);
+    if (buf == NULL)
+      return ENOMEM;
+    int rc = sst_vread_whole(r, e, buf);
+    free(buf);
+    return rc;
+  }
+  int rc = check_table(r, e);
+  size_t step = r->chunk_size;
+  uint8_t *buf = rc ? NULL : malloc(step);
+  if (rc == 0 && buf == NULL)
+    rc = ENOMEM;
+  for (uint64_t off = 0; rc == 0 && off < e->value_len; off += step) {
+    size_t got;
+    rc = sst_reader_read(r, e, off, buf, step, &got);
+  }
+  free(buf);
+  return rc;
+}
+
+/* A buffer per thread for sst_reader_value of a stored-apart value. */
+static pthread_key_t vbuf_key;
+static pthread_once_t vbuf_once = PTHREAD_ONCE_INIT;
+struct vbuf {
+  uint8_t *p;
+  size_t cap;
+};
+static void vbuf_free(void *p) {
+  struct vbuf *b = p;
+  free(b->p);
+  free(b);
+}
+static void vbuf_init(void) { pthread_key_create(&vbuf_key, vbuf_free); }
+
+int sst_vread_value(const sst_reader *r, const sst_entry *e,
+                    const uint8_t **value) {
+  pthread_once(&vbuf_once, vbuf_init);
+  struct vbuf *b = pthread_getspecific(vbuf_key);
+  if (b == NULL) {
+    if ((b = calloc(1, sizeof *b)) == NULL)
+      return ENOMEM;
+    if (pthread_setspecific(vbuf_key, b) != 0) {
+      free(b);
+      return ENOMEM;
+    }
+  }
+  if (e->value_len > SIZE_MAX)
+    return ENOMEM;
+  size_t need = e->value_len ? (size_t)e->value_len : 1;
+  if (b->cap < need) {
+    uint8_t *n = realloc(b->p, need);
+    if (n == NULL)
+      return ENOMEM;
+    b->p = n;
+    b->cap = need;
+  }
+  int rc = sst_vread_whole(r, e, b->p);
+  if (rc == 0)
+    *value = b->p;
+  return rc;
+}

@@ -1,0 +1,362 @@
+/* test_compress.c — tables with compressed values: value blocks, chunks,
+ * the dictionary and dedup. Every value read back, whole and in pieces at
+ * any offset, through every read call, is the value written. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sstable.h"
+#include "testutil.h"
+
+#define MAXV 64
+
+typedef struct value {
+  char key[32];
+  uint8_t *bytes;
+  size_t len;
+} value;
+
+static value vals[MAXV];
+static int nvals;
+
+/* Adds a value of len bytes: kind 0 text (compresses), 1 random (does
+ * not), 2 a copy of value `copy`. */
+static void make_value(int kind, size_t len, int copy, tu_rng *rng) {
+  value *v = &vals[nvals];
+  snprintf(v->key, sizeof v->key, "k%03d", nvals);
+  nvals++;
+  if (kind == 2) {
+    v->len = vals[copy].len;
+    v->bytes = malloc(v->len ? v->len : 1);
+    memcpy(v->bytes, vals[copy].bytes, v->len);
+    return;
+  }
+  v->len = len;
+  v->bytes = malloc(len ? len : 1);
+  if (kind == 1) {
+    tu_rng_fill(rng, v->bytes, len);
+    return;
+  }
+  for (size_t i = 0; i < len; i++)
+    v->bytes[i] = (uint8_t) "the quick brown fox jumps over a lazy dog\n"
+        [(i * 31 + (size_t)nvals) % 42];
+}
+
+static void free_values(void) {
+  for (int i = 0; i < nvals; i++)
+    free(vals[i].bytes);
+  nvals = 0;
+}
+
+/* The set every test writes: empty, small, at the block limits, several
+ * chunks, one byte past a chunk, incompressible, and copies of each. */
+static void make_values(void) {
+  tu_rng rng;
+  tu_rng_seed(&rng, 7);
+  nvals = 0;
+  make_value(0, 0, 0, &rng);          /* 0 empty */
+  make_value(0, 1, 0, &rng);          /* 1 one byte */
+  make_value(0, 300, 0, &rng);        /* 2 small */
+  make_value(1, 300, 0, &rng);        /* 3 small, random */
+  make_value(0, 32768, 0, &rng);      /* 4 the largest packed (128K/4) */
+  make_value(0, 32769, 0, &rng);      /* 5 the smallest chunked */
+  make_value(0, 131072 * 3, 0, &rng); /* 6 three whole chunks */
+  make_value(0, 131072 + 1, 0, &rng); /* 7 a chunk and a byte */
+  make_value(1, 300000, 0, &rng);     /* 8 chunks that do not shrink */
+  make_value(2, 0, 2, &rng);          /* 9 copy of 2 */
+  make_value(2, 0, 6, &rng);          /* 10 copy of 6 */
+  make_value(2, 0, 8, &rng);          /* 11 copy of 8 */
+  for (int i = 0; i < 20; i++)        /* 12.. many small: several blocks */
+    make_value(i % 3 == 0, 2000 + (size_t)i * 997, 0, &rng);
+}
+
+/* Writes the values; streamed when stream is set (in pieces of 4093
+ * bytes). */
+static void write_table(const char *p, const sst_writer_options *o, int stream,
+                        sst_writer_stats *stats) {
+  sst_writer *w;
+  sst_error err;
+  ck_assert_int_eq(sst_writer_open(p, o, &w, &err), 0);
+  for (int i = 0; i < nvals; i++) {
+    value *v = &vals[i];
+    if (!stream) {
+      ck_assert_int_eq(
+          sst_writer_add(w, v->key, strlen(v->key), v->bytes, v->len), 0);
+      continue;
+    }
+    ck_assert_int_eq(sst_writer_begin_value(w, v->key, strlen(v->key)), 0);
+    for (size_t at = 0; at < v->len; at += 4093) {
+      size_t n = v->len - at < 4093 ? v->len - at : 4093;
+      ck_assert_int_eq(sst_writer_append_value(w, v->bytes + at, n), 0);
+    }
+    ck_assert_int_eq(sst_writer_end_value(w), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, &err), 0);
+  if (stats)
+    sst_writer_stats_get(w, stats);
+  sst_writer_free(w);
+}
+
+/* Every value, through get, value, value_pread, value_check and read at
+ * offsets around chunk edges, equals what was written. */
+static void check_table(const char *p, const sst_reader_options *ro) {
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, ro, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  for (int i = 0; i < nvals; i++) {
+    value *v = &vals[i];
+    const uint8_t *got;
+    uint64_t len;
+    ck_assert_int_eq(sst_reader_get(r, v->key, strlen(v->key), &got, &len), 0);
+    ck_assert_uint_eq(len, v->len);
+    ck_assert(memcmp(got, v->bytes, v->len) == 0);
+    sst_entry e;
+    ck_assert_int_eq(sst_reader_find(r, v->key, strlen(v->key), &e), 0);
+    ck_assert_int_eq(sst_reader_value_check(r, &e), 0);
+    uint8_t *buf = malloc(v->len + 1);
+    ck_assert_int_eq(sst_reader_value_pread(r, &e, buf), 0);
+    ck_assert(memcmp(buf, v->bytes, v->len) == 0);
+    uint64_t offs[] = {0,      1,      4095,
+                       16383,  131071, 131072,
+                       131073, 262143, v->len ? v->len - 1 : 0,
+                       v->len};
+    for (size_t k = 0; k < sizeof offs / sizeof offs[0]; k++) {
+      if (offs[k] > v->len)
+        continue;
+      size_t want = 5000, n;
+      ck_assert_int_eq(sst_reader_read(r, &e, offs[k], buf, want, &n), 0);
+      size_t left = (size_t)(v->len - offs[k]);
+      ck_assert_uint_eq(n, left < want ? left : want);
+      ck_assert(memcmp(buf, v->bytes + offs[k], n) == 0);
+    }
+    free(buf);
+  }
+  sst_reader_close(r);
+}
+
+START_TEST(round_trips) {
+  /* _i: bit 0 streamed, bit 1 dedup, bit 2 pread_blocks and a tiny cache,
+   * bit 3 uncompressed. */
+  make_values();
+  const char *p = tu_path("compress");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = _i & 8 ? 0 : 3;
+  o.dedup = (_i & 2) != 0;
+  sst_writer_stats st;
+  write_table(p, &o, _i & 1, &st);
+  if (o.dedup) {
+    ck_assert_uint_eq(st.dedup_values, 3);
+    ck_assert_uint_eq(st.dedup_bytes,
+                      vals[9].len + vals[10].len + vals[11].len);
+  } else {
+    ck_assert_uint_eq(st.dedup_values, 0);
+  }
+  if (o.zstd_level) {
+    ck_assert_uint_gt(st.value_blocks, 1);
+    ck_assert_uint_gt(st.chunks, 5);
+    ck_assert_uint_gt(st.raw_pieces, 0); /* the random ones */
+  }
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  if (_i & 4) {
+    ro.pread_blocks = 1;
+    ro.release_pages = 1;
+    ro.cache_bytes = 1; /* nothing fits: every read decompresses */
+  }
+  check_table(p, &ro);
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, NULL), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_int_eq((info.features & SST_FEATURE_VALUES) != 0,
+                   o.zstd_level != 0);
+  ck_assert_uint_eq(info.dedup_values, o.dedup ? 3 : 0);
+  sst_reader_close(r);
+  unlink(p);
+  free_values();
+}
+END_TEST
+
+/* Many small values that share their words: a dictionary is trained and
+ * kept, the table is smaller than without it, and reads back. */
+START_TEST(dictionary_helps_small_values) {
+  const char *p = tu_path("dict"), *q = tu_path("nodict");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  o.value_block = 4096;
+  static const char *words[] = {"alpha", "bravo",   "charlie", "delta",
+                                "echo",  "foxtrot", "golf",    "hotel"};
+  tu_rng rng;
+  for (int pass = 0; pass < 2; pass++) {
+    o.dictionary = pass == 0;
+    tu_rng_seed(&rng, 11);
+    sst_writer *w;
+    ck_assert_int_eq(sst_writer_open(pass ? q : p, &o, &w, NULL), 0);
+    for (int i = 0; i < 3000; i++) {
+      char key[32], v[600];
+      size_t n = 0;
+      snprintf(key, sizeof key, "rec%05d", i);
+      n += (size_t)snprintf(v, sizeof v, "{\"id\": %d, \"tags\": [", i);
+      for (int k = 0; k < 12; k++)
+        n += (size_t)snprintf(v + n, sizeof v - n, "\"%s-%u\", ",
+                              words[tu_rng_below(&rng, 8)],
+                              (unsigned)tu_rng_below(&rng, 50));
+      n += (size_t)snprintf(v + n, sizeof v - n, "\"end\"]}");
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), v, n), 0);
+    }
+    ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+    sst_writer_stats st;
+    sst_writer_stats_get(w, &st);
+    ck_assert(pass ? st.dict_bytes == 0 : st.dict_bytes > 0);
+    sst_writer_free(w);
+  }
+  size_t with_len, without_len;
+  free(tu_read_file(p, &with_len));
+  free(tu_read_file(q, &without_len));
+  ck_assert_uint_lt(with_len, without_len);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert(info.features & SST_FEATURE_DICT);
+  ck_assert_uint_gt(info.dict_bytes, 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  const uint8_t *v;
+  uint64_t len;
+  ck_assert_int_eq(sst_reader_get(r, "rec02999", 8, &v, &len), 0);
+  ck_assert(len > 10 && memcmp(v, "{\"id\": 2999,", 12) == 0);
+  sst_reader_close(r);
+  unlink(p);
+  unlink(q);
+}
+END_TEST
+
+/* Hard links through last_value/add_shared: packed and chunked values
+ * are shared, stored once. */
+START_TEST(shared_values_of_every_kind) {
+  const char *p = tu_path("shared");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  make_values();
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  uint64_t off[3], len[3];
+  uint32_t sum[3];
+  const int src[3] = {2, 6, 0};
+  for (int k = 0; k < 3; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "a%d", k);
+    value *v = &vals[src[k]];
+    ck_assert_int_eq(sst_writer_add(w, key, 2, v->bytes, v->len), 0);
+    ck_assert_int_eq(sst_writer_last_value(w, &off[k], &len[k], &sum[k]), 0);
+  }
+  for (int k = 0; k < 3; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "b%d", k);
+    ck_assert_int_eq(sst_writer_add_shared(w, key, 2, off[k], len[k], sum[k]),
+                     0);
+  }
+  ck_assert_int_eq(sst_writer_add_shared(w, "c", 1, off[1], len[1] + 1, 0),
+                   SST_EINVAL);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  for (int k = 0; k < 3; k++) {
+    char key[8];
+    snprintf(key, sizeof key, "b%d", k);
+    const uint8_t *v;
+    uint64_t n;
+    ck_assert_int_eq(sst_reader_get(r, key, 2, &v, &n), 0);
+    ck_assert_uint_eq(n, vals[src[k]].len);
+    ck_assert(memcmp(v, vals[src[k]].bytes, n) == 0);
+    sst_entry e;
+    ck_assert_int_eq(sst_reader_find(r, key, 2, &e), 0);
+    if (n)
+      ck_assert(e.flags & SST_FLAG_SHARED || e.flags & SST_FLAG_PACKED);
+  }
+  sst_reader_close(r);
+  unlink(p);
+  free_values();
+}
+END_TEST
+
+/* sst_writer_add_from copies between compressed and plain tables. */
+START_TEST(copies_between_tables) {
+  const char *a = tu_path("copy-a"), *b = tu_path("copy-b");
+  make_values();
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = _i ? 0 : 5;
+  write_table(a, &o, 0, NULL);
+  o.zstd_level = _i ? 5 : 0;
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(a, NULL, &r, NULL), 0);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(b, &o, &w, NULL), 0);
+  sst_iter *it;
+  ck_assert_int_eq(sst_iter_new(r, &it), 0);
+  for (sst_iter_seek_first(it); sst_iter_valid(it); sst_iter_next(it)) {
+    const sst_entry *e = sst_iter_entry(it);
+    int read_rc;
+    ck_assert_int_eq(sst_writer_add_from(w, e->key, e->key_len, r, e, &read_rc),
+                     0);
+  }
+  sst_iter_free(it);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader_close(r);
+  check_table(b, NULL);
+  unlink(a);
+  unlink(b);
+  free_values();
+}
+END_TEST
+
+/* Options out of range are refused at open. */
+START_TEST(bad_options_refused) {
+  const char *p = tu_path("badopt");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  sst_writer *w;
+  sst_error err;
+  o.zstd_level = 99;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, &err), SST_EINVAL);
+  ck_assert(strstr(err.msg, p) != NULL);
+  o.zstd_level = 3;
+  o.chunk_size = 100;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, &err), SST_EINVAL);
+  ck_assert_int_eq(access(p, F_OK), -1);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("compress");
+  TCase *tc = tcase_create("compress");
+  tcase_set_timeout(tc, 300);
+  tcase_add_loop_test(tc, round_trips, 0, 16);
+  tcase_add_test(tc, dictionary_helps_small_values);
+  tcase_add_test(tc, shared_values_of_every_kind);
+  tcase_add_loop_test(tc, copies_between_tables, 0, 2);
+  tcase_add_test(tc, bad_options_refused);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
