@@ -270,7 +270,13 @@ static int table_next(sst_source *src) {
   src->flags = e->flags & SST_FLAG_TOMBSTONE;
   src->value_len = e->value_len;
   src->value = (const uint8_t *)"";
-  if (!(e->flags & SST_FLAG_TOMBSTONE)) {
+  src->entry = e;
+  /* A compressed value is decompressed when it is written (emit): into
+   * a buffer another table's next value would reuse, or a chunk at a
+   * time. */
+  src->deferred = (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) != 0 &&
+                  !(e->flags & SST_FLAG_TOMBSTONE);
+  if (!(e->flags & SST_FLAG_TOMBSTONE) && !src->deferred) {
     /* Checked here, on the mapping; a reader that reads key blocks with
      * pread would check values by pread too. */
     if ((rc = sst_reader_value(src->r, e, &src->value)))
@@ -317,6 +323,13 @@ static int source_next(sst_source *src) {
 /* ---- the merge ----------------------------------------------------------- */
 
 static int emit(sst_writer *w, sst_run_out *o, const sst_source *src) {
+  if (src->deferred) {
+    int read_rc;
+    if (w == NULL) /* tables are merged into the writer only */
+      return EINVAL;
+    return sst_writer_add_from(w, src->key, src->key_len, src->r, src->entry,
+                               &read_rc);
+  }
   if (w == NULL) {
     sst_run_put(o, src->flags, src->key, src->key_len, src->value,
                 src->value_len);

@@ -86,6 +86,8 @@ typedef struct sst_source {
   /* SST_SRC_TABLE */
   const sst_reader *r;
   sst_iter *it;
+  const sst_entry *entry; /* the iterator's, until it moves */
+  int deferred;           /* its value is compressed: read when written */
   int started;
   uint64_t released; /* value bytes before this were given back */
 } sst_source;
@@ -99,8 +101,9 @@ int sst_source_table(sst_source *src, const sst_reader *r);
 void sst_source_close(sst_source *src);
 
 /* Merges srcs[0, n), oldest first: of equal keys only the entry of the
- * newest source goes on, to the writer w or (w NULL) the run o. 0, or the
- * first error of a source or of the output. */
+ * newest source goes on, to the writer w or (w NULL, and no table among
+ * the sources) the run o. 0, or the first error of a source or of the
+ * output. */
 int sst_merge_sources(sst_source *srcs, size_t n, sst_writer *w,
                       sst_run_out *o);
 

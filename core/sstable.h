@@ -332,8 +332,9 @@ int sst_sorter_add_tombstone(sst_sorter *s, const void *key, size_t key_len);
 /* Adds the table at `path` as a sorted run older than every record added,
  * before or after: a record added for one of its keys wins over the
  * table's entry. Of two tables, the one added later wins. Its keys,
- * values and tombstones are merged by sst_sorter_finish (file metadata is
- * not kept); each value's checksum is checked then. The table stays open
+ * values (however stored: in place, compressed, shared) and tombstones
+ * are merged by sst_sorter_finish (file metadata is not kept); each
+ * value's checksum is checked then. The table stays open
  * until sst_sorter_free, and the pages of values already merged are given
  * back as the merge goes. Errors: those of sst_reader_open. */
 int sst_sorter_add_table(sst_sorter *s, const char *path, sst_error *err);

@@ -339,6 +339,64 @@ START_TEST(table_oldest_spilled) {
 }
 END_TEST
 
+/* A table with compressed values: small ones in value blocks, large ones
+ * in chunks, repeated ones stored once (dedup); each reaches the output
+ * whole, unless a record of its key wins. */
+START_TEST(table_compressed) {
+  const size_t table_keys = 200, n = table_keys + 300;
+  tu_rng rng;
+  tu_rng_seed(&rng, 9);
+  trec *recs = calloc(n, sizeof *recs);
+  char table_path[600];
+  snprintf(table_path, sizeof table_path, "%s", tu_path("compressed"));
+  sst_writer_options wo;
+  sst_writer_options_init(&wo);
+  wo.zstd_level = 3;
+  wo.dedup = 1;
+  wo.no_sync = 1;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(table_path, &wo, &w, NULL), 0);
+  for (size_t i = 0; i < n; i++) {
+    trec *t = &recs[i];
+    char key[32];
+    size_t k = i < table_keys ? i : tu_rng_below(&rng, 2 * table_keys);
+    t->key_len = (size_t)snprintf(key, sizeof key, "key%06zu", k);
+    t->key = (uint8_t *)strdup(key);
+    /* Every 10th value 300 KiB (chunks), every 7th the same 50 bytes. */
+    t->value_len = i % 10 == 0 ? 300u << 10 : 10 + tu_rng_below(&rng, 200);
+    t->value = malloc(t->value_len < 50 ? 50 : t->value_len);
+    if (i % 7 == 0 && i % 10 != 0) {
+      t->value_len = 50;
+      memset(t->value, 's', 50);
+    } else {
+      for (size_t j = 0; j < t->value_len; j++) /* compressible, not flat */
+        t->value[j] = (uint8_t)('a' + (j * 7 + i) % 13);
+    }
+    t->seq = i < table_keys ? SIZE_MAX : i;
+    if (i < table_keys)
+      ck_assert_int_eq(
+          sst_writer_add(w, t->key, t->key_len, t->value, t->value_len), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_info info;
+  ck_assert_int_eq(sst_reader_open(table_path, NULL, &r, NULL), 0);
+  sst_reader_info(r, &info);
+  ck_assert(info.features & SST_FEATURE_VALUES);
+  ck_assert_uint_gt(info.dedup_values, 0);
+  sst_reader_close(r);
+  const char *out = tu_path("over-compressed");
+  sort_recs(recs, n, 64 << 10, 2, table_path, out);
+  for (size_t i = 0; i < table_keys; i++)
+    recs[i].seq = i;
+  check_table(out, recs, n);
+  unlink(out);
+  unlink(table_path);
+  free_recs(recs, n);
+}
+END_TEST
+
 /* A record added before the table still wins over it. */
 START_TEST(table_added_after_records) {
   const char *table = tu_path("late-table");
@@ -457,6 +515,7 @@ int main(void) {
   tcase_add_test(tc, hard_keys);
   tcase_add_test(tc, table_oldest_in_memory);
   tcase_add_test(tc, table_oldest_spilled);
+  tcase_add_test(tc, table_compressed);
   tcase_add_test(tc, table_added_after_records);
   tcase_add_test(tc, table_errors);
   tcase_add_test(tc, bad_keys);
