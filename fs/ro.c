@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,47 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   }
 }
 
+/* The reply buffer of each worker thread, kept from one request to the
+ * next (listings, reads of compressed values). The kernel asks for up to
+ * max_pages (here 1 MiB): a buffer that large, allocated and freed per
+ * request, came from mmap and went back with munmap, whose TLB shootdown
+ * interrupts every CPU, about once per directory of a find. */
+static pthread_key_t dirbuf_key;
+static pthread_once_t dirbuf_once = PTHREAD_ONCE_INIT;
+struct thread_buf {
+  char *p;
+  size_t cap;
+};
+static void thread_buf_free(void *v) {
+  struct thread_buf *b = v;
+  free(b->p);
+  free(b);
+}
+static void dirbuf_init(void) {
+  pthread_key_create(&dirbuf_key, thread_buf_free);
+}
+
+static char *thread_buf(size_t size) {
+  pthread_once(&dirbuf_once, dirbuf_init);
+  struct thread_buf *b = pthread_getspecific(dirbuf_key);
+  if (b == NULL) {
+    if ((b = calloc(1, sizeof *b)) == NULL)
+      return NULL;
+    if (pthread_setspecific(dirbuf_key, b) != 0) {
+      free(b);
+      return NULL;
+    }
+  }
+  if (b->cap < size) {
+    char *n = realloc(b->p, size);
+    if (n == NULL)
+      return NULL;
+    b->p = n;
+    b->cap = size;
+  }
+  return b->p;
+}
+
 /* A value stored compressed: the reader decompresses and checks the
  * block or chunks the read touches (each once, then from its cache). */
 static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
@@ -231,7 +273,7 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
   }
   if (size > e->value_len - (uint64_t)off)
     size = (size_t)(e->value_len - (uint64_t)off);
-  char *buf = malloc(size ? size : 1);
+  char *buf = thread_buf(size ? size : 1);
   size_t got = 0;
   int rc = buf ? sst_reader_read(fs->readers[e->source], e, (uint64_t)off, buf,
                                  size, &got)
@@ -242,7 +284,6 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, sstfs_errno(rc));
   else
     fuse_reply_buf(req, buf, got);
-  free(buf);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -516,7 +557,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
   if (plus && off == 0 && size > FIRST_PLUS_BATCH)
     size = FIRST_PLUS_BATCH;
   dirbuf d = {.req = req, .fs = fs, .size = size, .plus = plus};
-  if ((d.buf = malloc(size)) == NULL) {
+  if ((d.buf = thread_buf(size ? size : 1)) == NULL) {
     fuse_reply_err(req, ENOMEM);
     return;
   }
@@ -534,7 +575,6 @@ reply:
     fuse_reply_err(req, sstfs_errno(rc));
   else
     fuse_reply_buf(req, d.buf, d.used);
-  free(d.buf);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
