@@ -216,9 +216,13 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
     rc = SST_ECHECKSUM;
   if (rc == 0 && !pc->raw) {
     ZSTD_DCtx *d = thread_dctx();
+    /* Pieces written before the dictionary was trained were compressed
+     * without it; their frames name no dictionary. */
+    int with_dict =
+        r->ddict != NULL && ZSTD_getDictID_fromFrame(stored, pc->stored) != 0;
     size_t got =
         d == NULL ? 0
-        : r->ddict
+        : with_dict
             ? ZSTD_decompress_usingDDict(d, raw, pc->raw_len, stored,
                                          pc->stored, r->ddict)
             : ZSTD_decompressDCtx(d, raw, pc->raw_len, stored, pc->stored);

@@ -485,6 +485,16 @@ static int chunk_value(sst_writer *w, const uint8_t *data, uint64_t len,
   return end_chunks(w, len, loc);
 }
 
+/* Decompresses the len stored bytes in w->rb2 into w->rb, with the
+ * dictionary when the frame names one (pieces written before it was
+ * trained do not). */
+static size_t decompress_back(sst_writer *w, size_t len) {
+  if (w->ddict != NULL && ZSTD_getDictID_fromFrame(w->rb2, len) != 0)
+    return ZSTD_decompress_usingDDict(w->dctx, w->rb, w->rb_cap, w->rb2, len,
+                                      w->ddict);
+  return ZSTD_decompressDCtx(w->dctx, w->rb, w->rb_cap, w->rb2, len);
+}
+
 /* Decompresses value block i into w->rb (kept for the next call). */
 static int load_block_back(sst_writer *w, uint64_t i, const uint8_t **out) {
   if (i == w->vb_count) { /* the one being filled */
@@ -503,11 +513,7 @@ static int load_block_back(sst_writer *w, uint64_t i, const uint8_t **out) {
     } else {
       if (read_written(w, b->off, w->rb2, b->stored))
         return w->err;
-      size_t n = w->ddict
-                     ? ZSTD_decompress_usingDDict(w->dctx, w->rb, w->rb_cap,
-                                                  w->rb2, b->stored, w->ddict)
-                     : ZSTD_decompressDCtx(w->dctx, w->rb, w->rb_cap, w->rb2,
-                                           b->stored);
+      size_t n = decompress_back(w, b->stored);
       if (ZSTD_isError(n) || n != b->raw_len)
         return fail(w, SST_ECORRUPT, "read back of a value block");
     }
@@ -561,11 +567,7 @@ static int same_value(sst_writer *w, const vloc *loc, const uint8_t *data,
       if (stored > w->rb_cap ||
           read_written(w, loc->off + start, w->rb2, stored))
         return 0;
-      size_t n =
-          w->ddict
-              ? ZSTD_decompress_usingDDict(w->dctx, w->rb, w->rb_cap, w->rb2,
-                                           stored, w->ddict)
-              : ZSTD_decompressDCtx(w->dctx, w->rb, w->rb_cap, w->rb2, stored);
+      size_t n = decompress_back(w, stored);
       if (ZSTD_isError(n) || n != want)
         return 0;
     }

@@ -192,6 +192,9 @@ START_TEST(dictionary_helps_small_values) {
   o.no_sync = 1;
   o.zstd_level = 3;
   o.value_block = 4096;
+  static uint8_t big[300000];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (uint8_t)("abcabcabd"[i % 9] + (i / 7000) % 3);
   static const char *words[] = {"alpha", "bravo",   "charlie", "delta",
                                 "echo",  "foxtrot", "golf",    "hotel"};
   tu_rng rng;
@@ -200,6 +203,10 @@ START_TEST(dictionary_helps_small_values) {
     tu_rng_seed(&rng, 11);
     sst_writer *w;
     ck_assert_int_eq(sst_writer_open(pass ? q : p, &o, &w, NULL), 0);
+    /* A large value first: its chunks are written while the dictionary
+     * is still being gathered, so without it; they must read back with
+     * the dictionary in the table. */
+    ck_assert_int_eq(sst_writer_add(w, "big", 3, big, sizeof big), 0);
     for (int i = 0; i < 3000; i++) {
       char key[32], v[600];
       size_t n = 0;
@@ -234,6 +241,9 @@ START_TEST(dictionary_helps_small_values) {
   uint64_t len;
   ck_assert_int_eq(sst_reader_get(r, "rec02999", 8, &v, &len), 0);
   ck_assert(len > 10 && memcmp(v, "{\"id\": 2999,", 12) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "big", 3, &v, &len), 0);
+  ck_assert_uint_eq(len, sizeof big);
+  ck_assert(memcmp(v, big, sizeof big) == 0);
   sst_reader_close(r);
   unlink(p);
   unlink(q);
