@@ -757,7 +757,7 @@ int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
 
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
   if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
-    return sst_vread_check(r, e);
+    return sst_vread_check(r, e, 0);
   const uint8_t *p = r->data + e->value_offset;
   uint64_t len = e->value_len;
   uint32_t sum;

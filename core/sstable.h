@@ -438,7 +438,9 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
  * thread: the pointer stays valid until that thread's next
  * sst_reader_get or sst_reader_value (on any reader), or its exit. Copy
  * what must live longer; read large values in pieces with
- * sst_reader_read rather than whole. */
+ * sst_reader_read rather than whole: such a value longer than
+ * SST_VALUE_WHOLE_MAX gives EFBIG here. */
+#define SST_VALUE_WHOLE_MAX ((uint64_t)1 << 30)
 int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
                    const uint8_t **value, uint64_t *value_len);
 

@@ -125,7 +125,8 @@ int sst_vread_dict(sst_reader *r, const uint8_t *p, size_t len);
 int sst_vcache_new(sst_reader *r, uint64_t cap);
 void sst_vcache_free(struct sst_vcache *c);
 int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf);
-int sst_vread_check(const sst_reader *r, const sst_entry *e);
+/* fresh: every piece read from the file again, not from the cache. */
+int sst_vread_check(const sst_reader *r, const sst_entry *e, int fresh);
 int sst_vread_check_block(const sst_reader *r, uint64_t i);
 int sst_vread_value(const sst_reader *r, const sst_entry *e,
                     const uint8_t **value);

@@ -89,7 +89,11 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
       s->xattrs_seen = 1;
   }
   e.key = s->key;
-  if (sst_reader_value_check(s->r, &e))
+  /* Compressed pieces are read and checked again, not taken from the
+   * cache of an earlier read. */
+  if ((e.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+          ? sst_vread_check(s->r, &e, 1)
+          : sst_reader_value_check(s->r, &e))
     return bad_key(s, s->key, be->key_len, e.value_offset, SST_ECHECKSUM,
                    "value checksum mismatch");
   if (!shared)

@@ -73,19 +73,39 @@ int sst_vread_dict(sst_reader *r, const uint8_t *p, size_t len) {
   return r->ddict ? 0 : SST_ECORRUPT;
 }
 
+/* A block or chunk: where its stored bytes lie and how to check them. */
+typedef struct piece {
+  uint64_t key; /* cache key: block number + 1, or chunk offset | 1 << 63 */
+  uint64_t off; /* stored bytes in the file */
+  size_t stored, raw_len;
+  int raw;
+  uint32_t checksum;   /* of the raw bytes */
+  uint32_t stored_sum; /* of the stored bytes */
+} piece;
+
 /* ---- The cache ---- */
 
 #define CACHE_SLOTS 64
 
+/* A slot holds a piece's decompressed bytes under its whole description:
+ * two entries of a crafted table may describe different pieces at one
+ * offset, and neither may be served the other's bytes. */
 struct sst_vcache {
   pthread_mutex_t mu;
   uint64_t cap, used, tick;
   struct slot {
-    uint64_t key, last;
+    piece pc;
+    uint64_t last;
     uint8_t *data;
     size_t len;
   } slots[CACHE_SLOTS];
 };
+
+static int same_piece(const piece *a, const piece *b) {
+  return a->key == b->key && a->off == b->off && a->stored == b->stored &&
+         a->raw_len == b->raw_len && a->raw == b->raw &&
+         a->checksum == b->checksum && a->stored_sum == b->stored_sum;
+}
 
 int sst_vcache_new(sst_reader *r, uint64_t cap) {
   struct sst_vcache *c = calloc(1, sizeof *c);
@@ -106,14 +126,15 @@ void sst_vcache_free(struct sst_vcache *c) {
   free(c);
 }
 
-/* Copies [from, from + n) of the cached piece key into dst: 1 on a hit. */
-static int cache_get(struct sst_vcache *c, uint64_t key, size_t from, void *dst,
-                     size_t n) {
+/* Copies [from, from + n) of the cached piece pc into dst: 1 on a hit. */
+static int cache_get(struct sst_vcache *c, const piece *pc, size_t from,
+                     void *dst, size_t n) {
   int hit = 0;
   pthread_mutex_lock(&c->mu);
   for (int i = 0; i < CACHE_SLOTS; i++) {
     struct slot *s = &c->slots[i];
-    if (s->data != NULL && s->key == key) {
+    if (s->data != NULL && same_piece(&s->pc, pc) && from <= s->len &&
+        n <= s->len - from) {
       memcpy(dst, s->data + from, n);
       s->last = ++c->tick;
       hit = 1;
@@ -124,9 +145,9 @@ static int cache_get(struct sst_vcache *c, uint64_t key, size_t from, void *dst,
   return hit;
 }
 
-/* Keeps data (malloc'ed, len bytes) under key, evicting the least
+/* Keeps data (malloc'ed, len bytes) as piece pc's, evicting the least
  * recently used; frees it when it cannot be kept. */
-static void cache_put(struct sst_vcache *c, uint64_t key, uint8_t *data,
+static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
                       size_t len) {
   if (len > c->cap) {
     free(data);
@@ -134,7 +155,7 @@ static void cache_put(struct sst_vcache *c, uint64_t key, uint8_t *data,
   }
   pthread_mutex_lock(&c->mu);
   for (int i = 0; i < CACHE_SLOTS; i++)
-    if (c->slots[i].data != NULL && c->slots[i].key == key) {
+    if (c->slots[i].data != NULL && same_piece(&c->slots[i].pc, pc)) {
       pthread_mutex_unlock(&c->mu); /* another thread was first */
       free(data);
       return;
@@ -151,7 +172,7 @@ static void cache_put(struct sst_vcache *c, uint64_t key, uint8_t *data,
       }
     }
     if (empty != NULL && c->used + len <= c->cap) {
-      *empty = (struct slot){key, ++c->tick, data, len};
+      *empty = (struct slot){*pc, ++c->tick, data, len};
       c->used += len;
       break;
     }
@@ -191,20 +212,11 @@ static int read_stored(const sst_reader *r, uint64_t off, void *buf,
   return 0;
 }
 
-typedef struct piece {
-  uint64_t key; /* cache key: block number + 1, or chunk offset | 1 << 63 */
-  uint64_t off; /* stored bytes in the file */
-  size_t stored, raw_len;
-  int raw;
-  uint32_t checksum;   /* of the raw bytes */
-  uint32_t stored_sum; /* of the stored bytes */
-} piece;
-
 /* Copies [from, from + n) of the piece's raw bytes into dst, from the
  * cache or by reading, decompressing and checking the piece. */
 static int piece_read(const sst_reader *r, const piece *pc, size_t from,
-                      void *dst, size_t n) {
-  if (r->vcache && cache_get(r->vcache, pc->key, from, dst, n))
+                      void *dst, size_t n, int fresh) {
+  if (!fresh && r->vcache && cache_get(r->vcache, pc, from, dst, n))
     return 0;
   uint8_t *raw = malloc(pc->raw_len);
   uint8_t *stored = pc->raw ? raw : malloc(pc->stored);
@@ -240,8 +252,8 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
     return rc;
   }
   memcpy(dst, raw + from, n);
-  if (r->vcache)
-    cache_put(r->vcache, pc->key, raw, pc->raw_len);
+  if (r->vcache && !fresh)
+    cache_put(r->vcache, pc, raw, pc->raw_len);
   else
     free(raw);
   return 0;
@@ -279,6 +291,7 @@ static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
   pc->raw_len =
       (size_t)(e->value_len - c * cs < cs ? e->value_len - c * cs : cs);
   if (start > end || end > tab_rel || end - start == 0 ||
+      (c + 1 == n && end != tab_rel) ||
       (pc->raw && end - start != pc->raw_len) ||
       end - start > ZSTD_compressBound(pc->raw_len))
     return SST_ECORRUPT;
@@ -290,8 +303,10 @@ static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
 
 /* ---- Reading ---- */
 
-int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
-                    void *buf, size_t len, size_t *got) {
+/* sst_reader_read; with fresh, every piece read from the file and
+ * checked again, whatever the cache holds (verify). */
+static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
+                 void *buf, size_t len, size_t *got, int fresh) {
   *got = 0;
   if (e->flags & SST_FLAG_TOMBSTONE)
     return SST_ENOTFOUND;
@@ -309,7 +324,7 @@ int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
                 .raw = (int)b->raw,
                 .checksum = b->checksum,
                 .stored_sum = b->stored_sum};
-    rc = piece_read(r, &pc, (size_t)(e->value_offset + off), buf, len);
+    rc = piece_read(r, &pc, (size_t)(e->value_offset + off), buf, len, fresh);
   } else if (e->flags & SST_FLAG_CHUNKED) {
     uint8_t *out = buf;
     size_t left = len;
@@ -320,7 +335,7 @@ int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
       if ((rc = chunk_piece(r, e, c, &pc)) != 0)
         break;
       size_t n = pc.raw_len - from < left ? pc.raw_len - from : left;
-      if ((rc = piece_read(r, &pc, from, out, n)) != 0)
+      if ((rc = piece_read(r, &pc, from, out, n, fresh)) != 0)
         break;
       out += n;
       off += n;
@@ -334,6 +349,11 @@ int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
   return rc;
 }
 
+int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
+                    void *buf, size_t len, size_t *got) {
+  return vread(r, e, off, buf, len, got, 0);
+}
+
 int sst_vread_check_block(const sst_reader *r, uint64_t i) {
   const sst_vblock *b = &r->vblocks[i];
   piece pc = {.key = i + 1,
@@ -344,7 +364,7 @@ int sst_vread_check_block(const sst_reader *r, uint64_t i) {
               .checksum = b->checksum,
               .stored_sum = b->stored_sum};
   uint8_t one;
-  return piece_read(r, &pc, 0, &one, 1);
+  return piece_read(r, &pc, 0, &one, 1, 1);
 }
 
 /* Checks a chunked value's table against the entry's checksum. */
@@ -361,12 +381,13 @@ static int check_table(const sst_reader *r, const sst_entry *e) {
   return rc;
 }
 
-int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf) {
+static int whole(const sst_reader *r, const sst_entry *e, void *buf,
+                 int fresh) {
   size_t got;
   int rc;
   if ((e->flags & SST_FLAG_CHUNKED) && (rc = check_table(r, e)) != 0)
     return rc;
-  if ((rc = sst_reader_read(r, e, 0, buf, (size_t)e->value_len, &got)) != 0)
+  if ((rc = vread(r, e, 0, buf, (size_t)e->value_len, &got, fresh)) != 0)
     return rc;
   if ((e->flags & SST_FLAG_PACKED) &&
       sst_checksum(buf, (size_t)e->value_len) != e->value_checksum)
@@ -374,12 +395,16 @@ int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf) {
   return 0;
 }
 
-int sst_vread_check(const sst_reader *r, const sst_entry *e) {
+int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf) {
+  return whole(r, e, buf, 0);
+}
+
+int sst_vread_check(const sst_reader *r, const sst_entry *e, int fresh) {
   if (e->flags & SST_FLAG_PACKED) {
-    uint8_t *buf = malloc(e->value_len);
+    uint8_t *buf = malloc(e->value_len ? e->value_len : 1);
     if (buf == NULL)
       return ENOMEM;
-    int rc = sst_vread_whole(r, e, buf);
+    int rc = whole(r, e, buf, fresh);
     free(buf);
     return rc;
   }
@@ -390,7 +415,7 @@ int sst_vread_check(const sst_reader *r, const sst_entry *e) {
     rc = ENOMEM;
   for (uint64_t off = 0; rc == 0 && off < e->value_len; off += step) {
     size_t got;
-    rc = sst_reader_read(r, e, off, buf, step, &got);
+    rc = vread(r, e, off, buf, step, &got, fresh);
   }
   free(buf);
   return rc;
@@ -422,8 +447,10 @@ int sst_vread_value(const sst_reader *r, const sst_entry *e,
       return ENOMEM;
     }
   }
-  if (e->value_len > SIZE_MAX)
-    return ENOMEM;
+  /* A value this large is read in pieces (sst_reader_read): a crafted
+   * table must not make a whole read allocate what it claims. */
+  if (e->value_len > SST_VALUE_WHOLE_MAX)
+    return EFBIG;
   size_t need = e->value_len ? (size_t)e->value_len : 1;
   if (b->cap < need) {
     uint8_t *n = realloc(b->p, need);
