@@ -301,6 +301,18 @@ static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
   return 0;
 }
 
+/* Value block i as a piece. REQUIRES i < vb_count. */
+static piece block_piece(const sst_reader *r, uint64_t i) {
+  const sst_vblock *b = &r->vblocks[i];
+  return (piece){.key = i + 1,
+                 .off = b->off,
+                 .stored = b->stored,
+                 .raw_len = b->raw_len,
+                 .raw = (int)b->raw,
+                 .checksum = b->checksum,
+                 .stored_sum = b->stored_sum};
+}
+
 /* ---- Reading ---- */
 
 /* sst_reader_read; with fresh, every piece read from the file and
@@ -316,14 +328,7 @@ static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
     len = (size_t)(e->value_len - off);
   int rc = 0;
   if (e->flags & SST_FLAG_PACKED) {
-    const sst_vblock *b = &r->vblocks[e->value_block];
-    piece pc = {.key = e->value_block + 1,
-                .off = b->off,
-                .stored = b->stored,
-                .raw_len = b->raw_len,
-                .raw = (int)b->raw,
-                .checksum = b->checksum,
-                .stored_sum = b->stored_sum};
+    piece pc = block_piece(r, e->value_block);
     rc = piece_read(r, &pc, (size_t)(e->value_offset + off), buf, len, fresh);
   } else if (e->flags & SST_FLAG_CHUNKED) {
     uint8_t *out = buf;
@@ -355,14 +360,7 @@ int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
 }
 
 int sst_vread_check_block(const sst_reader *r, uint64_t i) {
-  const sst_vblock *b = &r->vblocks[i];
-  piece pc = {.key = i + 1,
-              .off = b->off,
-              .stored = b->stored,
-              .raw_len = b->raw_len,
-              .raw = (int)b->raw,
-              .checksum = b->checksum,
-              .stored_sum = b->stored_sum};
+  piece pc = block_piece(r, i);
   uint8_t one;
   return piece_read(r, &pc, 0, &one, 1, 1);
 }

@@ -578,22 +578,18 @@ static int same_value(sst_writer *w, const vloc *loc, const uint8_t *data,
   return 1;
 }
 
-/* 1 when the file bytes [a, a + len) and [b, b + len) are equal. */
+/* 1 when the file bytes [a, a + len) and [b, b + len) are equal.
+ * REQUIRES ensure_rb. */
 static int same_bytes(sst_writer *w, uint64_t a, uint64_t b, uint64_t len) {
-  size_t step = w->rb_cap ? w->rb_cap : (64u << 10);
-  uint8_t *x = w->rb ? w->rb : malloc(step);
-  uint8_t *y = w->rb2 ? w->rb2 : malloc(step);
-  int same = x != NULL && y != NULL;
+  size_t step = w->rb_cap;
+  int same = 1;
   w->rb_block = 0;
   for (uint64_t at = 0; same && at < len; at += step) {
     size_t n = len - at < step ? (size_t)(len - at) : step;
-    same = read_written(w, a + at, x, n) == 0 &&
-           read_written(w, b + at, y, n) == 0 && memcmp(x, y, n) == 0;
+    same = read_written(w, a + at, w->rb, n) == 0 &&
+           read_written(w, b + at, w->rb2, n) == 0 &&
+           memcmp(w->rb, w->rb2, n) == 0;
   }
-  if (x != w->rb)
-    free(x);
-  if (y != w->rb2)
-    free(y);
   return same;
 }
 
