@@ -200,7 +200,14 @@ typedef struct sst_writer_options {
    * refers to it (default 0; costs about 48 bytes of memory a distinct
    * value). */
   int dedup;
+  /* With compression, the number of threads that compress blocks and
+   * chunks while the caller goes on adding (at most SST_THREADS_MAX);
+   * 0 compresses in the caller's thread (default). The table's bytes are
+   * the same whatever the number. */
+  unsigned threads;
 } sst_writer_options;
+
+#define SST_THREADS_MAX 64
 
 /* Fills *opts with the defaults above. */
 void sst_writer_options_init(sst_writer_options *opts);

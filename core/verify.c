@@ -74,8 +74,11 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   if (sst_table_entry(s->r, h, b, be, &e))
     return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
                    "bad value reference");
-  /* A packed value lies in its value block, not in the walk. */
-  int shared = (e.flags & (SST_FLAG_SHARED | SST_FLAG_PACKED)) != 0;
+  /* A packed value lies in its value block, not in the walk; an empty
+   * one takes no bytes (a compressed table places it at its block's
+   * range start, before value blocks written later). */
+  int shared =
+      (e.flags & (SST_FLAG_SHARED | SST_FLAG_PACKED)) != 0 || e.value_len == 0;
   if (e.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
     s->values_seen = 1;
   if (!shared)

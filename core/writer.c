@@ -36,6 +36,7 @@
 #include "format.h"
 #include "internal.h"
 #include "spill.h"
+#include "zpool.h"
 
 #define OUT_BUF_SIZE (1u << 20)
 #define SPILL_MEM_LIMIT (4u << 20)
@@ -105,7 +106,7 @@ struct sst_writer {
   vloc last;
 
   /* Compression (zstd_level > 0). */
-  ZSTD_CCtx *cctx;
+  sst_zpool *zp; /* compresses blocks and chunks, in order */
   ZSTD_DCtx *dctx;
   ZSTD_CDict *cdict;
   ZSTD_DDict *ddict;
@@ -114,16 +115,18 @@ struct sst_writer {
   size_t small_max; /* values up to this go into value blocks */
   uint8_t *vbuf;    /* the value block being filled */
   size_t vlen, vcap;
-  sst_vblock *vb; /* closed value blocks, written or held */
-  size_t vb_count, vb_cap, vb_written;
-  int training;   /* holding closed blocks to train a dictionary */
-  uint8_t **held; /* blocks vb_written.. while training */
+  /* Closed value blocks: 0..vb_written written, ..vb_submitted being
+   * compressed, ..vb_count held while training. */
+  sst_vblock *vb;
+  size_t vb_count, vb_cap, vb_written, vb_submitted;
+  uint64_t measured; /* stored bytes of the pieces compressed to measure */
+  int training;      /* holding closed blocks to train a dictionary */
+  uint8_t **held;    /* blocks vb_written.. while training */
   size_t held_count;
   uint64_t held_bytes;
   size_t *samples; /* sizes of the values in the held blocks */
   size_t sample_count, sample_cap;
-  uint8_t *zbuf; /* compressed output */
-  size_t zcap;
+  size_t zcap; /* the most a block or chunk can take compressed */
   /* A streamed value: its current chunk, its chunk table so far. */
   uint8_t *cbuf;
   size_t clen;
@@ -254,31 +257,66 @@ static int read_written(sst_writer *w, uint64_t off, void *buf, size_t len) {
   return rc ? fail(w, rc, "read back") : 0;
 }
 
-/* Compresses (or not) one block or chunk and writes it. */
-static int store_piece(sst_writer *w, const uint8_t *raw, size_t len,
-                       uint32_t *stored, int *is_raw, uint32_t *stored_sum) {
-  size_t n = w->cdict ? ZSTD_compress_usingCDict(w->cctx, w->zbuf, w->zcap, raw,
-                                                 len, w->cdict)
-                      : ZSTD_compress2(w->cctx, w->zbuf, w->zcap, raw, len);
-  if (ZSTD_isError(n))
-    return fail(w, SST_EINVAL, ZSTD_getErrorName(n));
-  *is_raw = n >= len;
-  if (*is_raw)
+static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
+                    uint32_t sum);
+
+/* Pieces handed to the pool carry what they are in their tag. */
+#define TAG_CHUNK 1u
+#define TAG_MEASURE 2u
+#define TAG_BLOCK(i) ((uint64_t)(i) << 2)
+
+/* Takes the oldest piece from the pool and writes it where the file
+ * stands (a measured one is only counted). */
+static int take_piece(sst_writer *w) {
+  sst_zpiece pc;
+  const char *why = NULL;
+  if (sst_zpool_take(w->zp, &pc, &why))
+    return fail(w, SST_EINVAL, why);
+  if (pc.tag == TAG_MEASURE) {
+    w->measured += pc.out_len;
+    return 0;
+  }
+  if (pc.is_raw)
     w->stats.raw_pieces++;
-  *stored = (uint32_t)(*is_raw ? len : n);
-  *stored_sum = sst_checksum(*is_raw ? raw : w->zbuf, *stored);
-  return out_write(w, *is_raw ? raw : w->zbuf, *stored);
+  if (pc.tag == TAG_CHUNK) {
+    if (out_write(w, pc.out, pc.out_len))
+      return w->err;
+    w->stats.chunks++;
+    return ctab_add(w, w->pos - w->cstart, pc.is_raw, pc.stored_sum, pc.sum);
+  }
+  sst_vblock *b = &w->vb[pc.tag >> 2];
+  b->off = w->pos;
+  b->stored = (uint32_t)pc.out_len;
+  b->raw = (uint32_t)pc.is_raw;
+  b->stored_sum = pc.stored_sum;
+  w->vb_written = (size_t)(pc.tag >> 2) + 1;
+  w->stats.value_blocks++;
+  return out_write(w, pc.out, pc.out_len);
+}
+
+/* Writes every piece submitted so far: after it the file stands where
+ * the next value goes. */
+static int drain(sst_writer *w) {
+  while (w->err == 0 && w->zp != NULL && sst_zpool_pending(w->zp) > 0)
+    take_piece(w);
+  return w->err;
+}
+
+/* Hands a block or chunk to the pool (with the dictionary cd, or none),
+ * first writing the oldest pieces if every slot is busy. */
+static int submit_piece(sst_writer *w, const uint8_t *raw, size_t len,
+                        const ZSTD_CDict *cd, uint64_t tag) {
+  while (w->err == 0 && sst_zpool_full(w->zp))
+    take_piece(w);
+  if (w->err == 0)
+    sst_zpool_submit(w->zp, raw, len, cd, tag);
+  return w->err;
 }
 
 static int write_vblock(sst_writer *w, size_t i, const uint8_t *data) {
-  int raw;
-  w->vb[i].off = w->pos;
-  if (store_piece(w, data, w->vb[i].raw_len, &w->vb[i].stored, &raw,
-                  &w->vb[i].stored_sum))
+  if (submit_piece(w, data, w->vb[i].raw_len, w->cdict, TAG_BLOCK(i)))
     return w->err;
-  w->vb[i].raw = (uint32_t)raw;
-  w->vb_written = i + 1;
-  w->stats.value_blocks++;
+  w->vb_submitted = i + 1;
   return 0;
 }
 
@@ -319,18 +357,15 @@ static int close_vblock(sst_writer *w) {
   return w->held_bytes >= TRAIN_HOLD ? end_training(w) : 0;
 }
 
-/* The compressed size of the held blocks, with the dictionary or not. */
+/* The stored size of the held blocks, with the dictionary or not.
+ * REQUIRES nothing pending in the pool. */
 static size_t held_size(sst_writer *w, const ZSTD_CDict *cd) {
-  size_t total = 0;
-  for (size_t i = 0; i < w->held_count; i++) {
-    const sst_vblock *b = &w->vb[w->vb_written + i];
-    size_t n =
-        cd ? ZSTD_compress_usingCDict(w->cctx, w->zbuf, w->zcap, w->held[i],
-                                      b->raw_len, cd)
-           : ZSTD_compress2(w->cctx, w->zbuf, w->zcap, w->held[i], b->raw_len);
-    total += ZSTD_isError(n) || n > b->raw_len ? b->raw_len : n;
-  }
-  return total;
+  w->measured = 0;
+  for (size_t i = 0; i < w->held_count; i++)
+    submit_piece(w, w->held[i], w->vb[w->vb_submitted + i].raw_len, cd,
+                 TAG_MEASURE);
+  drain(w);
+  return (size_t)w->measured;
 }
 
 /* Trains a dictionary on the held values, of a few sizes, and keeps the
@@ -338,12 +373,14 @@ static size_t held_size(sst_writer *w, const ZSTD_CDict *cd) {
  * does better than none; then writes the held blocks. */
 static int end_training(sst_writer *w) {
   w->training = 0;
+  if (drain(w))
+    return w->err;
   uint8_t *all = NULL;
   if (w->sample_count >= 32 && w->held_bytes >= (64u << 10) &&
       (all = malloc((size_t)w->held_bytes)) != NULL) {
     size_t at = 0;
     for (size_t i = 0; i < w->held_count; i++) {
-      uint32_t n = w->vb[w->vb_written + i].raw_len;
+      uint32_t n = w->vb[w->vb_submitted + i].raw_len;
       memcpy(all + at, w->held[i], n);
       at += n;
     }
@@ -384,7 +421,7 @@ static int end_training(sst_writer *w) {
   }
   for (size_t i = 0; i < w->held_count; i++) {
     if (w->err == 0)
-      write_vblock(w, w->vb_written, w->held[i]);
+      write_vblock(w, w->vb_submitted, w->held[i]);
     free(w->held[i]);
   }
   free(w->held);
@@ -438,17 +475,23 @@ static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
 }
 
 static int write_chunk(sst_writer *w, const uint8_t *data, size_t len) {
-  uint32_t stored, stored_sum;
-  int raw;
-  if (store_piece(w, data, len, &stored, &raw, &stored_sum))
-    return w->err;
-  w->stats.chunks++;
-  return ctab_add(w, w->pos - w->cstart, raw, stored_sum,
-                  sst_checksum(data, len));
+  return submit_piece(w, data, len, w->cdict, TAG_CHUNK);
 }
 
-/* Writes the chunk table after the last chunk; fills loc. */
+/* Starts a chunked value where the file stands once every piece before
+ * it is written. */
+static int begin_chunks(sst_writer *w) {
+  if (drain(w))
+    return w->err;
+  w->cstart = w->pos;
+  w->ctab_len = 0;
+  return 0;
+}
+
+/* Writes the last chunks and the chunk table after them; fills loc. */
 static int end_chunks(sst_writer *w, uint64_t len, vloc *loc) {
+  if (drain(w))
+    return w->err;
   uint32_t sum = sst_checksum(w->ctab, w->ctab_len);
   if (out_write(w, w->ctab, w->ctab_len))
     return w->err;
@@ -474,8 +517,8 @@ static int end_chunks(sst_writer *w, uint64_t len, vloc *loc) {
 
 static int chunk_value(sst_writer *w, const uint8_t *data, uint64_t len,
                        vloc *loc) {
-  w->cstart = w->pos;
-  w->ctab_len = 0;
+  if (begin_chunks(w))
+    return w->err;
   for (uint64_t at = 0; at < len; at += w->o.chunk_size) {
     size_t n = len - at < w->o.chunk_size ? (size_t)(len - at)
                                           : (size_t)w->o.chunk_size;
@@ -501,10 +544,12 @@ static int load_block_back(sst_writer *w, uint64_t i, const uint8_t **out) {
     *out = w->vbuf;
     return 0;
   }
-  if (i >= w->vb_written) { /* held for training */
-    *out = w->held[i - w->vb_written];
+  if (i >= w->vb_submitted) { /* held for training */
+    *out = w->held[i - w->vb_submitted];
     return 0;
   }
+  if (i >= w->vb_written && drain(w)) /* still being compressed */
+    return w->err;
   if (w->rb_block != i + 1) {
     const sst_vblock *b = &w->vb[i];
     if (b->raw) {
@@ -666,7 +711,11 @@ static int store_value(sst_writer *w, const uint8_t *data, uint64_t len,
     }
   }
   uint32_t sum = sst_checksum(data, (size_t)len);
-  if (!compressing(w) || len == 0) {
+  if (compressing(w) && len == 0) {
+    /* Takes no bytes: placed at the start of its key block's range, not
+     * where the file stands while pieces are still being compressed. */
+    *loc = (vloc){.off = w->values_off, .len = 0, .checksum = sum};
+  } else if (!compressing(w)) {
     *loc = (vloc){.off = w->pos, .len = len, .checksum = sum};
     if (out_write(w, data, (size_t)len))
       return w->err;
@@ -825,15 +874,16 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
     w->vcap = w->o.value_block + w->small_max;
     w->rb_cap = w->vcap > w->o.chunk_size ? w->vcap : w->o.chunk_size;
     w->zcap = ZSTD_compressBound(w->rb_cap);
-    if ((w->cctx = ZSTD_createCCtx()) == NULL ||
-        (w->dctx = ZSTD_createDCtx()) == NULL ||
+    if ((w->dctx = ZSTD_createDCtx()) == NULL ||
         (w->vbuf = malloc(w->vcap)) == NULL ||
-        (w->cbuf = malloc(w->o.chunk_size)) == NULL ||
-        (w->zbuf = malloc(w->zcap)) == NULL) {
+        (w->cbuf = malloc(w->o.chunk_size)) == NULL) {
       rc = ENOMEM;
       goto fail;
     }
-    ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->o.zstd_level);
+    unsigned threads =
+        w->o.threads > SST_THREADS_MAX ? SST_THREADS_MAX : w->o.threads;
+    if ((rc = sst_zpool_new(threads, w->o.zstd_level, w->rb_cap, &w->zp)))
+      goto fail;
   }
   if (w->o.dedup && (w->h128 = XXH3_createState()) == NULL) {
     rc = ENOMEM;
@@ -894,6 +944,10 @@ static int accept_key(sst_writer *w, const uint8_t *key, size_t len) {
 static int flush_block(sst_writer *w) {
   const uint8_t *data;
   size_t len;
+  /* The block's value range ends where its last value's pieces do,
+   * whichever thread compressed them. */
+  if (drain(w))
+    return w->err;
   if (sst_block_builder_finish(&w->block, &data, &len))
     return fail(w, ENOMEM, "out of memory");
   /* block_off relative to the key region, which starts after the values. */
@@ -1222,8 +1276,8 @@ int sst_writer_append_value(sst_writer *w, const void *data, size_t len) {
     if (w->clen == w->o.chunk_size && len > 0) {
       if (!w->chunking) {
         w->chunking = 1;
-        w->cstart = w->pos;
-        w->ctab_len = 0;
+        if (begin_chunks(w))
+          return w->err;
       }
       if (write_chunk(w, w->cbuf, w->clen))
         return w->err;
@@ -1473,6 +1527,8 @@ static int complete_table(sst_writer *w) {
     close_vblock(w);
   if (w->err == 0 && w->training)
     end_training(w);
+  if (w->err == 0)
+    drain(w);
   if (w->err == 0 && w->block.count > 0)
     flush_block(w);
   if (w->block_count > UINT32_MAX)
@@ -1557,7 +1613,7 @@ void sst_writer_free(sst_writer *w) {
   free(w->dict_slots);
   sst_spill_free(&w->index_entries);
   sst_spill_free(&w->index_restarts);
-  ZSTD_freeCCtx(w->cctx);
+  sst_zpool_free(w->zp);
   ZSTD_freeDCtx(w->dctx);
   ZSTD_freeCDict(w->cdict);
   ZSTD_freeDDict(w->ddict);
@@ -1568,7 +1624,6 @@ void sst_writer_free(sst_writer *w) {
     free(w->held[i]);
   free(w->held);
   free(w->samples);
-  free(w->zbuf);
   free(w->cbuf);
   free(w->ctab);
   if (w->h128)

@@ -338,6 +338,10 @@ int stage_commit(stage *s, char *err, size_t errlen) {
   sst_writer_options_init(&wo);
   wo.zstd_level = s->conf.zstd_level;
   wo.dedup = !s->conf.nodedup;
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* compress on every core */
+  wo.threads = cpus < 1                 ? 1
+               : cpus > SST_THREADS_MAX ? SST_THREADS_MAX
+                                        : (unsigned)cpus;
   if ((rc = sst_writer_open(s->out, &wo, &w, &serr)) != 0) {
     snprintf(err, errlen, "%s", serr.msg);
     goto done;

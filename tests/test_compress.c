@@ -186,7 +186,8 @@ END_TEST
 /* Many small values that share their words: a dictionary is trained and
  * kept, the table is smaller than without it, and reads back. */
 START_TEST(dictionary_helps_small_values) {
-  const char *p = tu_path("dict"), *q = tu_path("nodict");
+  const char *p = tu_path("dict"), *q = tu_path("nodict"),
+             *t = tu_path("dict3");
   sst_writer_options o;
   sst_writer_options_init(&o);
   o.no_sync = 1;
@@ -198,11 +199,14 @@ START_TEST(dictionary_helps_small_values) {
   static const char *words[] = {"alpha", "bravo",   "charlie", "delta",
                                 "echo",  "foxtrot", "golf",    "hotel"};
   tu_rng rng;
-  for (int pass = 0; pass < 2; pass++) {
-    o.dictionary = pass == 0;
+  /* Pass 2 trains again on 3 threads: the same table as pass 0. */
+  for (int pass = 0; pass < 3; pass++) {
+    o.dictionary = pass != 1;
+    o.threads = pass == 2 ? 3 : 0;
     tu_rng_seed(&rng, 11);
     sst_writer *w;
-    ck_assert_int_eq(sst_writer_open(pass ? q : p, &o, &w, NULL), 0);
+    const char *out = pass == 0 ? p : pass == 1 ? q : t;
+    ck_assert_int_eq(sst_writer_open(out, &o, &w, NULL), 0);
     /* A large value first: its chunks are written while the dictionary
      * is still being gathered, so without it; they must read back with
      * the dictionary in the table. */
@@ -222,13 +226,19 @@ START_TEST(dictionary_helps_small_values) {
     ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
     sst_writer_stats st;
     sst_writer_stats_get(w, &st);
-    ck_assert(pass ? st.dict_bytes == 0 : st.dict_bytes > 0);
+    ck_assert(pass == 1 ? st.dict_bytes == 0 : st.dict_bytes > 0);
     sst_writer_free(w);
   }
-  size_t with_len, without_len;
-  free(tu_read_file(p, &with_len));
+  size_t with_len, without_len, threaded_len;
+  uint8_t *with = tu_read_file(p, &with_len);
+  uint8_t *threaded = tu_read_file(t, &threaded_len);
   free(tu_read_file(q, &without_len));
   ck_assert_uint_lt(with_len, without_len);
+  ck_assert_uint_eq(threaded_len, with_len);
+  ck_assert(memcmp(with, threaded, with_len) == 0);
+  free(with);
+  free(threaded);
+  unlink(t);
   sst_reader *r;
   sst_error err;
   ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
@@ -337,6 +347,39 @@ START_TEST(copies_between_tables) {
 }
 END_TEST
 
+/* Compressed on 1, 2 or 4 threads, the table is byte for byte the one
+ * compressed in the caller's thread, whole or streamed, with dedup; and
+ * it reads back. */
+START_TEST(threads_give_the_same_table) {
+  make_values();
+  const char *ref = tu_path("threads0"), *p = tu_path("threadsN");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  o.dedup = 1;
+  o.threads = 0;
+  write_table(ref, &o, _i, NULL);
+  size_t ref_len;
+  uint8_t *want = tu_read_file(ref, &ref_len);
+  static const unsigned counts[] = {1, 2, 4};
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    o.threads = counts[k];
+    write_table(p, &o, _i, NULL);
+    size_t len;
+    uint8_t *got = tu_read_file(p, &len);
+    ck_assert_uint_eq(len, ref_len);
+    ck_assert(memcmp(got, want, len) == 0);
+    free(got);
+  }
+  check_table(p, NULL);
+  free(want);
+  unlink(ref);
+  unlink(p);
+  free_values();
+}
+END_TEST
+
 /* Options out of range are refused at open. */
 START_TEST(bad_options_refused) {
   const char *p = tu_path("badopt");
@@ -363,6 +406,7 @@ int main(void) {
   tcase_add_test(tc, shared_values_of_every_kind);
   tcase_add_loop_test(tc, copies_between_tables, 0, 2);
   tcase_add_test(tc, bad_options_refused);
+  tcase_add_loop_test(tc, threads_give_the_same_table, 0, 2);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

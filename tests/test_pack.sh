@@ -472,6 +472,28 @@ check "unpack of a damaged value names its key" eval \
   'status_is 1 && err_has "value of key '\''bbb'\''" && err_has "checksum" &&
    [ -f dmgout/aaa ] && [ ! -e dmgout/bbb ]'
 
+# -j: the same table whatever the number of compressing threads; out of
+# range is a usage error. The tree mixes small files (value blocks), large
+# ones (chunks), empty ones and copies.
+mkdir jtree
+head -c 300000 "$SST" >jtree/big
+cp jtree/big jtree/big-copy
+for i in $(seq 1 200); do printf 'file %d of the tree\n' "$i" >"jtree/f$i"; done
+: >jtree/empty
+mkdir jtree/emptydir
+for j in 1 2 4; do
+  run "$SST" pack -q -j "$j" jtree "j$j.sstable"
+  check "pack -j $j" status_is 0
+done
+check "... the same table with 1, 2 and 4 threads" eval \
+  'cmp -s j1.sstable j2.sstable && cmp -s j1.sstable j4.sstable'
+run "$SST" verify j4.sstable
+check "... which verifies" status_is 0
+run "$SST" pack -j 0 jtree j0.sstable
+check "pack -j 0: a usage error" eval 'status_is 2 && err_has "--jobs"'
+run "$SST" pack -j 65 jtree j65.sstable
+check "pack -j 65: a usage error" eval 'status_is 2 && err_has "at most 64"'
+
 mkdir emptytree
 run "$SST" pack --no-metadata emptytree e.sstable
 run "$SST" info e.sstable

@@ -285,7 +285,8 @@ const command_help cmd_build_help = {
     .synopsis =
         "    sst build [-d DELIM] [-o OUT] [--escape] [--skip-bad]\n"
         "              [--memory BYTES] [--sort-threads N] [--temp-dir DIR]\n"
-        "              [--block-keys N] [--no-filter] [INPUT...]",
+        "              [--block-keys N] [--no-filter] [--compress C]\n"
+        "              [--dedup | --no-dedup] [-j N] [INPUT...]",
     .text =
         "DESCRIPTION\n"
         "    Reads records, one a line, KEY DELIM VALUE, from each INPUT in\n"
@@ -413,12 +414,13 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       {"compress", required_argument, NULL, OPT_COMPRESS},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
+      {"jobs", required_argument, NULL, 'j'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *delim = NULL;
   int opt, rc = 0;
   while (rc == 0 &&
-         (opt = getopt_long(argc, argv, ":d:o:h", longopts, NULL)) != -1) {
+         (opt = getopt_long(argc, argv, ":d:o:j:h", longopts, NULL)) != -1) {
     switch (opt) {
     case 'd':
       delim = optarg;
@@ -454,6 +456,9 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
     case OPT_NO_DEDUP:
       o->writer.dedup = opt == OPT_DEDUP;
       break;
+    case 'j':
+      rc = parse_jobs(c, optarg, &o->writer);
+      break;
     case 'h':
       *help = 1;
       return 0;
@@ -471,6 +476,7 @@ int cmd_build(const command *c, int argc, char **argv) {
   sst_records_options_init(&o.records);
   sst_sorter_options_init(&o.sorter);
   sst_writer_options_init(&o.writer);
+  o.writer.threads = default_jobs();
   o.output = NULL;
   int help = 0;
   int rc = build_parse(c, argc, argv, &o, &help);

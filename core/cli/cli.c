@@ -190,6 +190,21 @@ int parse_count(const command *c, const char *opt, const char *arg,
   return 0;
 }
 
+int parse_jobs(const command *c, const char *arg, sst_writer_options *o) {
+  uint32_t n;
+  if (parse_count(c, "--jobs", arg, &n) != 0)
+    return EXIT_USAGE;
+  if (n > SST_THREADS_MAX)
+    return usage_error(c, "--jobs: at most %d threads", SST_THREADS_MAX);
+  o->threads = n;
+  return 0;
+}
+
+unsigned default_jobs(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > SST_THREADS_MAX ? SST_THREADS_MAX : (unsigned)n;
+}
+
 int parse_compress(const command *c, const char *arg, sst_writer_options *o) {
   if (strcmp(arg, "none") == 0) {
     o->zstd_level = 0;

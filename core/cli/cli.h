@@ -131,6 +131,11 @@ int parse_count(const command *c, const char *opt, const char *arg,
 #define SST_CLI_ZSTD_LEVEL 6
 int parse_compress(const command *c, const char *arg, sst_writer_options *o);
 
+/* -j, --jobs: how many threads compress (1..SST_THREADS_MAX); sets
+ * o->threads. default_jobs() is one a CPU online. */
+int parse_jobs(const command *c, const char *arg, sst_writer_options *o);
+unsigned default_jobs(void);
+
 /* The help text of --compress and --dedup, for commands that write. */
 #define COMPRESS_HELP(dflt, dedup_dflt)                                        \
   "    --compress zstd[:LEVEL]|none\n"                                         \
@@ -144,7 +149,11 @@ int parse_compress(const command *c, const char *arg, sst_writer_options *o);
   "        Default: " dflt ".\n"                                               \
   "    --dedup, --no-dedup\n"                                                  \
   "        Store identical values once (found by hash, confirmed byte for\n"   \
-  "        byte), or every copy. Default: " dedup_dflt ".\n"
+  "        byte), or every copy. Default: " dedup_dflt ".\n"                   \
+  "    -j, --jobs N\n"                                                         \
+  "        Compress on N threads while files are read (default: one for\n"     \
+  "        each CPU online). The table is the same byte for byte whatever\n"   \
+  "        N is.\n"
 
 /* A key given on the command line, decoded if escape is set. The bytes
  * are malloc'ed; *key is NULL after a usage error. EXIT_FAIL when out of

@@ -175,7 +175,8 @@ static int merge_entry(merger *m, const sst_entry *e) {
 
 const command_help cmd_merge_help = {
     .synopsis =
-        "    sst merge -o OUT [--drop-tombstones] [--block-keys N] [-q]\n"
+        "    sst merge -o OUT [--drop-tombstones] [--block-keys N]\n"
+        "              [--compress C] [--dedup | --no-dedup] [-j N] [-q]\n"
         "              TABLE...",
     .text =
         "DESCRIPTION\n"
@@ -257,6 +258,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
       {"compress", required_argument, NULL, OPT_COMPRESS},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
+      {"jobs", required_argument, NULL, 'j'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -265,7 +267,8 @@ int cmd_merge(const command *c, int argc, char **argv) {
   int compress_set = 0, dedup_set = 0;
   sst_writer_options wo;
   sst_writer_options_init(&wo);
-  while ((opt = getopt_long(argc, argv, ":o:qh", longopts, NULL)) != -1) {
+  wo.threads = default_jobs();
+  while ((opt = getopt_long(argc, argv, ":o:j:qh", longopts, NULL)) != -1) {
     switch (opt) {
     case 'o':
       out = optarg;
@@ -286,6 +289,10 @@ int cmd_merge(const command *c, int argc, char **argv) {
     case OPT_NO_DEDUP:
       wo.dedup = opt == OPT_DEDUP;
       dedup_set = 1;
+      break;
+    case 'j':
+      if (parse_jobs(c, optarg, &wo) != 0)
+        return EXIT_USAGE;
       break;
     case 'q':
       quiet = 1;

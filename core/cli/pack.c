@@ -214,7 +214,8 @@ static int pack_run(packer *p) {
 const command_help cmd_pack_help = {
     .synopsis =
         "    sst pack [--no-metadata] [--flat] [--strict] [--block-keys N]\n"
-        "             [--no-filter] [-q] DIR TABLE",
+        "             [--no-filter] [--compress C] [--dedup | --no-dedup]\n"
+        "             [-j N] [-q] DIR TABLE",
     .text =
         "DESCRIPTION\n"
         "    Walks DIR and writes TABLE, a table that holds the tree: one\n"
@@ -345,6 +346,7 @@ int cmd_pack(const command *c, int argc, char **argv) {
       {"compress", required_argument, NULL, OPT_COMPRESS},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
+      {"jobs", required_argument, NULL, 'j'},
       {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -352,8 +354,9 @@ int cmd_pack(const command *c, int argc, char **argv) {
   sst_writer_options_init(&p.writer);
   p.writer.zstd_level = SST_CLI_ZSTD_LEVEL;
   p.writer.dedup = 1;
+  p.writer.threads = default_jobs();
   int opt;
-  while ((opt = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+  while ((opt = getopt_long(argc, argv, ":j:qh", longopts, NULL)) != -1) {
     switch (opt) {
     case OPT_FLAT:
       p.path_flags |= SST_PATH_FLAT;
@@ -380,6 +383,10 @@ int cmd_pack(const command *c, int argc, char **argv) {
       break;
     case OPT_NO_DEDUP:
       p.writer.dedup = 0;
+      break;
+    case 'j':
+      if (parse_jobs(c, optarg, &p.writer) != 0)
+        return EXIT_USAGE;
       break;
     case 'q':
       p.quiet = 1;
