@@ -386,12 +386,16 @@ static int end_training(sst_writer *w) {
     }
     size_t best = held_size(w, NULL);
     static const unsigned shares[] = {16, 48, 128};
+    size_t last_cap = 0;
     for (size_t k = 0; k < sizeof shares / sizeof shares[0]; k++) {
       size_t cap = (size_t)w->held_bytes / shares[k];
       if (cap > ZDICT_MAX)
         cap = ZDICT_MAX;
       if (cap < 1024)
         break;
+      if (cap == last_cap) /* the same training again: the same dictionary */
+        continue;
+      last_cap = cap;
       uint8_t *d = malloc(cap);
       if (d == NULL)
         break;
