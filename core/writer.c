@@ -47,6 +47,8 @@
  * ZDICT_MAX bytes on them. */
 #define TRAIN_HOLD (4u << 20)
 #define ZDICT_MAX (32u << 10)
+/* Key blocks whose index entries may wait for pieces being compressed. */
+#define PEND_MAX 64
 
 /* Where a value was stored: what an entry refers to, and what a later
  * identical value (dedup) or hard link refers to again. */
@@ -75,8 +77,10 @@ struct sst_writer {
   uint64_t wb_off; /* bytes before it are on their way to the disk */
 
   sst_block_builder block;
-  uint64_t values_off; /* where the current block's values begin */
-  uint64_t *hashes;    /* filter hashes of the current block's keys */
+  /* Where the value run of the oldest key block not yet in the index
+   * begins; with nothing pending, the current block's. */
+  uint64_t values_off;
+  uint64_t *hashes; /* filter hashes of the current block's keys */
   size_t hash_count, hash_cap;
   uint8_t *first_key, *last_key;
   size_t first_len, last_len;
@@ -120,8 +124,18 @@ struct sst_writer {
   sst_vblock *vb;
   size_t vb_count, vb_cap, vb_written, vb_submitted;
   uint64_t measured; /* stored bytes of the pieces compressed to measure */
-  int training;      /* holding closed blocks to train a dictionary */
-  uint8_t **held;    /* blocks vb_written.. while training */
+  uint64_t pieces_in, pieces_out; /* handed to the pool, taken back */
+  /* Key blocks flushed while pieces were in the pool: their index entries
+   * wait until the pieces before them are written (oldest first). */
+  struct pending_index {
+    uint64_t mark; /* pieces_in at the flush */
+    sst_handle h;  /* all but the value run */
+    uint8_t *key;  /* the block's first key */
+    size_t key_len;
+  } * pend;
+  size_t pend_head, pend_count;
+  int training;   /* holding closed blocks to train a dictionary */
+  uint8_t **held; /* blocks vb_written.. while training */
   size_t held_count;
   uint64_t held_bytes;
   size_t *samples; /* sizes of the values in the held blocks */
@@ -259,6 +273,7 @@ static int read_written(sst_writer *w, uint64_t off, void *buf, size_t len) {
 
 static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
                     uint32_t sum);
+static int index_ready(sst_writer *w);
 
 /* Pieces handed to the pool carry what they are in their tag. */
 #define TAG_CHUNK 1u
@@ -272,6 +287,7 @@ static int take_piece(sst_writer *w) {
   const char *why = NULL;
   if (sst_zpool_take(w->zp, &pc, &why))
     return fail(w, SST_EINVAL, why);
+  w->pieces_out++;
   if (pc.tag == TAG_MEASURE) {
     w->measured += pc.out_len;
     return 0;
@@ -291,7 +307,9 @@ static int take_piece(sst_writer *w) {
   b->stored_sum = pc.stored_sum;
   w->vb_written = (size_t)(pc.tag >> 2) + 1;
   w->stats.value_blocks++;
-  return out_write(w, pc.out, pc.out_len);
+  if (out_write(w, pc.out, pc.out_len))
+    return w->err;
+  return index_ready(w);
 }
 
 /* Writes every piece submitted so far: after it the file stands where
@@ -299,7 +317,7 @@ static int take_piece(sst_writer *w) {
 static int drain(sst_writer *w) {
   while (w->err == 0 && w->zp != NULL && sst_zpool_pending(w->zp) > 0)
     take_piece(w);
-  return w->err;
+  return w->err ? w->err : index_ready(w);
 }
 
 /* Hands a block or chunk to the pool (with the dictionary cd, or none),
@@ -308,8 +326,10 @@ static int submit_piece(sst_writer *w, const uint8_t *raw, size_t len,
                         const ZSTD_CDict *cd, uint64_t tag) {
   while (w->err == 0 && sst_zpool_full(w->zp))
     take_piece(w);
-  if (w->err == 0)
+  if (w->err == 0) {
     sst_zpool_submit(w->zp, raw, len, cd, tag);
+    w->pieces_in++;
+  }
   return w->err;
 }
 
@@ -945,20 +965,77 @@ static int accept_key(sst_writer *w, const uint8_t *key, size_t len) {
   return 0;
 }
 
+/* Appends an index entry: a whole key (restart interval 1), payload a
+ * handle. */
+static int write_index_entry(sst_writer *w, const uint8_t *key, size_t key_len,
+                             const sst_handle *h) {
+  uint8_t head[80], rst[4];
+  uint8_t payload[60];
+  size_t plen =
+      (size_t)(sst_handle_encode(payload, SST_FORMAT_VERSION, h, 0, 0) -
+               payload);
+  uint8_t *p = sst_put_varint(head, 0);
+  p = sst_put_varint(p, key_len);
+  p = sst_put_varint(p, plen);
+  if (w->index_entries.size > UINT32_MAX - 100 - key_len)
+    return fail(w, EFBIG, "index larger than 4 GiB");
+  sst_put_u32(rst, (uint32_t)w->index_entries.size);
+  int rc;
+  if ((rc = sst_spill_write(&w->index_entries, head, (size_t)(p - head))) ||
+      (rc = sst_spill_write(&w->index_entries, key, key_len)) ||
+      (rc = sst_spill_write(&w->index_entries, payload, plen)) ||
+      (rc = sst_spill_write(&w->index_restarts, rst, sizeof rst)))
+    return fail(w, rc, "index spill");
+  return 0;
+}
+
+/* Writes the index entries of the pending key blocks whose value runs
+ * are complete: every piece handed out before their flush is written, so
+ * a run ends where the file now stands, whatever thread compressed what. */
+static int index_ready(sst_writer *w) {
+  while (w->err == 0 && w->pend_count > 0) {
+    struct pending_index *e = &w->pend[w->pend_head];
+    if (e->mark > w->pieces_out)
+      break;
+    e->h.values_off = w->values_off;
+    e->h.values_len = w->pos - w->values_off;
+    w->values_off = w->pos;
+    if (write_index_entry(w, e->key, e->key_len, &e->h))
+      return w->err;
+    free(e->key);
+    e->key = NULL;
+    w->pend_head = (w->pend_head + 1) % PEND_MAX;
+    w->pend_count--;
+  }
+  return w->err;
+}
+
+/* Queues the index entry of the block just flushed (h without its value
+ * run); written at once when no piece is in the pool. */
+static int index_add(sst_writer *w, const sst_handle *h) {
+  if (w->pend == NULL && (w->pend = calloc(PEND_MAX, sizeof *w->pend)) == NULL)
+    return fail(w, ENOMEM, "out of memory");
+  if (w->pend_count == PEND_MAX && drain(w))
+    return w->err;
+  struct pending_index *e = &w->pend[(w->pend_head + w->pend_count) % PEND_MAX];
+  if ((e->key = malloc(w->first_len ? w->first_len : 1)) == NULL)
+    return fail(w, ENOMEM, "out of memory");
+  memcpy(e->key, w->first_key, w->first_len);
+  e->key_len = w->first_len;
+  e->h = *h;
+  e->mark = w->pieces_in;
+  w->pend_count++;
+  return index_ready(w);
+}
+
 static int flush_block(sst_writer *w) {
   const uint8_t *data;
   size_t len;
-  /* The block's value range ends where its last value's pieces do,
-   * whichever thread compressed them. */
-  if (drain(w))
-    return w->err;
   if (sst_block_builder_finish(&w->block, &data, &len))
     return fail(w, ENOMEM, "out of memory");
-  /* block_off relative to the key region, which starts after the values. */
-  sst_handle h = {.values_off = w->values_off,
-                  .values_len = w->pos - w->values_off,
-                  .block_off = w->keys.size,
-                  .block_len = len};
+  /* block_off relative to the key region, which starts after the values;
+   * the value run is filled in by index_ready. */
+  sst_handle h = {.block_off = w->keys.size, .block_len = len};
   uint8_t trailer[SST_TRAILER_SIZE];
   sst_put_u32(trailer, sst_checksum(data, len));
   int wrc;
@@ -983,29 +1060,11 @@ static int flush_block(sst_writer *w) {
       return fail(w, rc, "filter spill");
     h.filter_len = plen;
   }
-
-  /* Index entry: a whole key (restart interval 1), payload a handle. */
-  uint8_t head[80], rst[4];
-  uint8_t payload[60];
-  size_t plen =
-      (size_t)(sst_handle_encode(payload, SST_FORMAT_VERSION, &h, 0, 0) -
-               payload);
-  uint8_t *p = sst_put_varint(head, 0);
-  p = sst_put_varint(p, w->first_len);
-  p = sst_put_varint(p, plen);
-  if (w->index_entries.size > UINT32_MAX - 100 - w->first_len)
-    return fail(w, EFBIG, "index larger than 4 GiB");
-  sst_put_u32(rst, (uint32_t)w->index_entries.size);
-  int rc;
-  if ((rc = sst_spill_write(&w->index_entries, head, (size_t)(p - head))) ||
-      (rc = sst_spill_write(&w->index_entries, w->first_key, w->first_len)) ||
-      (rc = sst_spill_write(&w->index_entries, payload, plen)) ||
-      (rc = sst_spill_write(&w->index_restarts, rst, sizeof rst)))
-    return fail(w, rc, "index spill");
+  if (index_add(w, &h))
+    return w->err;
   w->block_count++;
   sst_block_builder_reset(&w->block);
   w->hash_count = 0;
-  w->values_off = w->pos;
   return 0;
 }
 
@@ -1634,6 +1693,9 @@ void sst_writer_free(sst_writer *w) {
     XXH3_freeState(w->h128);
   free(w->chunked);
   free(w->dd);
+  for (size_t i = 0; w->pend != NULL && i < PEND_MAX; i++)
+    free(w->pend[i].key);
+  free(w->pend);
   free(w->rb);
   free(w->rb2);
   free(w);
