@@ -489,6 +489,14 @@ check "... the same table with 1, 2 and 4 threads" eval \
   'cmp -s j1.sstable j2.sstable && cmp -s j1.sstable j4.sstable'
 run "$SST" verify j4.sstable
 check "... which verifies" status_is 0
+run "$SST" pack -q --value-block 512K jtree jb.sstable
+check "pack --value-block 512K" status_is 0
+run "$SST" verify jb.sstable
+check "... verifies" status_is 0
+run "$SST" unpack jb.sstable jbout
+check "... and unpacks to the tree" eval 'status_is 0 && diff -r jtree jbout >/dev/null'
+run "$SST" pack --value-block 1K jtree jb2.sstable
+check "pack --value-block 1K: a usage error" eval 'status_is 2 && err_has "between 4K and 4M"'
 run "$SST" pack -j 0 jtree j0.sstable
 check "pack -j 0: a usage error" eval 'status_is 2 && err_has "--jobs"'
 run "$SST" pack -j 65 jtree j65.sstable

@@ -286,7 +286,8 @@ const command_help cmd_build_help = {
         "    sst build [-d DELIM] [-o OUT] [--escape] [--skip-bad]\n"
         "              [--memory BYTES] [--sort-threads N] [--temp-dir DIR]\n"
         "              [--block-keys N] [--no-filter] [--compress C]\n"
-        "              [--dedup | --no-dedup] [-j N] [INPUT...]",
+        "              [--dedup | --no-dedup] [--value-block SIZE] [-j N]\n"
+        "              [INPUT...]",
     .text =
         "DESCRIPTION\n"
         "    Reads records, one a line, KEY DELIM VALUE, from each INPUT in\n"
@@ -395,6 +396,7 @@ enum {
   OPT_BLOCK_KEYS,
   OPT_NO_FILTER,
   OPT_COMPRESS,
+  OPT_VALUE_BLOCK,
   OPT_DEDUP,
   OPT_NO_DEDUP,
 };
@@ -412,6 +414,7 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
       {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"value-block", required_argument, NULL, OPT_VALUE_BLOCK},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"jobs", required_argument, NULL, 'j'},
@@ -451,6 +454,9 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       break;
     case OPT_COMPRESS:
       rc = parse_compress(c, optarg, &o->writer);
+      break;
+    case OPT_VALUE_BLOCK:
+      rc = parse_value_block(c, optarg, &o->writer);
       break;
     case OPT_DEDUP:
     case OPT_NO_DEDUP:

@@ -200,6 +200,17 @@ int parse_jobs(const command *c, const char *arg, sst_writer_options *o) {
   return 0;
 }
 
+int parse_value_block(const command *c, const char *arg,
+                      sst_writer_options *o) {
+  uint64_t n;
+  if (parse_size(c, "--value-block", arg, &n) != 0)
+    return EXIT_USAGE;
+  if (n < (4u << 10) || n > (4u << 20))
+    return usage_error(c, "--value-block: '%s' is not between 4K and 4M", arg);
+  o->value_block = (uint32_t)n;
+  return 0;
+}
+
 unsigned default_jobs(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n < 1 ? 1 : n > SST_THREADS_MAX ? SST_THREADS_MAX : (unsigned)n;

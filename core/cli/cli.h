@@ -134,6 +134,8 @@ int parse_compress(const command *c, const char *arg, sst_writer_options *o);
 /* -j, --jobs: how many threads compress (1..SST_THREADS_MAX); sets
  * o->threads. default_jobs() is one a CPU online. */
 int parse_jobs(const command *c, const char *arg, sst_writer_options *o);
+/* --value-block: 4K..4M, with a K or M suffix; sets o->value_block. */
+int parse_value_block(const command *c, const char *arg, sst_writer_options *o);
 unsigned default_jobs(void);
 
 /* The help text of --compress and --dedup, for commands that write. */
@@ -141,15 +143,20 @@ unsigned default_jobs(void);
   "    --compress zstd[:LEVEL]|none\n"                                         \
   "        Compress values with zstd at LEVEL (1 to 19; zstd alone is\n"       \
   "        level 6), or store them as they are (none). Compressed, small\n"    \
-  "        values are stored together in blocks of 128 KiB, each compressed\n" \
-  "        as one (with a dictionary trained on them when it makes the\n"      \
-  "        table smaller), and larger ones in chunks of 128 KiB, so that a\n"  \
-  "        read decompresses one block or chunk. Uncompressed values are\n"    \
-  "        read in place, with no decoding.\n"                                 \
+  "        values are stored together in blocks (--value-block), each\n"       \
+  "        compressed as one (with a dictionary trained on them when it\n"     \
+  "        makes the table smaller), and larger ones in chunks of 128 KiB,\n"  \
+  "        so that a read decompresses one block or chunk. Uncompressed\n"     \
+  "        values are read in place, with no decoding.\n"                      \
   "        Default: " dflt ".\n"                                               \
   "    --dedup, --no-dedup\n"                                                  \
   "        Store identical values once (found by hash, confirmed byte for\n"   \
   "        byte), or every copy. Default: " dedup_dflt ".\n"                   \
+  "    --value-block SIZE\n"                                                   \
+  "        Size of the blocks small values are stored together in (4K to\n"    \
+  "        4M; default 128K). Values up to a quarter of it go into blocks.\n"  \
+  "        Larger blocks compress better; a read of one small value then\n"    \
+  "        decompresses more.\n"                                               \
   "    -j, --jobs N\n"                                                         \
   "        Compress on N threads while files are read (default: one for\n"     \
   "        each CPU online). The table is the same byte for byte whatever\n"   \

@@ -16,6 +16,7 @@ enum {
   OPT_DROP = OPT_LONG_ONLY,
   OPT_BLOCK_KEYS,
   OPT_COMPRESS,
+  OPT_VALUE_BLOCK,
   OPT_DEDUP,
   OPT_NO_DEDUP
 };
@@ -176,7 +177,8 @@ static int merge_entry(merger *m, const sst_entry *e) {
 const command_help cmd_merge_help = {
     .synopsis =
         "    sst merge -o OUT [--drop-tombstones] [--block-keys N]\n"
-        "              [--compress C] [--dedup | --no-dedup] [-j N] [-q]\n"
+        "              [--compress C] [--dedup | --no-dedup]\n"
+        "              [--value-block SIZE] [-j N] [-q]\n"
         "              TABLE...",
     .text =
         "DESCRIPTION\n"
@@ -256,6 +258,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
       {"drop-tombstones", no_argument, NULL, OPT_DROP},
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"value-block", required_argument, NULL, OPT_VALUE_BLOCK},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"jobs", required_argument, NULL, 'j'},
@@ -284,6 +287,10 @@ int cmd_merge(const command *c, int argc, char **argv) {
       if (parse_compress(c, optarg, &wo) != 0)
         return EXIT_USAGE;
       compress_set = 1;
+      break;
+    case OPT_VALUE_BLOCK:
+      if (parse_value_block(c, optarg, &wo) != 0)
+        return EXIT_USAGE;
       break;
     case OPT_DEDUP:
     case OPT_NO_DEDUP:

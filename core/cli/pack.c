@@ -215,7 +215,7 @@ const command_help cmd_pack_help = {
     .synopsis =
         "    sst pack [--no-metadata] [--flat] [--strict] [--block-keys N]\n"
         "             [--no-filter] [--compress C] [--dedup | --no-dedup]\n"
-        "             [-j N] [-q] DIR TABLE",
+        "             [--value-block SIZE] [-j N] [-q] DIR TABLE",
     .text =
         "DESCRIPTION\n"
         "    Walks DIR and writes TABLE, a table that holds the tree: one\n"
@@ -332,6 +332,7 @@ enum {
   OPT_STRICT,
   OPT_NO_METADATA,
   OPT_COMPRESS,
+  OPT_VALUE_BLOCK,
   OPT_DEDUP,
   OPT_NO_DEDUP,
 };
@@ -344,6 +345,7 @@ int cmd_pack(const command *c, int argc, char **argv) {
       {"block-keys", required_argument, NULL, OPT_BLOCK_KEYS},
       {"no-filter", no_argument, NULL, OPT_NO_FILTER},
       {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"value-block", required_argument, NULL, OPT_VALUE_BLOCK},
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"jobs", required_argument, NULL, 'j'},
@@ -376,6 +378,10 @@ int cmd_pack(const command *c, int argc, char **argv) {
       break;
     case OPT_COMPRESS:
       if (parse_compress(c, optarg, &p.writer) != 0)
+        return EXIT_USAGE;
+      break;
+    case OPT_VALUE_BLOCK:
+      if (parse_value_block(c, optarg, &p.writer) != 0)
         return EXIT_USAGE;
       break;
     case OPT_DEDUP:
