@@ -71,11 +71,15 @@ build_rocksdb_program() {
 # What bench_cleanup undoes at exit, in this order; the script fills them
 # in: the pid of a sampler while one runs (stopped); mount points
 # (unmounted if mounted); the pids of our FUSE daemons while they run
-# (waited for, then stopped); the data directory (removed, unless keep is
-# 1).
+# (waited for, then stopped); the mount points of kernel file systems
+# (loop_mount fills it: unmounted if mounted) and the loop devices
+# attached here and not yet detached (detached); the data directory
+# (removed, unless keep is 1, or something is still mounted in it).
 sampler=""
 mounts=()
 daemon=""
+kernel_mounts=()
+loops=()
 work=""
 
 # make_work PARENT PREFIX: makes the data directory PARENT/PREFIX.XXXXXX
@@ -99,7 +103,21 @@ bench_cleanup() {
   for p in $daemon; do
     wait_gone "$p" 60 || kill "$p" 2>/dev/null || true
   done
+  for m in ${kernel_mounts[@]+"${kernel_mounts[@]}"}; do
+    if mountpoint -q "$m" 2>/dev/null; then
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    fi
+  done
+  for p in ${loops[@]+"${loops[@]}"}; do
+    losetup -d "$p" 2>/dev/null || true
+  done
   [ -n "$work" ] || return 0
+  for m in ${mounts[@]+"${mounts[@]}"} ${kernel_mounts[@]+"${kernel_mounts[@]}"}; do
+    if mountpoint -q "$m" 2>/dev/null; then
+      say "$m is still mounted: data left in $work"
+      return 0
+    fi
+  done
   if ((${keep:-0})); then
     say "data kept in $work"
   else
@@ -167,6 +185,46 @@ fuse_unmount() {
   fusermount3 -u "$1"
   wait_gone "$daemon" 30 || die "daemon $daemon still running 30 s after unmount"
   daemon=""
+}
+
+declare -A loop_of=() # mount point -> loop device, while mounted
+
+# loop_mount TYPE IMAGE MNT: attaches IMAGE, read only, to a free loop
+# device and mounts that with the kernel's file system TYPE (squashfs,
+# erofs) on MNT, read only. Needs root.
+loop_mount() {
+  local dev
+  dev="$(losetup -f --show -r "$2")" || die "no loop device for $2"
+  loops+=("$dev")
+  loop_of["$3"]="$dev"
+  kernel_mounts+=("$3")
+  mount -t "$1" -o ro "$dev" "$3" || die "cannot mount $2 ($1) on $3"
+}
+
+# loop_unmount MNT: unmounts MNT and detaches the loop device that
+# loop_mount attached for it.
+loop_unmount() {
+  local dev="${loop_of[$1]}" left=() p
+  umount "$1"
+  losetup -d "$dev"
+  unset 'loop_of[$1]'
+  for p in "${loops[@]}"; do
+    [ "$p" = "$dev" ] || left+=("$p")
+  done
+  loops=(${left[@]+"${left[@]}"})
+}
+
+# has_kernel_fs TYPE: true if this kernel can mount TYPE and a loop device
+# is free (and we are root).
+has_kernel_fs() {
+  [ "$(id -u)" -eq 0 ] && grep -qw "$1" /proc/filesystems && losetup -f >/dev/null 2>&1
+}
+
+# drop_caches: writes back dirty pages, then drops the page cache,
+# dentries and inodes (root only).
+drop_caches() {
+  sync
+  echo 3 >/proc/sys/vm/drop_caches
 }
 
 # ---- figures -----------------------------------------------------------------
