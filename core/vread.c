@@ -86,6 +86,12 @@ typedef struct piece {
 /* ---- The cache ---- */
 
 #define CACHE_SLOTS 64
+/* Buffers given back (evicted, or done with) wait here for the next
+ * piece instead of going back to the allocator: the daemon maps buffers
+ * of 32 KiB and more on their own, and a munmap per read costs a TLB
+ * shootdown on every core. Sizes are rounded up so that they fit again. */
+#define SPARES 4
+#define BUF_ROUND (64u << 10)
 
 /* A slot holds a piece's decompressed bytes under its whole description:
  * two entries of a crafted table may describe different pieces at one
@@ -97,8 +103,12 @@ struct sst_vcache {
     piece pc;
     uint64_t last;
     uint8_t *data;
-    size_t len;
+    size_t len, cap;
   } slots[CACHE_SLOTS];
+  struct spare {
+    uint8_t *p;
+    size_t cap;
+  } spares[SPARES];
 };
 
 static int same_piece(const piece *a, const piece *b) {
@@ -122,6 +132,8 @@ void sst_vcache_free(struct sst_vcache *c) {
     return;
   for (int i = 0; i < CACHE_SLOTS; i++)
     free(c->slots[i].data);
+  for (int i = 0; i < SPARES; i++)
+    free(c->spares[i].p);
   pthread_mutex_destroy(&c->mu);
   free(c);
 }
@@ -145,19 +157,78 @@ static int cache_get(struct sst_vcache *c, const piece *pc, size_t from,
   return hit;
 }
 
-/* Keeps data (malloc'ed, len bytes) as piece pc's, evicting the least
- * recently used; frees it when it cannot be kept. */
+/* A buffer of at least len bytes (*cap says how many): a spare one, or
+ * a new one. NULL when out of memory. */
+static uint8_t *buf_get(struct sst_vcache *c, size_t len, size_t *cap) {
+  if (c != NULL) {
+    pthread_mutex_lock(&c->mu);
+    struct spare *best = NULL; /* the smallest that fits */
+    for (int i = 0; i < SPARES; i++) {
+      struct spare *sp = &c->spares[i];
+      if (sp->p != NULL && sp->cap >= len &&
+          (best == NULL || sp->cap < best->cap))
+        best = sp;
+    }
+    if (best != NULL) {
+      uint8_t *p = best->p;
+      *cap = best->cap;
+      best->p = NULL;
+      pthread_mutex_unlock(&c->mu);
+      return p;
+    }
+    pthread_mutex_unlock(&c->mu);
+  }
+  *cap = (len + BUF_ROUND - 1) / BUF_ROUND * BUF_ROUND;
+  return malloc(*cap ? *cap : 1);
+}
+
+/* Gives a buffer back: kept as a spare in a free place, or in place of
+ * a smaller spare (the larger fits more pieces); else freed.
+ * REQUIRES c->mu held. */
+static void buf_put_locked(struct sst_vcache *c, uint8_t *p, size_t cap) {
+  if (p == NULL)
+    return;
+  struct spare *to = NULL;
+  for (int i = 0; i < SPARES; i++) {
+    struct spare *sp = &c->spares[i];
+    if (sp->p == NULL || to == NULL || (to->p != NULL && sp->cap < to->cap))
+      to = sp;
+    if (sp->p == NULL)
+      break;
+  }
+  if (to->p != NULL && to->cap >= cap) {
+    free(p);
+    return;
+  }
+  free(to->p);
+  to->p = p;
+  to->cap = cap;
+}
+
+static void buf_put(struct sst_vcache *c, uint8_t *p, size_t cap) {
+  if (c == NULL) {
+    free(p);
+    return;
+  }
+  pthread_mutex_lock(&c->mu);
+  buf_put_locked(c, p, cap);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* Keeps data (len bytes of a buffer of cap from buf_get) as piece pc's,
+ * evicting the least recently used; gives it back when it cannot be
+ * kept. */
 static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
-                      size_t len) {
+                      size_t len, size_t cap) {
   if (len > c->cap) {
-    free(data);
+    buf_put(c, data, cap);
     return;
   }
   pthread_mutex_lock(&c->mu);
   for (int i = 0; i < CACHE_SLOTS; i++)
     if (c->slots[i].data != NULL && same_piece(&c->slots[i].pc, pc)) {
-      pthread_mutex_unlock(&c->mu); /* another thread was first */
-      free(data);
+      buf_put_locked(c, data, cap); /* another thread was first */
+      pthread_mutex_unlock(&c->mu);
       return;
     }
   for (;;) {
@@ -172,13 +243,13 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
       }
     }
     if (empty != NULL && c->used + len <= c->cap) {
-      *empty = (struct slot){*pc, ++c->tick, data, len};
+      *empty = (struct slot){*pc, ++c->tick, data, len, cap};
       c->used += len;
       break;
     }
     /* victim is set: with no empty slot, or no room, some slot is full. */
     c->used -= victim->len;
-    free(victim->data);
+    buf_put_locked(c, victim->data, victim->cap);
     victim->data = NULL;
   }
   pthread_mutex_unlock(&c->mu);
@@ -218,8 +289,10 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
                       void *dst, size_t n, int fresh) {
   if (!fresh && r->vcache && cache_get(r->vcache, pc, from, dst, n))
     return 0;
-  uint8_t *raw = malloc(pc->raw_len);
-  uint8_t *stored = pc->raw ? raw : malloc(pc->stored);
+  struct sst_vcache *c = r->vcache;
+  size_t raw_cap = 0, stored_cap = 0;
+  uint8_t *raw = buf_get(c, pc->raw_len, &raw_cap);
+  uint8_t *stored = pc->raw ? raw : buf_get(c, pc->stored, &stored_cap);
   int rc = raw && stored ? 0 : ENOMEM;
   if (rc == 0)
     rc = read_stored(r, pc->off, stored, pc->stored);
@@ -246,16 +319,16 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
   if (rc == 0 && sst_checksum(raw, pc->raw_len) != pc->checksum)
     rc = SST_ECHECKSUM;
   if (stored != raw)
-    free(stored);
+    buf_put(c, stored, stored_cap);
   if (rc) {
-    free(raw);
+    buf_put(c, raw, raw_cap);
     return rc;
   }
   memcpy(dst, raw + from, n);
-  if (r->vcache && !fresh)
-    cache_put(r->vcache, pc, raw, pc->raw_len);
+  if (c && !fresh)
+    cache_put(c, pc, raw, pc->raw_len, raw_cap);
   else
-    free(raw);
+    buf_put(c, raw, raw_cap);
   return 0;
 }
 
