@@ -85,7 +85,11 @@ typedef struct piece {
 
 /* ---- The cache ---- */
 
-#define CACHE_SLOTS 64
+/* Slots: one for each 4 KiB of the cache's bound (the smallest value
+ * block), at least 64 and at most 65,536. */
+#define SLOT_BYTES (4u << 10)
+#define SLOTS_MIN 64
+#define SLOTS_MAX 65536
 /* Buffers given back (evicted, or done with) wait here for the next
  * piece instead of going back to the allocator: the daemon maps buffers
  * of 32 KiB and more on their own, and a munmap per read costs a TLB
@@ -95,16 +99,25 @@ typedef struct piece {
 
 /* A slot holds a piece's decompressed bytes under its whole description:
  * two entries of a crafted table may describe different pieces at one
- * offset, and neither may be served the other's bytes. */
+ * offset, and neither may be served the other's bytes. Slots in use are
+ * found through a hash table (chains by index) and kept in a list from
+ * the most to the least recently used; free ones in a list of their own.
+ * -1 ends every list. */
+struct slot {
+  piece pc;
+  uint8_t *data; /* NULL: free */
+  size_t len, cap;
+  int32_t newer, older; /* the LRU list; older also links free slots */
+  int32_t chain;        /* the next in its hash bucket */
+};
+
 struct sst_vcache {
   pthread_mutex_t mu;
-  uint64_t cap, used, tick;
-  struct slot {
-    piece pc;
-    uint64_t last;
-    uint8_t *data;
-    size_t len, cap;
-  } slots[CACHE_SLOTS];
+  uint64_t cap, used;
+  struct slot *slots;
+  int32_t *buckets;
+  uint32_t nslots, mask; /* buckets: mask + 1, a power of two */
+  int32_t newest, oldest, free;
   struct spare {
     uint8_t *p;
     size_t cap;
@@ -117,10 +130,34 @@ static int same_piece(const piece *a, const piece *b) {
          a->checksum == b->checksum && a->stored_sum == b->stored_sum;
 }
 
+static uint32_t bucket_of(const struct sst_vcache *c, const piece *pc) {
+  uint64_t h = (pc->key ^ pc->off) * 0x9e3779b97f4a7c15ull;
+  return (uint32_t)(h >> 32) & c->mask;
+}
+
 int sst_vcache_new(sst_reader *r, uint64_t cap) {
   struct sst_vcache *c = calloc(1, sizeof *c);
   if (c == NULL)
     return ENOMEM;
+  uint64_t n = cap / SLOT_BYTES;
+  c->nslots = n < SLOTS_MIN   ? SLOTS_MIN
+              : n > SLOTS_MAX ? SLOTS_MAX
+                              : (uint32_t)n;
+  uint32_t nb = 1;
+  while (nb < c->nslots)
+    nb <<= 1;
+  c->mask = nb - 1;
+  if ((c->slots = calloc(c->nslots, sizeof *c->slots)) == NULL ||
+      (c->buckets = malloc(nb * sizeof *c->buckets)) == NULL) {
+    free(c->slots);
+    free(c);
+    return ENOMEM;
+  }
+  memset(c->buckets, 0xff, nb * sizeof *c->buckets);
+  for (uint32_t i = 0; i < c->nslots; i++)
+    c->slots[i].older = i + 1 < c->nslots ? (int32_t)i + 1 : -1;
+  c->free = 0;
+  c->newest = c->oldest = -1;
   pthread_mutex_init(&c->mu, NULL);
   c->cap = cap;
   r->vcache = c;
@@ -130,12 +167,45 @@ int sst_vcache_new(sst_reader *r, uint64_t cap) {
 void sst_vcache_free(struct sst_vcache *c) {
   if (c == NULL)
     return;
-  for (int i = 0; i < CACHE_SLOTS; i++)
+  for (uint32_t i = 0; i < c->nslots; i++)
     free(c->slots[i].data);
   for (int i = 0; i < SPARES; i++)
     free(c->spares[i].p);
+  free(c->slots);
+  free(c->buckets);
   pthread_mutex_destroy(&c->mu);
   free(c);
+}
+
+/* The slot that holds pc, or -1. REQUIRES c->mu held. */
+static int32_t cache_find(const struct sst_vcache *c, const piece *pc) {
+  for (int32_t i = c->buckets[bucket_of(c, pc)]; i >= 0; i = c->slots[i].chain)
+    if (same_piece(&c->slots[i].pc, pc))
+      return i;
+  return -1;
+}
+
+static void lru_unlink(struct sst_vcache *c, int32_t i) {
+  struct slot *s = &c->slots[i];
+  if (s->newer >= 0)
+    c->slots[s->newer].older = s->older;
+  else
+    c->newest = s->older;
+  if (s->older >= 0)
+    c->slots[s->older].newer = s->newer;
+  else
+    c->oldest = s->newer;
+}
+
+static void lru_push(struct sst_vcache *c, int32_t i) {
+  struct slot *s = &c->slots[i];
+  s->newer = -1;
+  s->older = c->newest;
+  if (c->newest >= 0)
+    c->slots[c->newest].newer = i;
+  c->newest = i;
+  if (c->oldest < 0)
+    c->oldest = i;
 }
 
 /* Copies [from, from + n) of the cached piece pc into dst: 1 on a hit. */
@@ -143,15 +213,12 @@ static int cache_get(struct sst_vcache *c, const piece *pc, size_t from,
                      void *dst, size_t n) {
   int hit = 0;
   pthread_mutex_lock(&c->mu);
-  for (int i = 0; i < CACHE_SLOTS; i++) {
-    struct slot *s = &c->slots[i];
-    if (s->data != NULL && same_piece(&s->pc, pc) && from <= s->len &&
-        n <= s->len - from) {
-      memcpy(dst, s->data + from, n);
-      s->last = ++c->tick;
-      hit = 1;
-      break;
-    }
+  int32_t i = cache_find(c, pc);
+  if (i >= 0 && from <= c->slots[i].len && n <= c->slots[i].len - from) {
+    memcpy(dst, c->slots[i].data + from, n);
+    lru_unlink(c, i);
+    lru_push(c, i);
+    hit = 1;
   }
   pthread_mutex_unlock(&c->mu);
   return hit;
@@ -225,33 +292,38 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
     return;
   }
   pthread_mutex_lock(&c->mu);
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (c->slots[i].data != NULL && same_piece(&c->slots[i].pc, pc)) {
-      buf_put_locked(c, data, cap); /* another thread was first */
-      pthread_mutex_unlock(&c->mu);
-      return;
-    }
-  for (;;) {
-    struct slot *victim = NULL, *empty = NULL;
-    for (int i = 0; i < CACHE_SLOTS; i++) {
-      struct slot *s = &c->slots[i];
-      if (s->data == NULL) {
-        if (empty == NULL)
-          empty = s;
-      } else if (victim == NULL || s->last < victim->last) {
-        victim = s;
-      }
-    }
-    if (empty != NULL && c->used + len <= c->cap) {
-      *empty = (struct slot){*pc, ++c->tick, data, len, cap};
-      c->used += len;
-      break;
-    }
-    /* victim is set: with no empty slot, or no room, some slot is full. */
-    c->used -= victim->len;
-    buf_put_locked(c, victim->data, victim->cap);
-    victim->data = NULL;
+  if (cache_find(c, pc) >= 0) {
+    buf_put_locked(c, data, cap); /* another thread was first */
+    pthread_mutex_unlock(&c->mu);
+    return;
   }
+  /* Evicts the least recently used until there is room and a slot. */
+  while (c->free < 0 || c->used + len > c->cap) {
+    int32_t v = c->oldest; /* set: some slot is in use */
+    struct slot *s = &c->slots[v];
+    lru_unlink(c, v);
+    int32_t *link = &c->buckets[bucket_of(c, &s->pc)];
+    while (*link != v)
+      link = &c->slots[*link].chain;
+    *link = s->chain;
+    c->used -= s->len;
+    buf_put_locked(c, s->data, s->cap);
+    s->data = NULL;
+    s->older = c->free;
+    c->free = v;
+  }
+  int32_t i = c->free;
+  struct slot *s = &c->slots[i];
+  c->free = s->older;
+  s->pc = *pc;
+  s->data = data;
+  s->len = len;
+  s->cap = cap;
+  uint32_t b = bucket_of(c, pc);
+  s->chain = c->buckets[b];
+  c->buckets[b] = i;
+  lru_push(c, i);
+  c->used += len;
   pthread_mutex_unlock(&c->mu);
 }
 

@@ -380,6 +380,56 @@ START_TEST(threads_give_the_same_table) {
 }
 END_TEST
 
+/* Many small value blocks read in a shuffled order, again and again,
+ * through caches that evict by bytes, by slots, or not at all: every
+ * read returns its value. */
+START_TEST(cache_under_pressure) {
+  const char *p = tu_path("cachep");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.value_block = 4096;
+  enum { N = 3000 };
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  for (int i = 0; i < N; i++) {
+    char key[16], v[700];
+    snprintf(key, sizeof key, "k%05d", i);
+    int n = snprintf(v, sizeof v, "value %d:", i);
+    for (int k = 0; k < 20; k++)
+      n += snprintf(v + n, sizeof v - (size_t)n, " %d", (i * 7919 + k) % 1000);
+    ck_assert_int_eq(sst_writer_add(w, key, strlen(key), v, (size_t)n), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  /* 8 KiB: two blocks at most; 256 KiB: 64 slots, filled before the
+   * bytes run out; 64 MiB: every block stays. */
+  static const uint64_t caches[] = {8u << 10, 256u << 10, 64u << 20};
+  for (size_t c = 0; c < sizeof caches / sizeof caches[0]; c++) {
+    sst_reader_options ro;
+    sst_reader_options_init(&ro);
+    ro.cache_bytes = caches[c];
+    sst_reader *r;
+    ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+    tu_rng rng;
+    tu_rng_seed(&rng, 5);
+    for (int round = 0; round < 3 * N; round++) {
+      int i = (int)tu_rng_below(&rng, N);
+      char key[16], want[16];
+      snprintf(key, sizeof key, "k%05d", i);
+      int wn = snprintf(want, sizeof want, "value %d:", i);
+      const uint8_t *v;
+      uint64_t len;
+      ck_assert_int_eq(sst_reader_get(r, key, strlen(key), &v, &len), 0);
+      ck_assert(len > (uint64_t)wn && memcmp(v, want, (size_t)wn) == 0);
+    }
+    sst_reader_close(r);
+  }
+  unlink(p);
+}
+END_TEST
+
 /* Options out of range are refused at open. */
 START_TEST(bad_options_refused) {
   const char *p = tu_path("badopt");
@@ -407,6 +457,7 @@ int main(void) {
   tcase_add_loop_test(tc, copies_between_tables, 0, 2);
   tcase_add_test(tc, bad_options_refused);
   tcase_add_loop_test(tc, threads_give_the_same_table, 0, 2);
+  tcase_add_test(tc, cache_under_pressure);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

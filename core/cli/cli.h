@@ -139,7 +139,7 @@ int parse_value_block(const command *c, const char *arg, sst_writer_options *o);
 unsigned default_jobs(void);
 
 /* The help text of --compress and --dedup, for commands that write. */
-#define COMPRESS_HELP(dflt, dedup_dflt)                                        \
+#define COMPRESS_HELP(dflt, dedup_dflt, block_dflt)                            \
   "    --compress zstd[:LEVEL]|none\n"                                         \
   "        Compress values with zstd at LEVEL (1 to 19; zstd alone is\n"       \
   "        level 6), or store them as they are (none). Compressed, small\n"    \
@@ -154,9 +154,9 @@ unsigned default_jobs(void);
   "        byte), or every copy. Default: " dedup_dflt ".\n"                   \
   "    --value-block SIZE\n"                                                   \
   "        Size of the blocks small values are stored together in (4K to\n"    \
-  "        4M; default 128K). Values up to a quarter of it go into blocks.\n"  \
-  "        Larger blocks compress better; a read of one small value then\n"    \
-  "        decompresses more.\n"                                               \
+  "        4M); values up to a quarter of it go into blocks. Larger blocks\n"  \
+  "        compress better; a read of one small value then decompresses\n"     \
+  "        more. Default: " block_dflt ".\n"                                   \
   "    -j, --jobs N\n"                                                         \
   "        Compress on N threads while files are read (default: one for\n"     \
   "        each CPU online). The table is the same byte for byte whatever\n"   \

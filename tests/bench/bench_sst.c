@@ -8,14 +8,12 @@
  *       (untimed warm-up), then times G gets of random existing keys.
  *       Prints one RESULT line. With --zstd, the values are compressed at
  *       LEVEL (as `sst build --compress zstd:LEVEL` does: small values in
- *       value blocks, a dictionary when it helps), the reader has its
+ *       value blocks of 16 KiB, a dictionary when it helps), the reader has its
  *       default options (4 MiB of decompressed blocks kept), and the line
  *       says engine=sst-zstd; then the gets are timed once more through a
  *       reader with cache_bytes twice the records' bytes (get_cached_ns).
- *       The cache also keeps at most 64 blocks (core/vread.c), so that
- *       reader holds every block only of a table of up to 64 blocks
- *       (about 100,000 of these records); past that, most random gets
- *       still decompress.
+ *       That reader holds every block: once each was read, a get copies
+ *       its value from a decompressed block.
  *
  *   bench_sst --dir DIR --open-keys K [--open-runs R]
  *       Builds a table of K small records (16-byte keys, 8-byte values) and
@@ -254,6 +252,7 @@ static int bench_build_and_get(const char *dir, size_t n, size_t gets,
   sst_writer_options wopts;
   sst_writer_options_init(&wopts);
   wopts.zstd_level = zstd_level;
+  wopts.value_block = 16u << 10; /* as sst build --compress zstd writes */
 
   double t0 = now_s();
   sst_writer *w;
