@@ -14,6 +14,7 @@
 #include <zstd.h>
 
 #include "filter.h"
+#include "source.h"
 #include "spill.h"
 #include "table.h"
 
@@ -44,6 +45,43 @@ static int check_layout(sst_reader *r, sst_error *err) {
       f->filter_probes > 30 || f->restart_interval == 0)
     return sst_error_set(err, SST_ECORRUPT,
                          "%s: footer: bad filter or block parameters", r->path);
+  return 0;
+}
+
+/* The most of a remote table's metadata (properties, index, footer) held
+ * in memory: a footer that claims more is refused, not allocated. */
+#define META_MAX ((uint64_t)1 << 30)
+
+/* Where the table's metadata starts: the properties block (version 2) or
+ * the index (version 1), up to the end of the file. */
+static uint64_t meta_off(const sst_reader *r) {
+  return r->f.version == 1 ? r->f.index_off : r->f.props_off;
+}
+
+/* The bytes at off, which lies in the metadata region: in the mapping, or
+ * in the copy a remote reader keeps. */
+static const uint8_t *meta_at(const sst_reader *r, uint64_t off) {
+  return r->data != NULL ? r->data + off : r->meta + (off - r->meta_off);
+}
+
+/* A remote reader reads the metadata region once, into memory. */
+static int read_meta(sst_reader *r, sst_error *err) {
+  if (r->data != NULL)
+    return 0;
+  r->meta_off = meta_off(r);
+  uint64_t len = r->size - r->meta_off;
+  if (len > META_MAX)
+    return sst_error_set(err, SST_ECORRUPT,
+                         "%s: footer: metadata of %llu bytes is too large",
+                         r->path, (unsigned long long)len);
+  uint8_t *m = malloc((size_t)len);
+  if (m == NULL)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
+  r->meta = m;
+  int rc = sst_src_pread(r->src, m, (size_t)len, r->meta_off);
+  if (rc != 0)
+    return sst_error_set(err, rc, "%s: reading the index: %s", r->path,
+                         sst_strerror(rc));
   return 0;
 }
 
@@ -82,7 +120,7 @@ static int open_props(sst_reader *r, sst_error *err) {
     return 0;
   }
   uint64_t len = r->f.index_off - r->f.props_off;
-  const uint8_t *p = r->data + r->f.props_off;
+  const uint8_t *p = meta_at(r, r->f.props_off);
   if (len < 5)
     goto bad;
   if (sst_get_u32(p + len - 4) != sst_checksum(p, len - 4)) {
@@ -130,7 +168,7 @@ bad:
 }
 
 static int open_index(sst_reader *r, sst_error *err) {
-  const uint8_t *p = r->data + r->f.index_off;
+  const uint8_t *p = meta_at(r, r->f.index_off);
   size_t len = (size_t)r->f.index_len;
   if (sst_get_u32(p + len) != sst_checksum(p, len))
     return sst_error_set(err, SST_ECHECKSUM,
@@ -220,47 +258,43 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     r->o = *opts;
   else
     sst_reader_options_init(&r->o);
-  int rc = 0;
-  /* O_NONBLOCK: opening a FIFO would otherwise wait for a writer, and a
-   * device could wait for its carrier, before the check below refuses
-   * them. It is cleared again for the regular file, whose descriptor
-   * callers read through (io_uring answers EAGAIN on a non-blocking one). */
-  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    rc = sst_error_set(err, errno, "%s: %s", path, strerror(errno));
+  int rc = sst_src_open(path, &r->src, err);
+  if (rc != 0)
     goto fail;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = sst_error_set(err, S_ISDIR(st.st_mode) ? EISDIR : SST_ENOTTABLE,
-                       "%s: not a regular file", path);
-    goto fail;
-  }
-  int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-    rc = sst_error_set(err, errno, "%s: fcntl: %s", path, strerror(errno));
-    goto fail;
-  }
-  r->size = (uint64_t)st.st_size;
+  r->fd = r->src->fd;
+  r->size = r->src->size;
   if (r->size < SST_HEADER_SIZE) {
     rc = sst_error_set(err, r->size ? SST_ENOTTABLE : SST_ETRUNCATED,
                        "%s: file of %llu bytes is too small for a table", path,
                        (unsigned long long)r->size);
     goto fail;
   }
-  void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) {
-    rc = sst_error_set(err, errno, "%s: mmap: %s", path, strerror(errno));
-    goto fail;
+  uint8_t header[SST_HEADER_SIZE], footer[SST_FOOTER_SIZE];
+  const uint8_t *hp = header, *fp = footer;
+  if (r->fd >= 0) {
+    void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, r->fd, 0);
+    if (m == MAP_FAILED) {
+      rc = sst_error_set(err, errno, "%s: mmap: %s", path, strerror(errno));
+      goto fail;
+    }
+    r->data = m;
+    /* A page-cache folio of 2 MiB would be mapped whole by one touch. */
+    if (r->o.release_pages)
+      madvise(m, (size_t)r->size, MADV_NOHUGEPAGE);
+    hp = r->data;
+    fp = r->data + r->size - SST_FOOTER_SIZE;
+  } else {
+    /* Remote: no mapping; everything is read through the source. */
+    r->o.pread_blocks = 1;
+    r->o.release_pages = 0;
+    if ((rc = sst_src_pread(r->src, header, sizeof header, 0)) != 0) {
+      rc = sst_error_set(err, rc, "%s: reading the header: %s", path,
+                         sst_strerror(rc));
+      goto fail;
+    }
   }
-  r->fd = fd;
-  fd = -1;
-  r->data = m;
-  /* A page-cache folio of 2 MiB would be mapped whole by one touch. */
-  if (r->o.release_pages)
-    madvise(m, (size_t)r->size, MADV_NOHUGEPAGE);
   uint32_t header_version = 0;
-  if ((rc = sst_header_check(r->data, &header_version)) != 0) {
+  if ((rc = sst_header_check(hp, &header_version)) != 0) {
     rc = sst_error_set(err, rc, "%s: header: %s", path,
                        rc == SST_ECHECKSUM ? "checksum mismatch"
                        : rc == SST_EVERSION
@@ -274,7 +308,13 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
                        (unsigned long long)r->size);
     goto fail;
   }
-  if ((rc = sst_footer_decode(r->data + r->size - SST_FOOTER_SIZE, &r->f))) {
+  if (r->data == NULL && (rc = sst_src_pread(r->src, footer, sizeof footer,
+                                             r->size - SST_FOOTER_SIZE)) != 0) {
+    rc = sst_error_set(err, rc, "%s: reading the footer: %s", path,
+                       sst_strerror(rc));
+    goto fail;
+  }
+  if ((rc = sst_footer_decode(fp, &r->f))) {
     if (rc == SST_ENOTTABLE)
       rc = sst_error_set(err, SST_ETRUNCATED,
                          "%s: no footer at the end of the file (truncated?)",
@@ -289,8 +329,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
                        path);
     goto fail;
   }
-  if ((rc = check_layout(r, err)) || (rc = open_index(r, err)) ||
-      (rc = open_props(r, err)))
+  if ((rc = check_layout(r, err)) || (rc = read_meta(r, err)) ||
+      (rc = open_index(r, err)) || (rc = open_props(r, err)))
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
@@ -313,8 +353,6 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   *out = r;
   return 0;
 fail:
-  if (fd >= 0)
-    close(fd);
   sst_reader_close(r);
   return rc;
 }
@@ -324,8 +362,8 @@ void sst_reader_close(sst_reader *r) {
     return;
   if (r->data)
     munmap((void *)r->data, (size_t)r->size);
-  if (r->fd >= 0)
-    close(r->fd);
+  sst_src_close(r->src);
+  free(r->meta);
   free(r->checked);
   free(r->heads);
   free(r->refs);
@@ -469,7 +507,7 @@ static void set_checked(const sst_reader *r, uint64_t i, unsigned what) {
  * than one small one per key block. */
 static int read_keys(const sst_reader *r, void *buf, size_t len, uint64_t off) {
 #ifdef RWF_NOWAIT
-  if (r->f.version >= 2 && off >= r->f.keys_off) {
+  if (r->fd >= 0 && r->f.version >= 2 && off >= r->f.keys_off) {
     struct iovec v = {buf, len};
     ssize_t n = preadv2(r->fd, &v, 1, (off_t)off, RWF_NOWAIT);
     if (n == (ssize_t)len)
@@ -480,14 +518,14 @@ static int read_keys(const sst_reader *r, void *buf, size_t len, uint64_t off) {
     }
   }
 #endif
-  return sst_pread_all(r->fd, buf, len, off);
+  return sst_src_pread(r->src, buf, len, off);
 }
 
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   assert(i < r->f.block_count);
-  const uint8_t *p = r->data + h->block_off;
-  if (r->o.pread_blocks && !always) {
+  const uint8_t *p;
+  if (r->o.pread_blocks && (!always || r->data == NULL)) {
     size_t need = (size_t)h->block_len + 4; /* and its checksum */
     if (b->own_cap < need) {
       size_t cap = need < 8192 ? 8192 : need;
@@ -501,6 +539,8 @@ int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
     if (rc)
       return rc;
     p = b->own;
+  } else {
+    p = r->data + h->block_off;
   }
   if (always || !is_checked(r, i, CHECKED_BLOCK)) {
     if (sst_get_u32(p + h->block_len) != sst_checksum(p, (size_t)h->block_len))
@@ -645,7 +685,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
   }
   sst_block b = {0};
   if (r->f.filter_probes) {
-    const uint8_t *part = r->data + h.filter_off;
+    const uint8_t *part;
     if (r->o.pread_blocks) {
       /* The partition goes through the block's buffer, read next. */
       size_t cap = h.filter_len < 8192 ? 8192 : (size_t)h.filter_len;
@@ -655,6 +695,8 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
       if ((rc = read_keys(r, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
+    } else {
+      part = r->data + h.filter_off;
     }
     if ((rc = sst_table_filter(r, (uint64_t)bi, &h, part)))
       goto out;
@@ -734,7 +776,7 @@ static int check_by_pread(const sst_reader *r, const sst_entry *e,
     XXH3_64bits_reset(state);
   for (uint64_t off = 0; rc == 0 && off < len; off += cap) {
     size_t n = len - off < cap ? (size_t)(len - off) : cap;
-    if ((rc = sst_pread_all(r->fd, buf, n, e->value_offset + off)) == 0)
+    if ((rc = sst_src_pread(r->src, buf, n, e->value_offset + off)) == 0)
       XXH3_64bits_update(state, buf, n);
   }
   if (rc == 0)
@@ -747,7 +789,7 @@ static int check_by_pread(const sst_reader *r, const sst_entry *e,
 int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
   if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
     return sst_vread_whole(r, e, buf);
-  int rc = sst_pread_all(r->fd, buf, (size_t)e->value_len, e->value_offset);
+  int rc = sst_src_pread(r->src, buf, (size_t)e->value_len, e->value_offset);
   if (rc)
     return rc;
   return sst_checksum(buf, (size_t)e->value_len) == e->value_checksum
@@ -758,7 +800,6 @@ int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf) {
 int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
   if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
     return sst_vread_check(r, e, 0);
-  const uint8_t *p = r->data + e->value_offset;
   uint64_t len = e->value_len;
   uint32_t sum;
   if (r->o.pread_blocks) {
@@ -766,7 +807,7 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
     if (rc)
       return rc;
   } else if (!r->o.release_pages || len <= CHECK_STEP) {
-    sum = sst_checksum(p, (size_t)len);
+    sum = sst_checksum(r->data + e->value_offset, (size_t)len);
   } else {
     /* In steps, so a large value is never resident all at once. */
     XXH3_state_t *state = XXH3_createState();
@@ -776,7 +817,7 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e) {
     /* Steps end on aligned addresses: each release then covers only pages
      * read whole (releasing the page the next step starts in made the
      * kernel map far more again: 27 MiB instead of 3 for 64 MiB). */
-    const uint8_t *q = p, *end = p + len;
+    const uint8_t *q = r->data + e->value_offset, *end = q + len;
     while (q < end) {
       const uint8_t *next =
           (const uint8_t *)(((uintptr_t)q + CHECK_STEP) & ~(CHECK_STEP - 1));
@@ -799,7 +840,9 @@ int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value) {
   if (e->flags & SST_FLAG_TOMBSTONE)
     return SST_ENOTFOUND;
-  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+  /* Values stored apart, and every value of a remote table, are read
+   * into a buffer of the thread and checked there. */
+  if ((e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) || r->data == NULL)
     return sst_vread_value(r, e, value); /* always checked */
   if (r->o.verify_values) {
     int rc = sst_reader_value_check(r, e);

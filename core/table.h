@@ -8,12 +8,18 @@
 #include "block.h"
 #include "format.h"
 #include "internal.h"
+#include "source.h"
 
 struct sst_reader {
   char *path;
-  int fd;              /* kept open for sst_reader_fd */
-  const uint8_t *data; /* the whole file, mapped read-only */
+  sst_src *src;        /* every read that is not through the mapping */
+  int fd;              /* a local file's descriptor (src->fd), else -1 */
+  const uint8_t *data; /* the whole file, mapped read-only; NULL when remote */
   uint64_t size;
+  /* A remote table's metadata (properties, index, footer), from meta_off
+   * to the end of the file, held in memory since nothing is mapped. */
+  uint8_t *meta;
+  uint64_t meta_off;
   sst_footer f;
   sst_block index; /* one entry per key block: its first key and handle */
   sst_reader_options o;

@@ -129,16 +129,33 @@ static int check_filter(verify_state *s, uint64_t bi, const sst_handle *h) {
                : bad_block(s, bi, h, SST_ECORRUPT, "filter without a filter");
   if (h->filter_off != s->filter_pos)
     return bad_block(s, bi, h, SST_ECORRUPT, "filter partition misplaced");
-  const uint8_t *part = r->data + h->filter_off;
+  const uint8_t *part;
+  uint8_t *own = NULL;
+  if (r->data != NULL) {
+    part = r->data + h->filter_off;
+  } else { /* a remote table: read it */
+    int rc;
+    if ((own = malloc((size_t)h->filter_len)) == NULL)
+      return bad_block(s, bi, h, ENOMEM, "out of memory");
+    if ((rc = sst_src_pread(r->src, own, (size_t)h->filter_len,
+                            h->filter_off)) != 0) {
+      free(own);
+      return bad_block(s, bi, h, rc, sst_strerror(rc));
+    }
+    part = own;
+  }
+  int rc = 0;
   if (sst_filter_check(part, (size_t)h->filter_len))
-    return bad_block(s, bi, h, SST_ECHECKSUM,
-                     "filter partition checksum mismatch");
-  for (size_t i = 0; i < s->hash_count; i++)
+    rc = bad_block(s, bi, h, SST_ECHECKSUM,
+                   "filter partition checksum mismatch");
+  for (size_t i = 0; rc == 0 && i < s->hash_count; i++)
     if (!sst_filter_may_contain(part, (size_t)h->filter_len, r->f.filter_probes,
                                 s->hashes[i]))
-      return bad_block(s, bi, h, SST_ECORRUPT, "filter partition misses a key");
-  s->filter_pos += h->filter_len;
-  return 0;
+      rc = bad_block(s, bi, h, SST_ECORRUPT, "filter partition misses a key");
+  free(own);
+  if (rc == 0)
+    s->filter_pos += h->filter_len;
+  return rc;
 }
 
 static int check_block(verify_state *s, uint64_t bi) {

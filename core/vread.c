@@ -350,7 +350,7 @@ static ZSTD_DCtx *thread_dctx(void) {
 static int read_stored(const sst_reader *r, uint64_t off, void *buf,
                        size_t len) {
   if (r->o.pread_blocks)
-    return sst_pread_all(r->fd, buf, len, off);
+    return sst_src_pread(r->src, buf, len, off);
   memcpy(buf, r->data + off, len);
   return 0;
 }
@@ -602,7 +602,9 @@ int sst_vread_value(const sst_reader *r, const sst_entry *e,
     b->p = n;
     b->cap = need;
   }
-  int rc = sst_vread_whole(r, e, b->p);
+  int rc = (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+               ? sst_vread_whole(r, e, b->p)
+               : sst_reader_value_pread(r, e, b->p);
   if (rc == 0)
     *value = b->p;
   return rc;

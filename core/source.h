@@ -1,0 +1,66 @@
+/* source.h — where a reader's bytes come from: positioned reads over a
+ * local file or over HTTP(S) ranges (http.c). The reader reads through a
+ * source and nothing else, so that every part of the library (lookups,
+ * iterators, verify, the mount) works on both.
+ *
+ * A local file is also mapped by the reader (the fast path); a source
+ * only adds its descriptor, which sst_src_pread reads with pread(2). A
+ * remote source has no descriptor and no mapping: sst_src_pread serves
+ * the bytes from the source's own bounded cache or fetches them. */
+#ifndef SST_SOURCE_H
+#define SST_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sstable.h"
+
+typedef struct sst_src sst_src;
+
+struct sst_src_ops {
+  int (*pread)(sst_src *s, void *buf, size_t len, uint64_t off);
+  void (*close)(sst_src *s);
+};
+
+struct sst_src {
+  const struct sst_src_ops *ops; /* NULL for a local file */
+  char *name;                    /* the path or URL, for messages */
+  uint64_t size;
+  int fd;             /* a local file's descriptor; -1 for a remote one */
+  int64_t mtime_sec;  /* last modification, when known (else 0) */
+  char identity[128]; /* what pins this version: an ETag, or device, inode,
+                         size and mtime of a local file */
+};
+
+/* 1 if name is an http:// or https:// URL (any case). */
+int sst_src_is_url(const char *name);
+
+/* Opens name: a URL through http.c, anything else as a local regular file
+ * (not waiting on a FIFO or device, refused with "NAME: not a regular
+ * file": EISDIR or SST_ENOTTABLE). 0 or an error set in err. */
+int sst_src_open(const char *name, sst_src **out, sst_error *err);
+
+/* Reads len bytes at off, all or nothing: 0, an errno value (EIO for a
+ * remote read that failed after its retries), SST_ETRUNCATED past the end,
+ * SST_ECHANGED when a remote object no longer is the version opened.
+ * Any number of threads may read at once. */
+static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
+                                uint64_t off);
+
+void sst_src_close(sst_src *s);
+
+/* http.c: opens an http:// or https:// URL (see sst_src_open). */
+int sst_http_open(const char *url, sst_src **out, sst_error *err);
+
+int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
+                                uint64_t off) {
+  if (s->fd >= 0)
+    return sst_pread_all(s->fd, buf, len, off);
+  if (off > s->size || len > s->size - off)
+    return SST_ETRUNCATED;
+  return s->ops->pread(s, buf, len, off);
+}
+
+#endif
