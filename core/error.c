@@ -76,3 +76,19 @@ void sst_key_render(const uint8_t *key, size_t len, char *out, size_t cap) {
 uint32_t sst_checksum(const void *data, size_t len) {
   return (uint32_t)XXH3_64bits(data, len);
 }
+
+static sst_log_fn *log_fn;
+
+void sst_set_log(sst_log_fn *fn) { log_fn = fn; }
+
+void sst_log(const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (log_fn != NULL)
+    log_fn(line);
+  else
+    fprintf(stderr, "sst: %s\n", line);
+}

@@ -19,6 +19,9 @@
 int sst_error_set(sst_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* One line to the log set with sst_set_log. */
+void sst_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Checksums: XXH3-64 of the bytes, truncated to the low 32 bits. */
 uint32_t sst_checksum(const void *data, size_t len);
 

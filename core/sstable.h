@@ -63,6 +63,14 @@ typedef struct sst_error {
   char msg[512]; /* one line, no trailing newline */
 } sst_error;
 
+/* Where the library reports what no call returns to a caller that could
+ * say it: today, a remote table that changed on its server, or a range
+ * request that failed after its retries (one line each, no newline).
+ * The default writes "sst: LINE" to stderr; NULL restores it. Set it
+ * before any reader is opened. */
+typedef void sst_log_fn(const char *line);
+void sst_set_log(sst_log_fn *fn);
+
 /* ------------------------------------------------------------------ */
 /* Keys: the table's order, and how messages show a key.              */
 
