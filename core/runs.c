@@ -242,7 +242,8 @@ static int file_next(sst_source *src) {
  * key order in a table from the writer; where they do not, this only
  * costs page faults. */
 static void table_release(sst_source *src, uint64_t upto) {
-  if (upto < src->released + TABLE_RELEASE_STEP)
+  if (upto < src->released + TABLE_RELEASE_STEP ||
+      sst_reader_data(src->r) == NULL) /* a URL: nothing mapped */
     return;
   uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
   uint64_t start = (src->released + page - 1) & ~(page - 1);

@@ -407,9 +407,22 @@ void sst_reader_options_init(sst_reader_options *opts);
  * not a regular file": EISDIR for a directory, SST_ENOTTABLE for a FIFO,
  * socket or device), without waiting on it: a FIFO with no writer does
  * not block the open. Errors: errno from open/mmap, SST_ENOTTABLE,
- * SST_EVERSION, SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM. */
+ * SST_EVERSION, SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM.
+ *
+ * An http:// or https:// URL (sst_name_is_url) is read with range
+ * requests instead: nothing is mapped (sst_reader_data gives NULL,
+ * sst_reader_fd -1, and pread_blocks is implied), the metadata is held
+ * in memory, other bytes go through a bounded cache. The version opened
+ * is pinned by its ETag: if the object changes, reads fail with
+ * SST_ECHANGED. Further errors: ENOENT (404), EACCES (401, 403), EIO (the
+ * server could not be reached, or answered ranges wrongly); reads fail
+ * with EIO once their retries are spent. */
 int sst_reader_open(const char *path, const sst_reader_options *opts,
                     sst_reader **out, sst_error *err);
+
+/* 1 if name is an http:// or https:// URL (any case), 0 if it is a
+ * path. */
+int sst_name_is_url(const char *name);
 
 /* Unmaps and frees. Every pointer obtained from the reader or its
  * iterators becomes invalid. NULL is allowed. */
@@ -493,12 +506,18 @@ int sst_reader_value_check(const sst_reader *r, const sst_entry *e);
 int sst_reader_value_pread(const sst_reader *r, const sst_entry *e, void *buf);
 
 /* The whole mapping, for callers that serve byte ranges of a value after
- * checking it once (value bytes are data + value_offset). */
+ * checking it once (value bytes are data + value_offset). NULL for a
+ * table read from a URL. */
 const uint8_t *sst_reader_data(const sst_reader *r);
 
 /* A read-only descriptor of the table file, for callers that serve value
- * bytes with pread or splice (at value_offset). Valid until close. */
+ * bytes with pread or splice (at value_offset). Valid until close. -1 for
+ * a table read from a URL: read its values with sst_reader_read. */
 int sst_reader_fd(const sst_reader *r);
+
+/* When the table was last modified, in seconds since the epoch: the
+ * file's mtime, or a URL's Last-Modified (0 when the server gave none). */
+int64_t sst_reader_mtime(const sst_reader *r);
 
 /* Reads the encoded extended attributes of e (e->meta.xattr_len bytes,
  * at most SST_XATTRS_MAX) into buf; decode them with sst_xattrs_next.

@@ -55,6 +55,15 @@ static const char usage_text[] =
     "    without such metadata are read-only files (0444) in directories\n"
     "    (0555) that bear the table's modification time.\n"
     "\n"
+    "    A TABLE may be an http:// or https:// URL (stacks may mix files\n"
+    "    and URLs). It is read with HTTP range requests: the end of the\n"
+    "    file (footer, index and usually every key) in one request at\n"
+    "    mount time, then 256 KiB blocks as they are read, kept in a\n"
+    "    cache of 8 MiB. The version mounted is pinned by its ETag: if the\n"
+    "    object changes on the server, reads fail with EIO and one log line\n"
+    "    names the URL. A failed request is tried four times, then that\n"
+    "    read fails with EIO. A 404 or 403 at mount time fails the mount.\n"
+    "\n"
     "    With several TABLEs, they are stacked, the last on top: a key's\n"
     "    entry in the highest table that holds it wins, and a deletion\n"
     "    (tombstone) there hides it. See sst merge to fold them into one.\n"
@@ -156,6 +165,10 @@ static int add_mount_opts(struct fuse_args *args, const char *table) {
   return rc ? -1 : 0;
 }
 
+/* What the library reports on its own (a table behind a URL that
+ * changed, a request that failed after its retries). */
+static void log_library(const char *line) { sstfs_log("%s", line); }
+
 static void *idle_thread(void *arg) { return arg; }
 
 /* libc binds the dynamic linker's TLS set-up (for a new stack, then for a
@@ -238,6 +251,7 @@ int main(int argc, char *argv[]) {
   if (!fs.conf.have_gid)
     fs.conf.gid = getgid();
   sstfs_log_init(opts.foreground);
+  sst_set_log(log_library);
 
   /* Open and check every table before anything is mounted. */
   sst_reader_options ro;
@@ -250,7 +264,13 @@ int main(int argc, char *argv[]) {
   for (int i = 0; i < fs.conf.nargs - 1; i++) {
     const char *arg = fs.conf.args[i];
     sst_error err;
-    if (realpath(arg, table) == NULL) {
+    if (sst_name_is_url(arg)) {
+      if (strlen(arg) >= sizeof table) {
+        fprintf(stderr, "sstfs: %s: %s\n", arg, strerror(ENAMETOOLONG));
+        goto out_reader;
+      }
+      strcpy(table, arg);
+    } else if (realpath(arg, table) == NULL) {
       fprintf(stderr, "sstfs: %s: %s\n", arg, strerror(errno));
       goto out_reader;
     }
@@ -261,9 +281,14 @@ int main(int argc, char *argv[]) {
     fs.n++;
     /* Times: the newest table's. */
     struct stat st;
-    if (stat(table, &st) == 0 && (st.st_mtim.tv_sec > fs.mtime.tv_sec ||
-                                  (st.st_mtim.tv_sec == fs.mtime.tv_sec &&
-                                   st.st_mtim.tv_nsec > fs.mtime.tv_nsec)))
+    if (sst_name_is_url(table)) {
+      memset(&st, 0, sizeof st);
+      st.st_mtim.tv_sec = (time_t)sst_reader_mtime(fs.readers[fs.n - 1]);
+    }
+    if ((sst_name_is_url(table) || stat(table, &st) == 0) &&
+        (st.st_mtim.tv_sec > fs.mtime.tv_sec ||
+         (st.st_mtim.tv_sec == fs.mtime.tv_sec &&
+          st.st_mtim.tv_nsec > fs.mtime.tv_nsec)))
       fs.mtime = st.st_mtim;
     if (i == 0)
       snprintf(first, sizeof first, "%s", table);

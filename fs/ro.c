@@ -320,6 +320,11 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_err(req, sstfs_errno(rc));
     return;
   }
+  int fd = sst_reader_fd(fs->readers[n.entry.source]);
+  if (fd < 0) { /* a table behind a URL: through the reader's cache */
+    read_apart(fs, req, ino, &n.entry, size, off);
+    return;
+  }
   uint64_t len = n.entry.value_len;
   if (off < 0 || (uint64_t)off >= len) {
     fuse_reply_buf(req, NULL, 0);
@@ -333,7 +338,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
    * resident set. */
   struct fuse_bufvec bv = FUSE_BUFVEC_INIT((size_t)count);
   bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-  bv.buf[0].fd = sst_reader_fd(fs->readers[n.entry.source]);
+  bv.buf[0].fd = fd;
   bv.buf[0].pos = (off_t)(n.entry.value_offset + (uint64_t)off);
   fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 }

@@ -65,6 +65,11 @@ static void main_help(void) {
       "    An SSTable is an immutable file of unique keys in bytewise order,\n"
       "    each with a value, and an index to find a key quickly.\n"
       "\n"
+      "    The commands that read tables (get, scan, dump, info, verify, ls,\n"
+      "    unpack and the inputs of merge) take an http:// or https:// URL\n"
+      "    in place of a file: the table is read with HTTP range requests,\n"
+      "    its footer and index in one request, only the bytes needed after.\n"
+      "\n"
       "COMMANDS\n");
   for (size_t i = 0; i < N_COMMANDS; i++)
     printf("    %-8s %s\n", commands[i].name, commands[i].summary);
