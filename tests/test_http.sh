@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# test_http.sh — tables read over HTTP from a real nginx on loopback: the
+# sst read commands give what they give on the file, a FUSE mount of the
+# URL is the packed tree, the server's access log shows how few requests
+# a mount, a listing, a read and a whole-tree diff make, a table replaced
+# on the server fails reads with EIO (never other bytes), and a missing
+# URL fails the mount with the server's status.
+#
+# Usage: bash tests/test_http.sh BINDIR    (BINDIR holds sst, sstfs)
+#
+# Prints "ok - NAME" or "not ok - NAME" per check, then "N passed, M
+# failed". Exits non-zero if any check failed, 77 (SKIP, with the reason)
+# when FUSE, nginx or python3 is missing. nginx and every mount live under
+# a fresh temporary directory ($WORK, see tests/lib.sh), stopped and
+# unmounted at exit.
+# shellcheck disable=SC2034
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=tests/lib.sh
+. "$HERE/lib.sh"
+
+BIN=${1:?usage: test_http.sh BINDIR}
+case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
+SST=$BIN/sst
+SSTFS=$BIN/sstfs
+export LC_ALL=C
+
+require_fuse
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if [ ! -x "$NGINX" ]; then
+  echo "SKIP: nginx is not installed (scripts/setup installs nginx-light)"
+  exit 77
+fi
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "SKIP: python3 is not installed (scripts/setup installs it)"
+  exit 77
+fi
+
+passed=0
+failed=0
+skipped=0
+rc=0
+work_dir http
+# nginx's workers may run as another user: they must reach the files.
+chmod 755 "$WORK"
+
+# ---- the server ------------------------------------------------------------
+
+mkdir -p www log tmp
+PORT=$(python3 "$HERE/free_port.py") || exit 1
+sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$PORT|g" "$HERE/http_nginx.conf" \
+  >nginx.conf
+"$NGINX" -p "$WORK" -e "$WORK/log/error.log" -c "$WORK/nginx.conf" \
+  2>log/nginx.err &
+NGINX_PID=$!
+own_helper "$NGINX_PID"
+for ((i = 0; i < 100; i++)); do
+  python3 "$HERE/free_port.py" --busy "$PORT" && break
+  alive "$NGINX_PID" || break
+  sleep 0.05
+done
+if ! alive "$NGINX_PID"; then
+  echo "SKIP: nginx did not start: $(head -n 3 log/nginx.err)"
+  exit 77
+fi
+URL=http://127.0.0.1:$PORT
+
+# requests: lines in the access log so far.
+requests() { wc -l <log/access.log; }
+# bytes_per_request FROM: the average of bytes sent by the requests after
+# line FROM.
+bytes_per_request() {
+  awk -v from="$1" 'NR > from { n++; s += $2 } END { print n ? int(s / n) : 0 }' \
+    log/access.log
+}
+
+# ---- tables ----------------------------------------------------------------
+
+# A tree of random (incompressible) files, 12 MB in all: its values are
+# far larger than what open fetches, its keys much smaller.
+python3 "$HERE/make_tree.py" src 24 40 25000 18 || exit 1
+mkdir -p src/d00/sub && echo small >src/d00/sub/small.txt
+run "$SST" pack src www/tree.sstable
+check "pack the tree" status_is 0
+run "$SST" build -o www/records.sstable - <<'EOF'
+alpha,1
+beta,two
+gamma,3
+EOF
+check "build a small table of records" status_is 0
+
+# ---- sst over http equals sst on the file ------------------------------------
+
+same() { # same ARGS...: sst ARGS with the file and with the URL agree
+  local name=$1
+  shift
+  "$SST" "$@" "www/$name" >local.out 2>&1
+  local lrc=$?
+  "$SST" "$@" "$URL/$name" 2>&1 | sed "s|$URL/|www/|g" >remote.out
+  local rrc=${PIPESTATUS[0]}
+  rc=$rrc
+  [ "$lrc" = "$rrc" ] && cmp -s local.out remote.out
+}
+get_same() {
+  "$SST" get "www/$1" "${@:2}" >local.out 2>&1
+  "$SST" get "$URL/$1" "${@:2}" >remote.out 2>&1
+  cmp -s local.out remote.out && [ -s local.out ]
+}
+check "sst get over http" get_same tree.sstable d03/f007 d00/sub/small.txt
+check "sst get of records over http" get_same records.sstable beta alpha
+check "sst scan over http" same records.sstable scan
+check "sst scan --prefix over http" same tree.sstable scan --keys-only --prefix d1
+check "sst info over http" same tree.sstable info
+check "sst verify over http" same tree.sstable verify
+check "sst ls over http" same tree.sstable ls
+check "sst dump over http" same records.sstable dump
+run "$SST" unpack "$URL/tree.sstable" unpacked
+check "sst unpack over http" diff -r src unpacked
+run "$SST" merge -o merged.sstable "$URL/records.sstable" www/tree.sstable
+check "sst merge of a URL and a file" status_is 0
+run "$SST" get merged.sstable beta d00/sub/small.txt
+check "the merge holds both" out_is "twosmall"
+run "$SST" info "$URL/missing.sstable"
+check "sst info of a missing URL: 404" err_has "HTTP 404"
+
+# ---- a mount of the URL, and its requests --------------------------------------
+
+# mount_url MNT URL...: a foreground daemon, stderr in log/MNT.
+mount_url() {
+  local mnt=$1
+  shift
+  mkdir -p "$mnt"
+  "$SSTFS" -f "$@" "$mnt" 2>"log/$mnt" &
+  own_daemon $!
+  wait_mounted "$WORK/$mnt" $!
+}
+
+before=$(requests)
+mount_url mnt "$URL/tree.sstable"
+check "mount of the URL" is_mounted "$WORK/mnt"
+after_mount=$(requests)
+n=$((after_mount - before))
+echo "# requests: mount $n"
+check "the mount makes at most 2 requests" [ "$n" -le 2 ]
+ls mnt/d05 >/dev/null
+after_ls=$(requests)
+n=$((after_ls - after_mount))
+echo "# requests: ls of one directory $n"
+check "ls of one directory: at most 1 more" [ "$n" -le 1 ]
+cat mnt/d05/f003 >/dev/null
+n=$(($(requests) - after_ls))
+echo "# requests: cat of one small file $n"
+check "cat of one small file: at most 1 more" [ "$n" -le 1 ]
+before=$(requests)
+run diff -r src mnt
+check "diff -r of the mount and the tree" status_is 0
+avg=$(bytes_per_request "$before")
+echo "# requests: diff -r $(($(requests) - before)), $avg bytes each on average"
+check "diff -r: at least 256 KiB a request" [ "$avg" -ge 262144 ]
+
+# A stack of a URL and a file.
+mount_url stack "$URL/records.sstable" www/tree.sstable
+check "a stack of a URL and a file" [ "$(cat stack/beta)" = two ]
+check "the file's keys in the stack" cmp stack/d00/sub/small.txt src/d00/sub/small.txt
+
+# ---- the table replaced on the server -------------------------------------------
+
+mount_url changed "$URL/tree.sstable"
+cat changed/d00/sub/small.txt >/dev/null # the tail and the first blocks
+mkdir -p src2 && cp -r src/d2* src2/ && echo new >src2/new.txt
+"$SST" pack src2 www/tree.next >/dev/null 2>&1
+touch -d '+1 hour' www/tree.next
+mv www/tree.next www/tree.sstable
+# A file in the middle of the values: neither in the tail fetched at open
+# nor in a block read so far.
+run cat changed/d12/f020
+check "a read after the table changed fails" status_is 1
+check "... with EIO" err_has "Input/output error"
+check "... and nothing of the new table is served" [ ! -s out ]
+sleep 0.2
+check "one log line names the URL" \
+  [ "$(grep -c "$URL/tree.sstable: .*changed on the server" log/changed)" -eq 1 ]
+run cat changed/d08/f001
+check "later reads fail too" status_is 1
+
+# ---- refused mounts ---------------------------------------------------------------
+
+mkdir -p refused
+run "$SSTFS" "$URL/missing.sstable" refused
+check "a mount of a missing URL fails" [ "$rc" -ne 0 ]
+check "... naming the status" err_has "HTTP 404"
+check "... and the URL" err_has "$URL/missing.sstable"
+not_mounted() { ! is_mounted "$1"; }
+check "... and nothing is mounted" not_mounted "$WORK/refused"
+
+for m in mnt stack changed; do
+  fusermount3 -u "$WORK/$m"
+done
+for f in log/mnt log/stack log/changed; do
+  check "no sanitizer report in $f" sanitizer_free "$f"
+done
+
+summary
