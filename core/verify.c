@@ -158,7 +158,9 @@ static int check_filter(verify_state *s, uint64_t bi, const sst_handle *h) {
   return rc;
 }
 
-static int check_block(verify_state *s, uint64_t bi) {
+/* check_block, with the block framed in b (whose buffer the caller
+ * frees: a remote table's blocks are read into it). */
+static int check_block_in(verify_state *s, uint64_t bi, sst_block *b) {
   const sst_reader *r = s->r;
   sst_handle h;
   const uint8_t *first;
@@ -169,29 +171,28 @@ static int check_block(verify_state *s, uint64_t bi) {
                          r->path, (unsigned long long)bi);
   if (h.values_off != s->data_pos)
     return bad_block(s, bi, &h, SST_ECORRUPT, "values misplaced");
-  sst_block b = {0};
-  int rc = sst_table_block(r, bi, &h, &b, 1);
+  int rc = sst_table_block(r, bi, &h, b, 1);
   if (rc)
     return bad_block(s, bi, &h, rc,
                      rc == SST_ECHECKSUM ? "checksum mismatch" : "malformed");
-  if (b.entries_len == 0)
+  if (b->entries_len == 0)
     return bad_block(s, bi, &h, SST_ECORRUPT, "empty block");
   s->hash_count = 0;
   uint32_t next_restart = 0;
   sst_block_entry be = {0};
   size_t prev_len = 0;
-  for (be.off = 0; be.off < b.entries_len; be.off = be.next) {
-    if (sst_block_decode(&b, s->key, prev_len, &be))
+  for (be.off = 0; be.off < b->entries_len; be.off = be.next) {
+    if (sst_block_decode(b, s->key, prev_len, &be))
       return bad_block(s, bi, &h, SST_ECORRUPT, "malformed entry");
     if (be.off == 0 &&
         (be.key_len != first_len || memcmp(s->key, first, first_len) != 0))
       return bad_block(s, bi, &h, SST_ECORRUPT,
                        "first key differs from the index");
-    if ((rc = check_entry(s, bi, &h, &b, &be, &next_restart)))
+    if ((rc = check_entry(s, bi, &h, b, &be, &next_restart)))
       return rc;
     prev_len = be.key_len;
   }
-  if (next_restart != b.restart_count)
+  if (next_restart != b->restart_count)
     return bad_block(s, bi, &h, SST_ECORRUPT, "restart points malformed");
   if (s->v1) {
     if (s->data_pos != h.block_off)
@@ -207,6 +208,13 @@ static int check_block(verify_state *s, uint64_t bi) {
     s->block_pos = h.block_off + h.block_len + SST_TRAILER_SIZE;
   }
   return check_filter(s, bi, &h);
+}
+
+static int check_block(verify_state *s, uint64_t bi) {
+  sst_block b = {0};
+  int rc = check_block_in(s, bi, &b);
+  free(b.own);
+  return rc;
 }
 
 /* Index entries must tile the index block, one per restart point. */
