@@ -2,9 +2,10 @@
 # test_http.sh — tables read over HTTP from a real nginx on loopback: the
 # sst read commands give what they give on the file, a FUSE mount of the
 # URL is the packed tree, the server's access log shows how few requests
-# a mount, a listing, a read and a whole-tree diff make, a table replaced
-# on the server fails reads with EIO (never other bytes), and a missing
-# URL fails the mount with the server's status.
+# a mount, a listing, a read and a whole-tree diff make, a server that
+# is down fails only the reads made meanwhile (EIO, after retries), a
+# table replaced on the server fails reads with EIO (never other bytes),
+# and a missing URL fails the mount with the server's status.
 #
 # Usage: bash tests/test_http.sh BINDIR    (BINDIR holds sst, sstfs)
 #
@@ -50,16 +51,26 @@ mkdir -p www log tmp
 PORT=$(python3 "$HERE/free_port.py") || exit 1
 sed -e "s|@WORK@|$WORK|g" -e "s|@PORT@|$PORT|g" "$HERE/http_nginx.conf" \
   >nginx.conf
-"$NGINX" -p "$WORK" -e "$WORK/log/error.log" -c "$WORK/nginx.conf" \
-  2>log/nginx.err &
-NGINX_PID=$!
-own_helper "$NGINX_PID"
-for ((i = 0; i < 100; i++)); do
-  python3 "$HERE/free_port.py" --busy "$PORT" && break
-  alive "$NGINX_PID" || break
-  sleep 0.05
-done
-if ! alive "$NGINX_PID"; then
+# start_nginx: starts it, sets NGINX_PID, waits until it listens.
+start_nginx() {
+  "$NGINX" -p "$WORK" -e "$WORK/log/error.log" -c "$WORK/nginx.conf" \
+    2>>log/nginx.err &
+  NGINX_PID=$!
+  own_helper "$NGINX_PID"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    python3 "$HERE/free_port.py" --busy "$PORT" && return 0
+    alive "$NGINX_PID" || return 1
+    sleep 0.05
+  done
+  return 1
+}
+# stop_nginx: stops the one this script started, and waits for it.
+stop_nginx() {
+  kill "$NGINX_PID" 2>/dev/null
+  gone "$NGINX_PID"
+}
+if ! start_nginx; then
   echo "SKIP: nginx did not start: $(head -n 3 log/nginx.err)"
   exit 77
 fi
@@ -163,6 +174,19 @@ mount_url stack "$URL/records.sstable" www/tree.sstable
 check "a stack of a URL and a file" [ "$(cat stack/beta)" = two ]
 check "the file's keys in the stack" cmp stack/d00/sub/small.txt src/d00/sub/small.txt
 
+# ---- the server gone for a while ------------------------------------------------
+
+mount_url outage "$URL/tree.sstable"
+stop_nginx
+run cat outage/d12/f020
+check "a read while the server is down fails" status_is 1
+check "... with EIO" err_has "Input/output error"
+check "... logged with the URL" grep -q "$URL/tree.sstable: bytes" log/outage
+start_nginx
+run cmp outage/d12/f020 src/d12/f020
+check "the same read works once the server is back" status_is 0
+check "... and so do others" cmp outage/d13/f002 src/d13/f002
+
 # ---- the table replaced on the server -------------------------------------------
 
 mount_url changed "$URL/tree.sstable"
@@ -193,10 +217,10 @@ check "... and the URL" err_has "$URL/missing.sstable"
 not_mounted() { ! is_mounted "$1"; }
 check "... and nothing is mounted" not_mounted "$WORK/refused"
 
-for m in mnt stack changed; do
+for m in mnt stack outage changed; do
   fusermount3 -u "$WORK/$m"
 done
-for f in log/mnt log/stack log/changed; do
+for f in log/mnt log/stack log/outage log/changed; do
   check "no sanitizer report in $f" sanitizer_free "$f"
 done
 
