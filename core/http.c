@@ -17,18 +17,41 @@
  * byte of the new object is ever returned. Timeouts, resets and 5xx are
  * tried again with a growing pause, ATTEMPTS times, then fail with EIO.
  * Nothing a server sends is trusted: every length and range is checked
- * against what was asked. */
+ * against what was asked.
+ *
+ * With a cache directory, what is fetched is also kept on disk, one file
+ * a block and one for the tail, in DIR/URLHASH/ (a hash of the URL):
+ *
+ *   tail           the record of the tail
+ *   ETAGHASH.N     the record of block N of the version with that ETag
+ *
+ *   record:  magic "SSTHTTP1" | ETag (100 bytes, NUL-padded) | object
+ *            size u64 | offset u64 | length u64 | XXH3-64 of the bytes
+ *            u64 | the bytes                        (little-endian)
+ *
+ * Files are written to a temporary name and renamed, so several mounts
+ * may share a directory. A record is used only when all of it matches
+ * the version open and its bytes their checksum; else it is fetched
+ * again. At open the cached tail's ETag goes out as If-None-Match: a 304
+ * answer means the cached tail (and blocks) are the current version,
+ * and no byte of the table is sent. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
+#include <xxhash.h>
 
 #include "internal.h"
 #include "source.h"
+#include "spill.h"
 
 #define TAIL_BYTES ((uint64_t)1 << 20)
 #define BLOCK_BYTES ((uint64_t)256 << 10)
@@ -59,6 +82,7 @@ typedef struct http_src {
   uint64_t tick;
   uint64_t last_end; /* end of the last fetch (fetch_lock) */
   int changed;
+  char *disk; /* DIR/URLHASH, or NULL without a cache directory */
 } http_src;
 
 /* ---- one response ------------------------------------------------------ */
@@ -136,9 +160,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
   return len;
 }
 
-/* One GET of range (e.g. "-1048576" or "0-262143") into r. 0, or the
- * CURLcode of a failed transfer. */
-static CURLcode get(http_src *h, const char *range, response *r) {
+/* One GET of range (e.g. "-1048576" or "0-262143") into r, with header
+ * extra if not NULL. 0, or the CURLcode of a failed transfer. */
+static CURLcode get(http_src *h, const char *range, const char *extra,
+                    response *r) {
   CURL *c = h->curl;
   struct curl_slist *hdrs = NULL, *more;
   char if_match[128];
@@ -157,6 +182,13 @@ static CURLcode get(http_src *h, const char *range, response *r) {
     snprintf(if_match, sizeof if_match, "If-Match: %s", h->etag);
     if ((more = curl_slist_append(hdrs, if_match)) == NULL)
       return CURLE_OUT_OF_MEMORY;
+    hdrs = more;
+  }
+  if (extra != NULL) {
+    if ((more = curl_slist_append(hdrs, extra)) == NULL) {
+      curl_slist_free_all(hdrs);
+      return CURLE_OUT_OF_MEMORY;
+    }
     hdrs = more;
   }
   /* Bytes as stored: no Accept-Encoding, so no transformation. */
@@ -202,7 +234,7 @@ static int fetch(http_src *h, uint8_t *buf, size_t len, uint64_t off) {
   long pause = FIRST_PAUSE_MS;
   CURLcode cc = CURLE_OK;
   for (int attempt = 1;; attempt++) {
-    cc = get(h, range, &r);
+    cc = get(h, range, NULL, &r);
     if (!transient(cc, r.status) || attempt == ATTEMPTS)
       break;
     pause_ms(pause);
@@ -230,6 +262,123 @@ static int fetch(http_src *h, uint8_t *buf, size_t len, uint64_t off) {
     return EIO;
   }
   return 0;
+}
+
+/* ---- the cache on disk -------------------------------------------------- */
+
+#define REC_MAGIC "SSTHTTP1"
+#define REC_ETAG 100
+#define REC_HEADER (8 + REC_ETAG + 4 * 8)
+
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* DIR/URLHASH/NAME into path. 0, or -1 when it does not fit. */
+static int disk_path(const http_src *h, const char *name, char *path,
+                     size_t cap) {
+  return snprintf(path, cap, "%s/%s", h->disk, name) < (int)cap ? 0 : -1;
+}
+
+static void block_name(const http_src *h, uint64_t b, char *name, size_t cap) {
+  snprintf(name, cap, "%016llx.%llu",
+           (unsigned long long)XXH3_64bits(h->etag, strlen(h->etag)),
+           (unsigned long long)b);
+}
+
+/* Reads record NAME into buf (at most cap bytes): of the version with
+ * ETag etag and *size, or, when etag is "", of any version, whose ETag
+ * and size then go to etag and *size; its length in *got and offset in
+ * the object in *off_out. 0 when it is there and whole and its checksum
+ * matches; -1 otherwise. */
+static int disk_read(const http_src *h, const char *name,
+                     char etag[REC_ETAG + 1], uint64_t *size, uint8_t *buf,
+                     size_t cap, size_t *got, uint64_t *off_out) {
+  char path[4096];
+  uint8_t head[REC_HEADER];
+  if (disk_path(h, name, path, sizeof path) != 0)
+    return -1;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  struct stat st;
+  int rc = -1;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      sst_pread_all(fd, head, sizeof head, 0) != 0)
+    goto out;
+  char tag[REC_ETAG + 1];
+  memcpy(tag, head + 8, REC_ETAG);
+  tag[REC_ETAG] = '\0';
+  uint64_t rsize = rd64(head + 8 + REC_ETAG), off = rd64(head + 16 + REC_ETAG);
+  uint64_t len = rd64(head + 24 + REC_ETAG), sum = rd64(head + 32 + REC_ETAG);
+  int any = etag[0] == '\0';
+  if (memcmp(head, REC_MAGIC, 8) != 0 || (!any && strcmp(tag, etag) != 0) ||
+      (!any && rsize != *size) || len > cap || off > rsize ||
+      len > rsize - off || (uint64_t)st.st_size != REC_HEADER + len ||
+      sst_pread_all(fd, buf, (size_t)len, REC_HEADER) != 0 ||
+      XXH3_64bits(buf, (size_t)len) != sum)
+    goto out;
+  *got = (size_t)len;
+  *off_out = off;
+  if (any) {
+    memcpy(etag, tag, sizeof tag);
+    *size = rsize;
+  }
+  rc = 0;
+out:
+  close(fd);
+  return rc;
+}
+
+/* Writes record NAME: len bytes of the object at off. Failures only mean
+ * that the bytes are not kept. */
+static void disk_write(const http_src *h, const char *name, const uint8_t *p,
+                       size_t len, uint64_t off) {
+  static unsigned long counter;
+  char path[4096], tmp[4200];
+  if (disk_path(h, name, path, sizeof path) != 0)
+    return;
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%lu", path, (long)getpid(),
+           __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+  uint8_t head[REC_HEADER] = {0};
+  memcpy(head, REC_MAGIC, 8);
+  memcpy(head + 8, h->etag, strlen(h->etag)); /* < REC_ETAG */
+  uint64_t v[4] = {h->base.size, off, len, XXH3_64bits(p, len)};
+  for (int k = 0; k < 4; k++)
+    sst_put_u64(head + 8 + REC_ETAG + 8 * k, v[k]);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  int ok = sst_write_all(fd, head, sizeof head) == 0 &&
+           sst_write_all(fd, p, len) == 0;
+  if (close(fd) != 0 || !ok || rename(tmp, path) != 0)
+    unlink(tmp);
+}
+
+/* Block b from disk into buf (n bytes expected). 0 or -1. */
+static int disk_block(const http_src *h, uint64_t b, uint8_t *buf, size_t n) {
+  char name[64], etag[REC_ETAG + 1];
+  size_t got;
+  uint64_t off, size = h->base.size;
+  if (h->disk == NULL || !h->strong_etag)
+    return -1;
+  block_name(h, b, name, sizeof name);
+  snprintf(etag, sizeof etag, "%s", h->etag);
+  if (disk_read(h, name, etag, &size, buf, n, &got, &off) != 0 || got != n ||
+      off != b * BLOCK_BYTES)
+    return -1;
+  return 0;
+}
+
+static int on_disk(const http_src *h, uint64_t b) {
+  char name[64], path[4096];
+  if (h->disk == NULL || !h->strong_etag)
+    return 0;
+  block_name(h, b, name, sizeof name);
+  return disk_path(h, name, path, sizeof path) == 0 && access(path, F_OK) == 0;
 }
 
 /* ---- the block cache ----------------------------------------------------- */
@@ -300,7 +449,8 @@ static int fill(http_src *h, uint64_t b, uint64_t last, uint8_t *buf,
   if (h->last_end == b * BLOCK_BYTES)
     want += AHEAD_BLOCKS;
   uint64_t n = 1;
-  while (n < want && n < RUN_MAX_BLOCKS && b + n < blocks && !cached(h, b + n))
+  while (n < want && n < RUN_MAX_BLOCKS && b + n < blocks &&
+         !cached(h, b + n) && !on_disk(h, b + n))
     n++;
   pthread_mutex_unlock(&h->lock);
   if (rc != 0) {
@@ -309,9 +459,21 @@ static int fill(http_src *h, uint64_t b, uint64_t last, uint8_t *buf,
   }
   uint64_t start = b * BLOCK_BYTES, end = block_end(h, b + n - 1);
   uint8_t *run = malloc((size_t)(end - start));
-  rc = run ? fetch(h, run, (size_t)(end - start), start) : ENOMEM;
-  if (rc == 0) {
+  if (run == NULL) {
+    rc = ENOMEM;
+  } else if (disk_block(h, b, run, (size_t)(block_end(h, b) - start)) == 0) {
+    n = 1; /* kept by an earlier open */
+  } else if ((rc = fetch(h, run, (size_t)(end - start), start)) == 0) {
     h->last_end = end;
+    for (uint64_t i = 0; i < n && h->disk != NULL && h->strong_etag; i++) {
+      char name[64];
+      block_name(h, b + i, name, sizeof name);
+      disk_write(h, name, run + i * BLOCK_BYTES,
+                 (size_t)(block_end(h, b + i) - (b + i) * BLOCK_BYTES),
+                 (b + i) * BLOCK_BYTES);
+    }
+  }
+  if (rc == 0) {
     pthread_mutex_lock(&h->lock);
     for (uint64_t i = 0; i < n; i++)
       cache_put(h, b + i, run + i * BLOCK_BYTES,
@@ -362,6 +524,7 @@ static void http_close(sst_src *s) {
   for (int i = 0; i < CACHE_BLOCKS; i++)
     free(h->slots[i].data);
   free(h->tail);
+  free(h->disk);
   pthread_mutex_destroy(&h->lock);
   pthread_mutex_destroy(&h->fetch_lock);
 }
@@ -390,7 +553,22 @@ static int status_code(long status) {
   }
 }
 
-int sst_http_open(const char *url, sst_src **out, sst_error *err) {
+/* DIR/URLHASH for url into h->disk, made if missing. */
+static int open_disk(http_src *h, const char *dir, sst_error *err) {
+  const char *url = h->base.name;
+  size_t cap = strlen(dir) + 20;
+  if ((h->disk = malloc(cap)) == NULL)
+    return sst_error_set(err, ENOMEM, "%s: out of memory", url);
+  snprintf(h->disk, cap, "%s/%016llx", dir,
+           (unsigned long long)XXH3_64bits(url, strlen(url)));
+  if (mkdir(h->disk, 0700) != 0 && errno != EEXIST)
+    return sst_error_set(err, errno, "%s: cache directory %s: %s", url, h->disk,
+                         strerror(errno));
+  return 0;
+}
+
+int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
+                  sst_error *err) {
   *out = NULL;
   pthread_once(&global_once, global_init);
   if (global_rc != CURLE_OK)
@@ -424,12 +602,27 @@ int sst_http_open(const char *url, sst_src **out, sst_error *err) {
   curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "sstfs/" SST_VERSION_STRING);
 
+  /* A tail kept on disk: asked for only if it changed. */
+  char kept_etag[REC_ETAG + 1] = "", if_none[REC_ETAG + 32];
+  uint64_t kept_size = 0, kept_off = 0;
+  size_t kept_len = 0;
+  int kept = 0;
+  if (cache_dir != NULL) {
+    if ((rc = open_disk(h, cache_dir, err)) != 0)
+      goto fail;
+    kept = disk_read(h, "tail", kept_etag, &kept_size, r.buf, r.cap, &kept_len,
+                     &kept_off) == 0 &&
+           kept_etag[0] == '"' && strlen(kept_etag) < sizeof h->etag &&
+           kept_off + kept_len == kept_size;
+    snprintf(if_none, sizeof if_none, "If-None-Match: %s", kept_etag);
+  }
+
   char range[32];
   snprintf(range, sizeof range, "-%llu", (unsigned long long)TAIL_BYTES);
   CURLcode cc = CURLE_OK;
   long pause = FIRST_PAUSE_MS;
   for (int attempt = 1;; attempt++) {
-    cc = get(h, range, &r);
+    cc = get(h, range, kept ? if_none : NULL, &r);
     if (!transient(cc, r.status) || attempt == ATTEMPTS)
       break;
     pause_ms(pause);
@@ -439,8 +632,13 @@ int sst_http_open(const char *url, sst_src **out, sst_error *err) {
     rc = sst_error_set(err, EIO, "%s: %s", url, curl_easy_strerror(cc));
     goto fail;
   }
-  if (r.status == 206 && r.have_range && r.last + 1 == r.total &&
-      r.len == r.last - r.first + 1) {
+  if (kept && r.status == 304 &&
+      (r.etag[0] == '\0' || strcmp(r.etag, kept_etag) == 0)) {
+    h->base.size = kept_size; /* the version kept is the current one */
+    h->tail_off = kept_off;
+    memcpy(r.etag, kept_etag, strlen(kept_etag) + 1);
+  } else if (r.status == 206 && r.have_range && r.last + 1 == r.total &&
+             r.len == r.last - r.first + 1) {
     h->base.size = r.total;
     h->tail_off = r.first;
   } else if (r.status == 200 && !r.overflow) {
@@ -469,6 +667,9 @@ int sst_http_open(const char *url, sst_src **out, sst_error *err) {
   if (curl_easy_getinfo(c, CURLINFO_FILETIME_T, &mtime) == CURLE_OK &&
       mtime > 0)
     h->base.mtime_sec = (int64_t)mtime;
+  if (h->disk != NULL && h->strong_etag && r.status != 304)
+    disk_write(h, "tail", h->tail, (size_t)(h->base.size - h->tail_off),
+               h->tail_off);
   h->last_end = UINT64_MAX;
   *out = &h->base;
   return 0;

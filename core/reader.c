@@ -258,7 +258,7 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     r->o = *opts;
   else
     sst_reader_options_init(&r->o);
-  int rc = sst_src_open(path, &r->src, err);
+  int rc = sst_src_open(path, r->o.cache_dir, &r->src, err);
   if (rc != 0)
     goto fail;
   r->fd = r->src->fd;

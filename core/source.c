@@ -60,10 +60,11 @@ fail:
   return rc;
 }
 
-int sst_src_open(const char *name, sst_src **out, sst_error *err) {
+int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
+                 sst_error *err) {
   *out = NULL;
   if (sst_src_is_url(name))
-    return sst_http_open(name, out, err);
+    return sst_http_open(name, cache_dir, out, err);
   return open_local(name, out, err);
 }
 

@@ -35,10 +35,12 @@ struct sst_src {
 /* 1 if name is an http:// or https:// URL (any case). */
 int sst_src_is_url(const char *name);
 
-/* Opens name: a URL through http.c, anything else as a local regular file
- * (not waiting on a FIFO or device, refused with "NAME: not a regular
- * file": EISDIR or SST_ENOTTABLE). 0 or an error set in err. */
-int sst_src_open(const char *name, sst_src **out, sst_error *err);
+/* Opens name: a URL through http.c (cache_dir: see sst_http_open), anything
+ * else as a local regular file (not waiting on a FIFO or device, refused with
+ * "NAME: not a regular file": EISDIR or SST_ENOTTABLE). 0 or an error set in
+ * err. */
+int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
+                 sst_error *err);
 
 /* Reads len bytes at off, all or nothing: 0, an errno value (EIO for a
  * remote read that failed after its retries), SST_ETRUNCATED past the end,
@@ -49,8 +51,10 @@ static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
 
 void sst_src_close(sst_src *s);
 
-/* http.c: opens an http:// or https:// URL (see sst_src_open). */
-int sst_http_open(const char *url, sst_src **out, sst_error *err);
+/* http.c: opens an http:// or https:// URL (see sst_src_open), with
+ * blocks kept in cache_dir (the reader option) unless it is NULL. */
+int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
+                  sst_error *err);
 
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
 

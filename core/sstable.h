@@ -398,6 +398,12 @@ typedef struct sst_reader_options {
   /* Bytes of decompressed value blocks and chunks kept for the next read
    * (0: the default, 4 MiB). Only tables with compressed values use it. */
   uint64_t cache_bytes;
+  /* Tables read from a URL: a directory (it must exist) where the blocks
+   * fetched are kept, keyed by URL and ETag, for the next open of the
+   * same version, by this process or another (NULL: none). Each is
+   * checked against a checksum before use, and fetched again when it
+   * does not match. Nothing is ever removed from it. */
+  const char *cache_dir;
 } sst_reader_options;
 
 void sst_reader_options_init(sst_reader_options *opts);
