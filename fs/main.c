@@ -90,6 +90,11 @@ static const char usage_text[] =
     "(default\n"
     "                     1024); each is decompressed and checked once "
     "while kept\n"
+    "    -o cache=DIR     keep the blocks fetched of tables behind URLs in\n"
+    "                     DIR (it must exist), for the next mount of the same\n"
+    "                     version: such a mount asks the server only whether\n"
+    "                     the table changed. Each block is checked against\n"
+    "                     its checksum before use; DIR is never pruned\n"
     "    -o allow_other   let other users in (see /etc/fuse.conf)\n"
     "    -o OPT           any other FUSE mount option (see mount.fuse3(8))\n"
     "    -h, --help       show this help\n"
@@ -117,6 +122,7 @@ static const struct fuse_opt conf_opts[] = {
     CONF_OPT("umask=%o", umask, 0),
     CONF_OPT("umask=", have_umask, 1),
     CONF_OPT("cache_size=%u", cache_kib, 0),
+    CONF_OPT("cache=%s", cache_dir, 0),
     SSTFS_HELP_OPTS,
     FUSE_OPT_KEY("-V", SSTFS_KEY_VERSION),
     FUSE_OPT_KEY("--version", SSTFS_KEY_VERSION),
@@ -260,6 +266,17 @@ int main(int argc, char *argv[]) {
   ro.pread_blocks = 1;
   ro.cache_bytes = (uint64_t)(fs.conf.cache_kib ? fs.conf.cache_kib : 1024)
                    << 10;
+  /* The daemon's working directory becomes / once it is in the
+   * background: the cache directory is made absolute first. */
+  char cache_dir[PATH_MAX];
+  if (fs.conf.cache_dir != NULL) {
+    if (realpath(fs.conf.cache_dir, cache_dir) == NULL) {
+      fprintf(stderr, "sstfs: -o cache=%s: %s\n", fs.conf.cache_dir,
+              strerror(errno));
+      goto out_reader;
+    }
+    ro.cache_dir = cache_dir;
+  }
   char table[PATH_MAX], first[PATH_MAX];
   for (int i = 0; i < fs.conf.nargs - 1; i++) {
     const char *arg = fs.conf.args[i];
@@ -352,6 +369,7 @@ out_opts:
 out_args:
   for (int i = 0; i < fs.conf.nargs; i++)
     free(fs.conf.args[i]);
+  free(fs.conf.cache_dir);
   fuse_opt_free_args(&args);
   return status;
 }

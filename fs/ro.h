@@ -22,6 +22,7 @@ typedef struct config {
   unsigned uid, gid, umask;
   int have_uid, have_gid, have_umask;
   unsigned cache_kib; /* -o cache_size=KiB: decompressed blocks kept */
+  char *cache_dir;    /* -o cache=DIR: blocks of tables behind URLs */
   int show_help, show_version;
 } config;
 
