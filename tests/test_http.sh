@@ -5,7 +5,8 @@
 # a mount, a listing, a read and a whole-tree diff make, a server that
 # is down fails only the reads made meanwhile (EIO, after retries), a
 # table replaced on the server fails reads with EIO (never other bytes),
-# and a missing URL fails the mount with the server's status.
+# a second mount over a cache on disk (-o cache=DIR) fetches no data, and
+# a missing URL fails the mount with the server's status.
 #
 # Usage: bash tests/test_http.sh BINDIR    (BINDIR holds sst, sstfs)
 #
@@ -187,6 +188,39 @@ run cmp outage/d12/f020 src/d12/f020
 check "the same read works once the server is back" status_is 0
 check "... and so do others" cmp outage/d13/f002 src/d13/f002
 
+# ---- a cache on disk ------------------------------------------------------------
+
+# data_requests FROM: requests after line FROM that sent bytes of a table
+# (200 or 206; a 304 says only that the table did not change).
+data_requests() {
+  awk -v from="$1" 'NR > from && ($1 == 200 || $1 == 206) { n++ }
+    END { print n + 0 }' log/access.log
+}
+mkdir -p cache
+mount_url cold -o cache="$WORK/cache" "$URL/tree.sstable"
+run diff -r src cold
+check "diff -r of a mount with a cache on disk" status_is 0
+fusermount3 -u "$WORK/cold"
+before=$(requests)
+mount_url warm -o cache="$WORK/cache" "$URL/tree.sstable"
+run diff -r src warm
+check "diff -r of a second mount over the warm cache" status_is 0
+n=$(data_requests "$before")
+echo "# requests: second mount and diff -r over a warm cache: $n with data," \
+  "$(($(requests) - before)) in all"
+check "... makes no data requests" [ "$n" -eq 0 ]
+fusermount3 -u "$WORK/warm"
+# A damaged block in the cache is fetched again, never served.
+block=$(find cache -name '*.1' | head -n 1)
+printf 'X' | dd of="$block" bs=1 seek=5000 conv=notrunc status=none
+before=$(requests)
+mount_url damaged -o cache="$WORK/cache" "$URL/tree.sstable"
+run diff -r src damaged
+check "a damaged cached block is not served" status_is 0
+n=$(data_requests "$before")
+check "... but fetched again" [ "$n" -ge 1 ]
+fusermount3 -u "$WORK/damaged"
+
 # ---- the table replaced on the server -------------------------------------------
 
 mount_url changed "$URL/tree.sstable"
@@ -220,7 +254,8 @@ check "... and nothing is mounted" not_mounted "$WORK/refused"
 for m in mnt stack outage changed; do
   fusermount3 -u "$WORK/$m"
 done
-for f in log/mnt log/stack log/outage log/changed; do
+for f in log/mnt log/stack log/outage log/cold log/warm log/damaged \
+  log/changed; do
   check "no sanitizer report in $f" sanitizer_free "$f"
 done
 
