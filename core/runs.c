@@ -274,8 +274,10 @@ static int table_next(sst_source *src) {
   src->entry = e;
   /* A compressed value is decompressed when it is written (emit): into
    * a buffer another table's next value would reuse, or a chunk at a
-   * time. */
-  src->deferred = (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) != 0 &&
+   * time. So is every value of a table read from a URL, which has no
+   * mapping to point into and is read into that same buffer. */
+  src->deferred = ((e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) != 0 ||
+                   sst_reader_data(src->r) == NULL) &&
                   !(e->flags & SST_FLAG_TOMBSTONE);
   if (!(e->flags & SST_FLAG_TOMBSTONE) && !src->deferred) {
     /* Checked here, on the mapping; a reader that reads key blocks with

@@ -467,12 +467,12 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
  * verify_values, a value whose checksum does not match gives
  * SST_ECHECKSUM and no pointer.
  * A value stored in a value block or in chunks (SST_FLAG_PACKED,
- * SST_FLAG_CHUNKED: a compressed table) is decompressed and always
- * checked, into a buffer that belongs to the library and to the calling
- * thread: the pointer stays valid until that thread's next
- * sst_reader_get or sst_reader_value (on any reader), or its exit. Copy
- * what must live longer; read large values in pieces with
- * sst_reader_read rather than whole: such a value longer than
+ * SST_FLAG_CHUNKED: a compressed table), and any value of a table read
+ * from a URL, is read (and decompressed) and always checked, into a
+ * buffer that belongs to the library and to the calling thread: the pointer
+ * stays valid until that thread's next sst_reader_get or sst_reader_value (on
+ * any reader), or its exit. Copy what must live longer; read large values in
+ * pieces with sst_reader_read rather than whole: such a value longer than
  * SST_VALUE_WHOLE_MAX gives EFBIG here. */
 #define SST_VALUE_WHOLE_MAX ((uint64_t)1 << 30)
 int sst_reader_get(const sst_reader *r, const void *key, size_t key_len,
