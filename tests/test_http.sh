@@ -100,6 +100,9 @@ beta,two
 gamma,3
 EOF
 check "build a small table of records" status_is 0
+printf 'alpha,one\nbeta2,b2\ndelta,4444\n' >records2.csv
+run "$SST" build -o www/records2.sstable records2.csv
+check "and a second one" status_is 0
 
 # ---- sst over http equals sst on the file ------------------------------------
 
@@ -132,6 +135,13 @@ run "$SST" merge -o merged.sstable "$URL/records.sstable" www/tree.sstable
 check "sst merge of a URL and a file" status_is 0
 run "$SST" get merged.sstable beta d00/sub/small.txt
 check "the merge holds both" out_is "twosmall"
+"$SST" merge -o local2.sstable www/records.sstable www/records2.sstable \
+  2>/dev/null
+run "$SST" merge -o remote2.sstable "$URL/records.sstable" \
+  "$URL/records2.sstable"
+check "sst merge of two URLs" status_is 0
+check "... writes what the merge of the files writes" \
+  cmp local2.sstable remote2.sstable
 run "$SST" info "$URL/missing.sstable"
 check "sst info of a missing URL: 404" err_has "HTTP 404"
 
