@@ -93,9 +93,12 @@ typedef struct piece {
 /* Buffers given back (evicted, or done with) wait here for the next
  * piece instead of going back to the allocator: the daemon maps buffers
  * of 32 KiB and more on their own, and a munmap per read costs a TLB
- * shootdown on every core. Sizes are rounded up so that they fit again. */
+ * shootdown on every core. Sizes of 32 KiB and more are rounded up to
+ * 64 KiB so that they fit again; smaller ones, which the heap serves,
+ * to 4 KiB. The cache counts a buffer's whole size against its bound. */
 #define SPARES 4
 #define BUF_ROUND (64u << 10)
+#define BUF_ROUND_SMALL (4u << 10)
 
 /* A slot holds a piece's decompressed bytes under its whole description:
  * two entries of a crafted table may describe different pieces at one
@@ -131,7 +134,7 @@ static int same_piece(const piece *a, const piece *b) {
 }
 
 static uint32_t bucket_of(const struct sst_vcache *c, const piece *pc) {
-  uint64_t h = (pc->key ^ pc->off) * 0x9e3779b97f4a7c15ull;
+  uint64_t h = pc->key * 0x9e3779b97f4a7c15ull; /* a block's or chunk's */
   return (uint32_t)(h >> 32) & c->mask;
 }
 
@@ -245,7 +248,8 @@ static uint8_t *buf_get(struct sst_vcache *c, size_t len, size_t *cap) {
     }
     pthread_mutex_unlock(&c->mu);
   }
-  *cap = (len + BUF_ROUND - 1) / BUF_ROUND * BUF_ROUND;
+  size_t round = len < (32u << 10) ? BUF_ROUND_SMALL : BUF_ROUND;
+  *cap = (len + round - 1) / round * round;
   return malloc(*cap ? *cap : 1);
 }
 
@@ -287,7 +291,7 @@ static void buf_put(struct sst_vcache *c, uint8_t *p, size_t cap) {
  * kept. */
 static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
                       size_t len, size_t cap) {
-  if (len > c->cap) {
+  if (cap > c->cap) {
     buf_put(c, data, cap);
     return;
   }
@@ -298,7 +302,7 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
     return;
   }
   /* Evicts the least recently used until there is room and a slot. */
-  while (c->free < 0 || c->used + len > c->cap) {
+  while (c->free < 0 || c->used + cap > c->cap) {
     int32_t v = c->oldest; /* set: some slot is in use */
     struct slot *s = &c->slots[v];
     lru_unlink(c, v);
@@ -306,7 +310,7 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
     while (*link != v)
       link = &c->slots[*link].chain;
     *link = s->chain;
-    c->used -= s->len;
+    c->used -= s->cap;
     buf_put_locked(c, s->data, s->cap);
     s->data = NULL;
     s->older = c->free;
@@ -323,7 +327,7 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
   s->chain = c->buckets[b];
   c->buckets[b] = i;
   lru_push(c, i);
-  c->used += len;
+  c->used += cap;
   pthread_mutex_unlock(&c->mu);
 }
 

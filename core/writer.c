@@ -424,6 +424,8 @@ static int end_training(sst_writer *w) {
       ZSTD_CDict *cd =
           ZDICT_isError(dl) ? NULL : ZSTD_createCDict(d, dl, w->o.zstd_level);
       size_t total = cd ? held_size(w, cd) + dl : best;
+      if (w->err) /* pieces may still be compressing with cd */
+        sst_zpool_quiesce(w->zp);
       if (total < best) {
         best = total;
         ZSTD_freeCDict(w->cdict);
@@ -1271,6 +1273,13 @@ int sst_writer_add_shared(sst_writer *w, const void *key, size_t key_len,
   int rc = accept_key(w, key, key_len);
   if (rc)
     return rc;
+  if (len == 0 && compressing(w)) {
+    /* Nothing is shared: an empty value of its own at its block's run
+     * start, as store_value places one (its recorded offset may be a run
+     * start that is no longer the current one). */
+    loc = (vloc){.off = w->values_off, .checksum = checksum};
+    return add_entry(w, 0, &loc);
+  }
   return add_entry(w, SST_FLAG_SHARED, &loc);
 }
 
@@ -1295,7 +1304,10 @@ int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
   if (rc)
     return rc;
   w->has_meta = 0; /* a tombstone carries none */
-  vloc loc = {.off = w->pos, .checksum = sst_checksum("", 0)};
+  /* Compressed, the file may not yet stand where this block's run ends
+   * (pieces in the pool): no bytes, so the run's start (relative 0). */
+  vloc loc = {.off = compressing(w) ? w->values_off : w->pos,
+              .checksum = sst_checksum("", 0)};
   return add_entry(w, SST_FLAG_TOMBSTONE, &loc);
 }
 

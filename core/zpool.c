@@ -168,6 +168,16 @@ void sst_zpool_submit(sst_zpool *p, const void *raw, size_t len,
   pthread_mutex_unlock(&p->lock);
 }
 
+void sst_zpool_quiesce(sst_zpool *p) {
+  if (p == NULL || p->threads == 0)
+    return;
+  pthread_mutex_lock(&p->lock);
+  for (uint64_t i = p->taken; i < p->submitted; i++)
+    while (!p->slots[i % p->nslots].done)
+      pthread_cond_wait(&p->done, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+}
+
 int sst_zpool_take(sst_zpool *p, sst_zpiece *piece, const char **why) {
   zslot *s = &p->slots[p->taken % p->nslots];
   if (p->threads > 0) {

@@ -49,6 +49,9 @@ size_t sst_zpool_pending(const sst_zpool *p);
  * len <= piece_max. */
 void sst_zpool_submit(sst_zpool *p, const void *raw, size_t len,
                       const ZSTD_CDict *cd, uint64_t tag);
+/* Waits until no worker is compressing a piece (after an error, before
+ * freeing a dictionary that pending pieces name). */
+void sst_zpool_quiesce(sst_zpool *p);
 /* Waits for the oldest piece not yet taken and fills *piece; its bytes
  * stay valid until the next submit or take. REQUIRES pending > 0.
  * 0, or SST_EINVAL when zstd failed on it (its message in *why). */

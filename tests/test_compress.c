@@ -380,6 +380,94 @@ START_TEST(threads_give_the_same_table) {
 }
 END_TEST
 
+/* Writes the table of entries_after_pieces: records that fill many
+ * small value blocks (the dictionary's training ends among them, so that
+ * hundreds of blocks go to the pool at once), then empty values, hard
+ * links to an empty value, and key blocks of nothing but tombstones,
+ * while pieces are still being compressed. */
+static void write_mixed(const char *p, unsigned threads) {
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  o.value_block = 4096;
+  o.dedup = 1;
+  o.threads = threads;
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  char key[32], v[700];
+  for (int i = 0; i < 8000; i++) {
+    snprintf(key, sizeof key, "a%05d", i);
+    int n = snprintf(v, sizeof v, "record %d:", i);
+    for (int k = 0; k < 40; k++)
+      n += snprintf(v + n, sizeof v - (size_t)n, " w%d", (i * 31 + k) % 97);
+    ck_assert_int_eq(sst_writer_add(w, key, strlen(key), v, (size_t)n), 0);
+  }
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "b%05d", i);
+    if (i % 2 == 0) {
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), "", 0), 0);
+      continue;
+    }
+    uint64_t off, len;
+    uint32_t sum;
+    ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), 0);
+    ck_assert_uint_eq(len, 0);
+    ck_assert_int_eq(sst_writer_add_shared(w, key, strlen(key), off, len, sum),
+                     0);
+  }
+  for (int i = 0; i < 300; i++) {
+    snprintf(key, sizeof key, "c%05d", i);
+    ck_assert_int_eq(sst_writer_add_tombstone(w, key, strlen(key)), 0);
+  }
+  ck_assert_int_eq(sst_writer_add(w, "d", 1, "last", 4), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+}
+
+/* Entries without bytes (empty values, links to them, tombstones) added
+ * while pieces are in the pool: the same table on 0 and 4 threads, and
+ * every entry reads back as what it is. */
+START_TEST(entries_after_pieces) {
+  const char *p = tu_path("mixed0"), *q = tu_path("mixed4");
+  write_mixed(p, 0);
+  write_mixed(q, 4);
+  size_t plen, qlen;
+  uint8_t *a = tu_read_file(p, &plen), *b = tu_read_file(q, &qlen);
+  ck_assert_uint_eq(plen, qlen);
+  ck_assert(memcmp(a, b, plen) == 0);
+  free(a);
+  free(b);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(q, NULL, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  char key[32];
+  const uint8_t *v;
+  uint64_t len;
+  sst_entry e;
+  for (int i = 0; i < 100; i++) {
+    snprintf(key, sizeof key, "b%05d", i);
+    ck_assert_int_eq(sst_reader_get(r, key, strlen(key), &v, &len), 0);
+    ck_assert_uint_eq(len, 0);
+  }
+  for (int i = 0; i < 300; i++) {
+    snprintf(key, sizeof key, "c%05d", i);
+    ck_assert_int_eq(sst_reader_get(r, key, strlen(key), &v, &len),
+                     SST_ENOTFOUND);
+    ck_assert_int_eq(sst_reader_find(r, key, strlen(key), &e), 0);
+    ck_assert(e.flags & SST_FLAG_TOMBSTONE);
+  }
+  ck_assert_int_eq(sst_reader_get(r, "a07999", 6, &v, &len), 0);
+  ck_assert(len > 12 && memcmp(v, "record 7999:", 12) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "d", 1, &v, &len), 0);
+  ck_assert(len == 4 && memcmp(v, "last", 4) == 0);
+  sst_reader_close(r);
+  unlink(p);
+  unlink(q);
+}
+END_TEST
+
 /* Many small value blocks read in a shuffled order, again and again,
  * through caches that evict by bytes, by slots, or not at all: every
  * read returns its value. */
@@ -458,6 +546,7 @@ int main(void) {
   tcase_add_test(tc, bad_options_refused);
   tcase_add_loop_test(tc, threads_give_the_same_table, 0, 2);
   tcase_add_test(tc, cache_under_pressure);
+  tcase_add_test(tc, entries_after_pieces);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
