@@ -1,5 +1,6 @@
-/* http.c — a table behind an http:// or https:// URL, read with range
- * requests through libcurl (source.h).
+/* http.c — a table behind an http:// or https:// URL, or an s3:// one
+ * (s3.c: its HTTP address, every request signed with SigV4 by libcurl),
+ * read with range requests through libcurl (source.h).
  *
  * Requests:
  *
@@ -54,6 +55,8 @@
 #include "spill.h"
 
 #define TAIL_BYTES ((uint64_t)1 << 20)
+#define EMPTY_SHA256                                                           \
+  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define BLOCK_BYTES ((uint64_t)256 << 10)
 #define CACHE_BLOCKS 32    /* 8 MiB */
 #define RUN_MAX_BLOCKS 8   /* the most one request fetches: 2 MiB */
@@ -83,6 +86,7 @@ typedef struct http_src {
   uint64_t last_end; /* end of the last fetch (fetch_lock) */
   int changed;
   char *disk; /* DIR/URLHASH, or NULL without a cache directory */
+  sst_s3 *s3; /* an s3:// URL: where, and how to sign; else NULL */
 } http_src;
 
 /* ---- one response ------------------------------------------------------ */
@@ -172,7 +176,7 @@ static CURLcode get(http_src *h, const char *range, const char *extra,
   r->status = 0;
   r->have_range = 0;
   r->etag[0] = r->reason[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, h->base.name);
+  curl_easy_setopt(c, CURLOPT_URL, h->s3 ? h->s3->http_url : h->base.name);
   curl_easy_setopt(c, CURLOPT_RANGE, range);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
@@ -190,6 +194,21 @@ static CURLcode get(http_src *h, const char *range, const char *extra,
       return CURLE_OUT_OF_MEMORY;
     }
     hdrs = more;
+  }
+  if (h->s3 != NULL) {
+    /* S3 wants the body's hash named (a GET's is that of no bytes), and a
+     * session token beside the signature; libcurl signs both. */
+    char token[sizeof h->s3->token + 32];
+    snprintf(token, sizeof token, "x-amz-security-token: %s", h->s3->token);
+    const char *add[2] = {"x-amz-content-sha256: " EMPTY_SHA256,
+                          h->s3->token[0] ? token : NULL};
+    for (int i = 0; i < 2 && add[i] != NULL; i++) {
+      if ((more = curl_slist_append(hdrs, add[i])) == NULL) {
+        curl_slist_free_all(hdrs);
+        return CURLE_OUT_OF_MEMORY;
+      }
+      hdrs = more;
+    }
   }
   /* Bytes as stored: no Accept-Encoding, so no transformation. */
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -525,6 +544,7 @@ static void http_close(sst_src *s) {
     free(h->slots[i].data);
   free(h->tail);
   free(h->disk);
+  free(h->s3);
   pthread_mutex_destroy(&h->lock);
   pthread_mutex_destroy(&h->fetch_lock);
 }
@@ -590,6 +610,23 @@ int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
     goto fail;
   }
   CURL *c = h->curl;
+  if (sst_src_is_s3(url)) {
+    if ((h->s3 = malloc(sizeof *h->s3)) == NULL) {
+      rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
+      goto fail;
+    }
+    if ((rc = sst_s3_resolve(url, h->s3, err)) != 0)
+      goto fail;
+    char sigv4[128];
+    snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", h->s3->region);
+    if (curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4) != CURLE_OK) {
+      rc = sst_error_set(err, ENOTSUP, "%s: this libcurl cannot sign (SigV4)",
+                         url);
+      goto fail;
+    }
+    curl_easy_setopt(c, CURLOPT_USERNAME, h->s3->key_id);
+    curl_easy_setopt(c, CURLOPT_PASSWORD, h->s3->secret);
+  }
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);

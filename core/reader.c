@@ -838,7 +838,9 @@ int sst_reader_fd(const sst_reader *r) { return r->fd; }
 
 int64_t sst_reader_mtime(const sst_reader *r) { return r->src->mtime_sec; }
 
-int sst_name_is_url(const char *name) { return sst_src_is_url(name); }
+int sst_name_is_url(const char *name) {
+  return sst_src_is_url(name) || sst_src_is_s3(name);
+}
 
 int sst_reader_value(const sst_reader *r, const sst_entry *e,
                      const uint8_t **value) {

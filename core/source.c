@@ -63,7 +63,7 @@ fail:
 int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
                  sst_error *err) {
   *out = NULL;
-  if (sst_src_is_url(name))
+  if (sst_src_is_url(name) || sst_src_is_s3(name))
     return sst_http_open(name, cache_dir, out, err);
   return open_local(name, out, err);
 }

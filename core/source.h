@@ -34,6 +34,19 @@ struct sst_src {
 
 /* 1 if name is an http:// or https:// URL (any case). */
 int sst_src_is_url(const char *name);
+/* 1 if name is an s3:// URL (any case). */
+int sst_src_is_s3(const char *name);
+
+/* s3.c: what an s3://BUCKET/KEY URL resolves to (see s3.c for the
+ * environment it reads). */
+typedef struct sst_s3 {
+  char http_url[4096]; /* the object's address */
+  char region[64];
+  char key_id[128], secret[256], token[2048];
+} sst_s3;
+/* 0, or SST_EINVAL (a malformed URL, bucket, region or endpoint) or
+ * EACCES (no credentials) with the reason in err. */
+int sst_s3_resolve(const char *url, sst_s3 *s3, sst_error *err);
 
 /* Opens name: a URL through http.c (cache_dir: see sst_http_open), anything
  * else as a local regular file (not waiting on a FIFO or device, refused with
@@ -51,8 +64,10 @@ static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
 
 void sst_src_close(sst_src *s);
 
-/* http.c: opens an http:// or https:// URL (see sst_src_open), with
- * blocks kept in cache_dir (the reader option) unless it is NULL. */
+/* http.c: opens an http://, https:// or s3:// URL (see sst_src_open),
+ * with blocks kept in cache_dir (the reader option) unless it is NULL.
+ * An s3:// URL is read from its HTTP address with every request signed
+ * (SigV4); messages and the cache name the s3:// URL. */
 int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
                   sst_error *err);
 

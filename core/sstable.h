@@ -415,7 +415,9 @@ void sst_reader_options_init(sst_reader_options *opts);
  * not block the open. Errors: errno from open/mmap, SST_ENOTTABLE,
  * SST_EVERSION, SST_ETRUNCATED, SST_ECORRUPT, SST_ECHECKSUM.
  *
- * An http:// or https:// URL (sst_name_is_url) is read with range
+ * An http://, https:// or s3://BUCKET/KEY URL (sst_name_is_url; s3://
+ * requests are signed, credentials and endpoint from the environment as
+ * the AWS tools read them) is read with range
  * requests instead: nothing is mapped (sst_reader_data gives NULL,
  * sst_reader_fd -1, and pread_blocks is implied), the metadata is held
  * in memory, other bytes go through a bounded cache. The version opened
@@ -426,8 +428,8 @@ void sst_reader_options_init(sst_reader_options *opts);
 int sst_reader_open(const char *path, const sst_reader_options *opts,
                     sst_reader **out, sst_error *err);
 
-/* 1 if name is an http:// or https:// URL (any case), 0 if it is a
- * path. */
+/* 1 if name is an http://, https:// or s3:// URL (any case), 0 if it is
+ * a path. */
 int sst_name_is_url(const char *name);
 
 /* Unmaps and frees. Every pointer obtained from the reader or its

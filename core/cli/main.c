@@ -66,9 +66,10 @@ static void main_help(void) {
       "    each with a value, and an index to find a key quickly.\n"
       "\n"
       "    The commands that read tables (get, scan, dump, info, verify, ls,\n"
-      "    unpack and the inputs of merge) take an http:// or https:// URL\n"
-      "    in place of a file: the table is read with HTTP range requests,\n"
-      "    its footer and index in one request, only the bytes needed after.\n"
+      "    unpack and the inputs of merge) take an http://, https:// or\n"
+      "    s3://BUCKET/KEY URL in place of a file: the table is read with\n"
+      "    HTTP range requests, its footer and index in one request, only\n"
+      "    the bytes needed after (for s3://, see sstfs --help).\n"
       "\n"
       "COMMANDS\n");
   for (size_t i = 0; i < N_COMMANDS; i++)
