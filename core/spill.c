@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,44 @@ int sst_write_all(int fd, const void *data, size_t len) {
     len -= (size_t)n;
   }
   return 0;
+}
+
+struct thread_bufs {
+  struct {
+    void *p;
+    size_t cap;
+  } b[SST_TBUF_KINDS];
+};
+static pthread_key_t tbuf_key;
+static pthread_once_t tbuf_once = PTHREAD_ONCE_INIT;
+
+static void tbuf_free(void *v) {
+  struct thread_bufs *t = v;
+  for (int i = 0; i < SST_TBUF_KINDS; i++)
+    free(t->b[i].p);
+  free(t);
+}
+static void tbuf_init(void) { pthread_key_create(&tbuf_key, tbuf_free); }
+
+void *sst_thread_buf(enum sst_thread_buf_kind kind, size_t size) {
+  pthread_once(&tbuf_once, tbuf_init);
+  struct thread_bufs *t = pthread_getspecific(tbuf_key);
+  if (t == NULL) {
+    if ((t = calloc(1, sizeof *t)) == NULL)
+      return NULL;
+    if (pthread_setspecific(tbuf_key, t) != 0) {
+      free(t);
+      return NULL;
+    }
+  }
+  if (t->b[kind].cap < size) {
+    void *n = realloc(t->b[kind].p, size);
+    if (n == NULL)
+      return NULL;
+    t->b[kind].p = n;
+    t->b[kind].cap = size;
+  }
+  return t->b[kind].p;
 }
 
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off) {

@@ -37,4 +37,17 @@ int sst_write_all(int fd, const void *data, size_t len);
  * SST_ETRUNCATED if the file ends first. */
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
 
+/* Buffers kept per thread from one call to the next, one of each kind a
+ * thread, grown as needed and freed when the thread ends: allocating
+ * large ones per call maps and unmaps them (the daemon maps every buffer
+ * of 32 KiB and more), and each munmap interrupts every CPU. */
+enum sst_thread_buf_kind {
+  SST_TBUF_VALUE, /* sst_reader_value of a value stored apart */
+  SST_TBUF_REPLY, /* the daemon's reply to a listing or a read */
+  SST_TBUF_KINDS
+};
+/* The calling thread's buffer of that kind, at least size bytes (its
+ * bytes are those of the last use, or unset). NULL when out of memory. */
+void *sst_thread_buf(enum sst_thread_buf_kind kind, size_t size);
+
 #endif

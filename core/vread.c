@@ -568,48 +568,20 @@ int sst_vread_check(const sst_reader *r, const sst_entry *e, int fresh) {
   return rc;
 }
 
-/* A buffer per thread for sst_reader_value of a stored-apart value. */
-static pthread_key_t vbuf_key;
-static pthread_once_t vbuf_once = PTHREAD_ONCE_INIT;
-struct vbuf {
-  uint8_t *p;
-  size_t cap;
-};
-static void vbuf_free(void *p) {
-  struct vbuf *b = p;
-  free(b->p);
-  free(b);
-}
-static void vbuf_init(void) { pthread_key_create(&vbuf_key, vbuf_free); }
-
 int sst_vread_value(const sst_reader *r, const sst_entry *e,
                     const uint8_t **value) {
-  pthread_once(&vbuf_once, vbuf_init);
-  struct vbuf *b = pthread_getspecific(vbuf_key);
-  if (b == NULL) {
-    if ((b = calloc(1, sizeof *b)) == NULL)
-      return ENOMEM;
-    if (pthread_setspecific(vbuf_key, b) != 0) {
-      free(b);
-      return ENOMEM;
-    }
-  }
   /* A value this large is read in pieces (sst_reader_read): a crafted
    * table must not make a whole read allocate what it claims. */
   if (e->value_len > SST_VALUE_WHOLE_MAX)
     return EFBIG;
-  size_t need = e->value_len ? (size_t)e->value_len : 1;
-  if (b->cap < need) {
-    uint8_t *n = realloc(b->p, need);
-    if (n == NULL)
-      return ENOMEM;
-    b->p = n;
-    b->cap = need;
-  }
+  uint8_t *p =
+      sst_thread_buf(SST_TBUF_VALUE, e->value_len ? (size_t)e->value_len : 1);
+  if (p == NULL)
+    return ENOMEM;
   int rc = (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
-               ? sst_vread_whole(r, e, b->p)
-               : sst_reader_value_pread(r, e, b->p);
+               ? sst_vread_whole(r, e, p)
+               : sst_reader_value_pread(r, e, p);
   if (rc == 0)
-    *value = b->p;
+    *value = p;
   return rc;
 }

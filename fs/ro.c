@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "spill.h"
 
 static sstfs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
 
@@ -222,45 +223,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   }
 }
 
-/* The reply buffer of each worker thread, kept from one request to the
- * next (listings, reads of compressed values). The kernel asks for up to
- * max_pages (here 1 MiB): a buffer that large, allocated and freed per
- * request, came from mmap and went back with munmap, whose TLB shootdown
- * interrupts every CPU, about once per directory of a find. */
-static pthread_key_t dirbuf_key;
-static pthread_once_t dirbuf_once = PTHREAD_ONCE_INIT;
-struct thread_buf {
-  char *p;
-  size_t cap;
-};
-static void thread_buf_free(void *v) {
-  struct thread_buf *b = v;
-  free(b->p);
-  free(b);
-}
-static void dirbuf_init(void) {
-  pthread_key_create(&dirbuf_key, thread_buf_free);
-}
-
+/* The reply buffer of each worker thread (listings, reads of compressed
+ * values) is kept from one request to the next: the kernel asks for up
+ * to max_pages (here 1 MiB), and a buffer that large allocated per
+ * request would be mapped and unmapped about once per directory of a
+ * find. */
 static char *thread_buf(size_t size) {
-  pthread_once(&dirbuf_once, dirbuf_init);
-  struct thread_buf *b = pthread_getspecific(dirbuf_key);
-  if (b == NULL) {
-    if ((b = calloc(1, sizeof *b)) == NULL)
-      return NULL;
-    if (pthread_setspecific(dirbuf_key, b) != 0) {
-      free(b);
-      return NULL;
-    }
-  }
-  if (b->cap < size) {
-    char *n = realloc(b->p, size);
-    if (n == NULL)
-      return NULL;
-    b->p = n;
-    b->cap = size;
-  }
-  return b->p;
+  return sst_thread_buf(SST_TBUF_REPLY, size);
 }
 
 /* A value stored compressed: the reader decompresses and checks the
