@@ -73,6 +73,11 @@ void *sst_thread_buf(enum sst_thread_buf_kind kind, size_t size) {
       return NULL;
     }
   }
+  if (t->b[kind].cap > SST_TBUF_KEEP && size <= SST_TBUF_KEEP) {
+    free(t->b[kind].p);
+    t->b[kind].p = NULL;
+    t->b[kind].cap = 0;
+  }
   if (t->b[kind].cap < size) {
     void *n = realloc(t->b[kind].p, size);
     if (n == NULL)
@@ -81,6 +86,16 @@ void *sst_thread_buf(enum sst_thread_buf_kind kind, size_t size) {
     t->b[kind].cap = size;
   }
   return t->b[kind].p;
+}
+
+void sst_thread_buf_done(enum sst_thread_buf_kind kind) {
+  pthread_once(&tbuf_once, tbuf_init);
+  struct thread_bufs *t = pthread_getspecific(tbuf_key);
+  if (t != NULL && t->b[kind].cap > SST_TBUF_KEEP) {
+    free(t->b[kind].p);
+    t->b[kind].p = NULL;
+    t->b[kind].cap = 0;
+  }
 }
 
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off) {

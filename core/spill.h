@@ -47,7 +47,15 @@ enum sst_thread_buf_kind {
   SST_TBUF_KINDS
 };
 /* The calling thread's buffer of that kind, at least size bytes (its
- * bytes are those of the last use, or unset). NULL when out of memory. */
+ * bytes are those of the last use, or unset). NULL when out of memory.
+ * A buffer larger than SST_TBUF_KEEP is not kept for long: it is freed
+ * by sst_thread_buf_done or by the thread's next call that needs no more
+ * than SST_TBUF_KEEP, so that the memory a thread holds between calls
+ * stays small however large one request was. */
+#define SST_TBUF_KEEP (256u << 10)
 void *sst_thread_buf(enum sst_thread_buf_kind kind, size_t size);
+/* Ends a use of the thread's buffer of that kind: frees it if it is
+ * larger than SST_TBUF_KEEP. */
+void sst_thread_buf_done(enum sst_thread_buf_kind kind);
 
 #endif

@@ -227,10 +227,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
  * values) is kept from one request to the next: the kernel asks for up
  * to max_pages (here 1 MiB), and a buffer that large allocated per
  * request would be mapped and unmapped about once per directory of a
- * find. */
+ * find. One larger than SST_TBUF_KEEP is freed once its reply is sent
+ * (thread_buf_done): kept, each thread would come to hold the pages of
+ * the largest read it ever served. */
 static char *thread_buf(size_t size) {
   return sst_thread_buf(SST_TBUF_REPLY, size);
 }
+static void thread_buf_done(void) { sst_thread_buf_done(SST_TBUF_REPLY); }
 
 /* A value stored compressed: the reader decompresses and checks the
  * block or chunks the read touches (each once, then from its cache). */
@@ -253,6 +256,7 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
     fuse_reply_err(req, sstfs_errno(rc));
   else
     fuse_reply_buf(req, buf, got);
+  thread_buf_done();
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -549,6 +553,7 @@ reply:
     fuse_reply_err(req, sstfs_errno(rc));
   else
     fuse_reply_buf(req, d.buf, d.used);
+  thread_buf_done();
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

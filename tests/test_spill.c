@@ -61,6 +61,37 @@ START_TEST(temp_fd_errors) {
 }
 END_TEST
 
+/* A thread's buffer keeps its bytes from one call to the next while it
+ * is small; a large one is given up (by _done, or by the next small
+ * call) and the buffers that follow are whole and writable. */
+START_TEST(thread_bufs) {
+  char *a = sst_thread_buf(SST_TBUF_REPLY, 4096);
+  ck_assert_ptr_nonnull(a);
+  memcpy(a, "kept", 5);
+  char *b = sst_thread_buf(SST_TBUF_REPLY, 100);
+  ck_assert_ptr_eq(a, b);
+  ck_assert_str_eq(b, "kept");
+  sst_thread_buf_done(SST_TBUF_REPLY); /* small: still kept */
+  ck_assert_str_eq(sst_thread_buf(SST_TBUF_REPLY, 10), "kept");
+  size_t big = SST_TBUF_KEEP + 1;
+  for (int round = 0; round < 2; round++) {
+    char *l = sst_thread_buf(SST_TBUF_REPLY, big);
+    ck_assert_ptr_nonnull(l);
+    memset(l, 'x', big);
+    if (round == 0)
+      sst_thread_buf_done(SST_TBUF_REPLY);
+    char *s = sst_thread_buf(SST_TBUF_REPLY, SST_TBUF_KEEP);
+    ck_assert_ptr_nonnull(s);
+    memset(s, 'y', SST_TBUF_KEEP);
+  }
+  /* The kinds are apart. */
+  char *v = sst_thread_buf(SST_TBUF_VALUE, 8);
+  memcpy(v, "value", 6);
+  memset(sst_thread_buf(SST_TBUF_REPLY, 64), 'z', 64);
+  ck_assert_str_eq(sst_thread_buf(SST_TBUF_VALUE, 8), "value");
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("spill");
   TCase *tc = tcase_create("spill");
@@ -68,6 +99,7 @@ int main(void) {
   tcase_add_test(tc, spilled);
   tcase_add_test(tc, empty);
   tcase_add_test(tc, temp_fd_errors);
+  tcase_add_test(tc, thread_bufs);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
