@@ -191,7 +191,7 @@ int parse_count(const command *c, const char *opt, const char *arg,
 }
 
 int parse_jobs(const command *c, const char *arg, sst_writer_options *o) {
-  uint32_t n;
+  uint32_t n = 0;
   if (parse_count(c, "--jobs", arg, &n) != 0)
     return EXIT_USAGE;
   if (n > SST_THREADS_MAX)
@@ -202,7 +202,7 @@ int parse_jobs(const command *c, const char *arg, sst_writer_options *o) {
 
 int parse_value_block(const command *c, const char *arg,
                       sst_writer_options *o) {
-  uint64_t n;
+  uint64_t n = 0;
   if (parse_size(c, "--value-block", arg, &n) != 0)
     return EXIT_USAGE;
   if (n < (4u << 10) || n > (4u << 20))
