@@ -254,7 +254,7 @@ int sst_writer_set_meta(sst_writer *w, const sst_meta *m);
 
 /* Where the value of the last entry added lies in the file being written,
  * for sst_writer_add_shared. SST_ESTATE before the first value. */
-int sst_writer_last_value(const sst_writer *w, uint64_t *offset, uint64_t *len,
+int sst_writer_last_value(sst_writer *w, uint64_t *offset, uint64_t *len,
                           uint32_t *checksum);
 
 /* Adds key with a value this writer already wrote (offset, len and

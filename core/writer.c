@@ -51,7 +51,7 @@
 #define TRAIN_HOLD (4u << 20)
 #define ZDICT_MAX (32u << 10)
 /* Key blocks whose index entries may wait for pieces being compressed. */
-#define PEND_MAX 64
+#define PEND_MIN 64
 
 /* Where a value was stored: what an entry refers to, and what a later
  * identical value (dedup) or hard link refers to again. */
@@ -63,6 +63,10 @@ typedef struct vloc {
   uint64_t stored; /* chunked */
   uint32_t checksum;
   unsigned kind; /* 0 plain, SST_FLAG_PACKED or SST_FLAG_CHUNKED */
+  /* A chunked value whose chunks are still in the pool: its number (see
+   * struct cval); off and stored are set once it is written. 0: known. */
+  uint64_t cv;
+  int run_start; /* no bytes: at the start of its key block's value run */
 } vloc;
 
 struct sst_writer {
@@ -136,7 +140,38 @@ struct sst_writer {
     uint8_t *key;  /* the block's first key */
     size_t key_len;
   } * pend;
-  size_t pend_head, pend_count;
+  size_t pend_head, pend_count, pend_cap;
+  /* Chunked values with chunks in the pool, oldest first: the chunks come
+   * back in order, so the oldest is the one the next chunk taken belongs
+   * to. Its table is written after its last chunk, once it is closed. */
+  struct cval {
+    uint64_t id;           /* 1, 2, ... in order of starting */
+    uint64_t len;          /* its bytes (once closed) */
+    uint64_t nsub, ntaken; /* chunks handed to the pool, written */
+    uint64_t start;        /* file offset of its first chunk, once written */
+    uint64_t h_lo, h_hi;   /* its hash, when the dedup table names it */
+    int closed, in_dd;
+  } * cv;
+  size_t cv_head, cv_count, cv_cap;
+  uint64_t cv_next; /* the id of the next chunked value */
+  vloc cv_done;     /* where the last chunked value written went */
+  /* Entries waiting, in key order, for a chunked value before them to be
+   * written (its entry names its offset): an entry is added once every
+   * entry before it is, so the pool keeps compressing while the next
+   * values are read. mark: pieces_in when it would have been added, so
+   * that key blocks end their value runs where they would have. */
+  struct deferred {
+    uint8_t *key;
+    size_t key_len;
+    unsigned flags;
+    vloc loc;
+    uint64_t mark;
+    int has_meta;
+    sst_meta meta;
+    uint8_t *xattrs;
+  } * df;
+  size_t df_head, df_count, df_cap;
+  int df_adding;  /* add_deferred is running */
   int training;   /* holding closed blocks to train a dictionary */
   uint8_t **held; /* blocks vb_written.. while training */
   size_t held_count;
@@ -147,8 +182,7 @@ struct sst_writer {
   /* A streamed value: its current chunk, its chunk table so far. */
   uint8_t *cbuf;
   size_t clen;
-  int chunking;    /* chunks of it were written */
-  uint64_t cstart; /* file offset of its first stored byte */
+  int chunking; /* chunks of it were written */
   uint8_t *ctab;
   size_t ctab_len, ctab_cap;
   XXH3_state_t *h128;
@@ -277,6 +311,27 @@ static int read_written(sst_writer *w, uint64_t off, void *buf, size_t len) {
 static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
                     uint32_t sum);
 static int index_ready(sst_writer *w);
+static int chunks_done(sst_writer *w);
+
+/* Makes room for one more element in a ring of *cap elements of size
+ * elem, count of them from *head: the ring doubles, its elements moved
+ * to the front in order. 0 or ENOMEM. */
+static int ring_room(void **ring, size_t elem, size_t *head, size_t count,
+                     size_t *cap, size_t min) {
+  if (count < *cap)
+    return 0;
+  size_t n = *cap ? 2 * *cap : min;
+  uint8_t *to = calloc(n, elem);
+  if (to == NULL)
+    return ENOMEM;
+  for (size_t i = 0; i < count; i++)
+    memcpy(to + i * elem, (uint8_t *)*ring + ((*head + i) % *cap) * elem, elem);
+  free(*ring);
+  *ring = to;
+  *head = 0;
+  *cap = n;
+  return 0;
+}
 
 /* Pieces handed to the pool carry what they are in their tag. */
 #define TAG_CHUNK 1u
@@ -298,10 +353,18 @@ static int take_piece(sst_writer *w) {
   if (pc.is_raw)
     w->stats.raw_pieces++;
   if (pc.tag == TAG_CHUNK) {
+    struct cval *c = &w->cv[w->cv_head]; /* the oldest: chunks are in order */
+    if (c->ntaken == 0) {
+      c->start = w->pos;
+      w->ctab_len = 0;
+    }
     if (out_write(w, pc.out, pc.out_len))
       return w->err;
     w->stats.chunks++;
-    return ctab_add(w, w->pos - w->cstart, pc.is_raw, pc.stored_sum, pc.sum);
+    c->ntaken++;
+    if (ctab_add(w, w->pos - c->start, pc.is_raw, pc.stored_sum, pc.sum))
+      return w->err;
+    return c->closed && c->ntaken == c->nsub ? chunks_done(w) : 0;
   }
   sst_vblock *b = &w->vb[pc.tag >> 2];
   b->off = w->pos;
@@ -522,32 +585,82 @@ static int ctab_add(sst_writer *w, uint64_t end, int raw, uint32_t stored_sum,
   return 0;
 }
 
-static int write_chunk(sst_writer *w, const uint8_t *data, size_t len) {
-  return submit_piece(w, data, len, w->cdict, TAG_CHUNK);
+static struct cval *newest_cval(sst_writer *w) {
+  return &w->cv[(w->cv_head + w->cv_count - 1) % w->cv_cap];
 }
 
-/* Starts a chunked value where the file stands once every piece before
- * it is written. */
-static int begin_chunks(sst_writer *w) {
-  if (drain(w))
+static int write_chunk(sst_writer *w, const uint8_t *data, size_t len) {
+  if (submit_piece(w, data, len, w->cdict, TAG_CHUNK))
     return w->err;
-  w->cstart = w->pos;
-  w->ctab_len = 0;
+  newest_cval(w)->nsub++;
   return 0;
 }
 
-/* Writes the last chunks and the chunk table after them; fills loc. */
+/* Starts a chunked value: it begins where the file stands once every
+ * piece before it is written, which take_piece learns. */
+static int begin_chunks(sst_writer *w) {
+  if (ring_room((void **)&w->cv, sizeof *w->cv, &w->cv_head, w->cv_count,
+                &w->cv_cap, 16))
+    return fail(w, ENOMEM, "out of memory");
+  w->cv_count++;
+  *newest_cval(w) = (struct cval){.id = ++w->cv_next};
+  return 0;
+}
+
+/* Ends the chunked value being written, of len bytes. *loc is where it
+ * went if every chunk of it is written; else it names the value (cv), and
+ * chunks_done fills in the place once its last chunk is written. */
 static int end_chunks(sst_writer *w, uint64_t len, vloc *loc) {
-  if (drain(w))
-    return w->err;
+  struct cval *c = newest_cval(w);
+  c->closed = 1;
+  c->len = len;
+  if (c->ntaken == c->nsub) { /* then it is also the oldest */
+    if (chunks_done(w))
+      return w->err;
+    *loc = w->cv_done;
+    return 0;
+  }
+  *loc = (vloc){.kind = SST_FLAG_CHUNKED, .len = len, .cv = c->id};
+  return 0;
+}
+
+static vloc *dd_find(sst_writer *w, uint64_t lo, uint64_t hi);
+static int add_deferred(sst_writer *w);
+
+/* The oldest chunked value has every chunk written: writes its chunk
+ * table, tells the dedup table and the entry waiting for it where it is,
+ * and adds the entries that no longer wait. */
+static int chunks_done(sst_writer *w) {
+  struct cval *c = &w->cv[w->cv_head];
   uint32_t sum = sst_checksum(w->ctab, w->ctab_len);
   if (out_write(w, w->ctab, w->ctab_len))
     return w->err;
-  *loc = (vloc){.kind = SST_FLAG_CHUNKED,
-                .off = w->cstart,
-                .stored = w->pos - w->cstart,
-                .len = len,
-                .checksum = sum};
+  vloc loc = {.kind = SST_FLAG_CHUNKED,
+              .off = c->start,
+              .stored = w->pos - c->start,
+              .len = c->len,
+              .checksum = sum};
+  w->cv_done = loc;
+  if (c->in_dd) {
+    vloc *v = dd_find(w, c->h_lo, c->h_hi);
+    if (v != NULL && v->cv == c->id) {
+      v->off = loc.off;
+      v->stored = loc.stored;
+      v->checksum = loc.checksum;
+      v->cv = 0;
+    }
+  }
+  for (size_t i = 0; i < w->df_count; i++) {
+    struct deferred *d = &w->df[(w->df_head + i) % w->df_cap];
+    if (d->loc.cv == c->id) {
+      vloc keep = d->loc; /* a copy of an earlier value keeps its flags */
+      d->loc = loc;
+      d->loc.run_start = keep.run_start;
+      break;
+    }
+  }
+  w->cv_head = (w->cv_head + 1) % w->cv_cap;
+  w->cv_count--;
   if (w->chunked_count == w->chunked_cap) {
     size_t cap = w->chunked_cap ? 2 * w->chunked_cap : 64;
     uint64_t(*n)[3] = realloc(w->chunked, cap * sizeof *n);
@@ -556,11 +669,13 @@ static int end_chunks(sst_writer *w, uint64_t len, vloc *loc) {
     w->chunked = n;
     w->chunked_cap = cap;
   }
-  w->chunked[w->chunked_count][0] = loc->off;
-  w->chunked[w->chunked_count][1] = loc->stored;
-  w->chunked[w->chunked_count][2] = loc->len;
+  w->chunked[w->chunked_count][0] = loc.off;
+  w->chunked[w->chunked_count][1] = loc.stored;
+  w->chunked[w->chunked_count][2] = loc.len;
   w->chunked_count++;
-  return 0;
+  if (index_ready(w))
+    return w->err;
+  return add_deferred(w);
 }
 
 static int chunk_value(sst_writer *w, const uint8_t *data, uint64_t len,
@@ -725,6 +840,12 @@ static int dd_add(sst_writer *w, const vloc *loc, uint64_t lo, uint64_t hi) {
   v->h_lo = lo | 1;
   v->h_hi = hi;
   w->dd_count++;
+  if (loc->cv != 0) { /* still in the pool: the newest chunked value */
+    struct cval *c = newest_cval(w);
+    c->in_dd = 1;
+    c->h_lo = lo;
+    c->h_hi = hi;
+  }
   return 0;
 }
 
@@ -750,6 +871,8 @@ static int store_value(sst_writer *w, const uint8_t *data, uint64_t len,
       return w->err;
     h = XXH3_128bits(data, (size_t)len);
     vloc *found = dd_find(w, h.low64, h.high64);
+    if (found != NULL && found->cv != 0 && drain(w)) /* still in the pool */
+      return w->err;
     if (found != NULL && same_value(w, found, data, len)) {
       *loc = *found;
       *dup = 1;
@@ -762,7 +885,7 @@ static int store_value(sst_writer *w, const uint8_t *data, uint64_t len,
   if (compressing(w) && len == 0) {
     /* Takes no bytes: placed at the start of its key block's range, not
      * where the file stands while pieces are still being compressed. */
-    *loc = (vloc){.off = w->values_off, .len = 0, .checksum = sum};
+    *loc = (vloc){.len = 0, .checksum = sum, .run_start = 1};
   } else if (!compressing(w)) {
     *loc = (vloc){.off = w->pos, .len = len, .checksum = sum};
     if (out_write(w, data, (size_t)len))
@@ -1028,31 +1151,33 @@ static int index_ready(sst_writer *w) {
       return w->err;
     free(e->key);
     e->key = NULL;
-    w->pend_head = (w->pend_head + 1) % PEND_MAX;
+    w->pend_head = (w->pend_head + 1) % w->pend_cap;
     w->pend_count--;
   }
   return w->err;
 }
 
 /* Queues the index entry of the block just flushed (h without its value
- * run); written at once when no piece is in the pool. */
-static int index_add(sst_writer *w, const sst_handle *h) {
-  if (w->pend == NULL && (w->pend = calloc(PEND_MAX, sizeof *w->pend)) == NULL)
+ * run), whose last entry came when mark pieces had been handed to the
+ * pool; written at once when those are written. Takes no piece: see
+ * add_deferred. */
+static int index_add(sst_writer *w, const sst_handle *h, uint64_t mark) {
+  if (ring_room((void **)&w->pend, sizeof *w->pend, &w->pend_head,
+                w->pend_count, &w->pend_cap, PEND_MIN))
     return fail(w, ENOMEM, "out of memory");
-  if (w->pend_count == PEND_MAX && drain(w))
-    return w->err;
-  struct pending_index *e = &w->pend[(w->pend_head + w->pend_count) % PEND_MAX];
+  struct pending_index *e =
+      &w->pend[(w->pend_head + w->pend_count) % w->pend_cap];
   if ((e->key = malloc(w->first_len ? w->first_len : 1)) == NULL)
     return fail(w, ENOMEM, "out of memory");
   memcpy(e->key, w->first_key, w->first_len);
   e->key_len = w->first_len;
   e->h = *h;
-  e->mark = w->pieces_in;
+  e->mark = mark;
   w->pend_count++;
   return index_ready(w);
 }
 
-static int flush_block(sst_writer *w) {
+static int flush_block(sst_writer *w, uint64_t mark) {
   const uint8_t *data;
   size_t len;
   if (sst_block_builder_finish(&w->block, &data, &len))
@@ -1084,7 +1209,7 @@ static int flush_block(sst_writer *w) {
       return fail(w, rc, "filter spill");
     h.filter_len = plen;
   }
-  if (index_add(w, &h))
+  if (index_add(w, &h, mark))
     return w->err;
   w->block_count++;
   sst_block_builder_reset(&w->block);
@@ -1117,12 +1242,18 @@ static uint64_t dict_attr(sst_writer *w, const sst_meta *m) {
   return w->dict_count;
 }
 
-/* Adds the entry of the last key accepted, its value stored at *loc
- * (flags: TOMBSTONE, or SHARED for a value stored before this entry). */
-static int add_entry(sst_writer *w, unsigned flags, const vloc *loc) {
+/* Adds the entry of key, its value stored at *at (flags: TOMBSTONE, or
+ * SHARED for a value stored before this entry), with metadata m (NULL:
+ * none) and its xattr bytes; mark: pieces_in when it came (see
+ * index_add). */
+static int add_entry(sst_writer *w, const uint8_t *key, size_t key_len,
+                     unsigned flags, const vloc *at, const sst_meta *m,
+                     const uint8_t *xattrs, uint64_t mark) {
+  vloc placed = *at;
+  const vloc *loc = &placed;
+  if (placed.run_start)
+    placed.off = w->values_off;
   uint64_t value_len = loc->len;
-  const uint8_t *key = w->last_key;
-  size_t key_len = w->last_len;
   if (w->block.count == 0) {
     memcpy(w->first_key, key, key_len);
     w->first_len = key_len;
@@ -1138,8 +1269,7 @@ static int add_entry(sst_writer *w, unsigned flags, const vloc *loc) {
                      .block = loc->block,
                      .stored = loc->stored,
                      .checksum = loc->checksum};
-  if (w->has_meta && !(flags & SST_FLAG_TOMBSTONE)) {
-    const sst_meta *m = &w->meta;
+  if (m != NULL && !(flags & SST_FLAG_TOMBSTONE)) {
     if (m->type == SST_TYPE_DIR && value_len != 0)
       return SST_EINVAL;
     v.flags |= SST_FLAG_META;
@@ -1153,12 +1283,11 @@ static int add_entry(sst_writer *w, unsigned flags, const vloc *loc) {
     v.link_id = m->link_id;
     v.nlink = m->link_id ? m->nlink : 1;
     v.xattr_len = m->xattr_len;
-    v.xattrs = w->xattr_buf;
+    v.xattrs = xattrs;
     w->features |= SST_FEATURE_META;
     if (m->xattr_len)
       w->features |= SST_FEATURE_XATTRS;
   }
-  w->has_meta = 0;
   uint8_t small[SST_VALUE_REF_MAX + 256];
   uint8_t *payload = small;
   if (v.xattr_len > sizeof small - SST_VALUE_REF_MAX &&
@@ -1193,7 +1322,72 @@ static int add_entry(sst_writer *w, unsigned flags, const vloc *loc) {
     w->tombstone_count++;
   if ((w->o.block_keys && w->block.count >= w->o.block_keys) ||
       sst_block_builder_size(&w->block) >= w->o.block_bytes)
-    return flush_block(w);
+    return flush_block(w, mark);
+  return 0;
+}
+
+/* Entries waiting beyond this many: wait for the pool instead. */
+#define DEFER_MAX 65536
+
+/* Adds the entries at the head of the queue whose values are placed.
+ * Runs just after the piece that placed the oldest is written (from
+ * take_piece), so that the file then stands at the mark of that entry:
+ * adding an entry takes no piece, so it never runs inside itself. */
+static int add_deferred(sst_writer *w) {
+  if (w->df_adding)
+    return w->err;
+  w->df_adding = 1;
+  while (w->err == 0 && w->df_count > 0) {
+    struct deferred *d = &w->df[w->df_head];
+    if (d->loc.cv != 0)
+      break;
+    add_entry(w, d->key, d->key_len, d->flags, &d->loc,
+              d->has_meta ? &d->meta : NULL, d->xattrs, d->mark);
+    free(d->key);
+    free(d->xattrs);
+    d->key = d->xattrs = NULL;
+    w->df_head = (w->df_head + 1) % w->df_cap;
+    w->df_count--;
+  }
+  w->df_adding = 0;
+  return w->err;
+}
+
+/* Adds the entry of the last key accepted, with the metadata set for it:
+ * now, or after the entries before it once its value is placed. */
+static int emit(sst_writer *w, unsigned flags, const vloc *loc) {
+  const sst_meta *m =
+      w->has_meta && !(flags & SST_FLAG_TOMBSTONE) ? &w->meta : NULL;
+  w->has_meta = 0;
+  if (m != NULL && m->type == SST_TYPE_DIR && loc->len != 0)
+    return SST_EINVAL;
+  if (w->df_count >= DEFER_MAX && drain(w))
+    return w->err;
+  if (w->df_count == 0 && loc->cv == 0)
+    return add_entry(w, w->last_key, w->last_len, flags, loc, m, w->xattr_buf,
+                     w->pieces_in);
+  if (ring_room((void **)&w->df, sizeof *w->df, &w->df_head, w->df_count,
+                &w->df_cap, 64))
+    return fail(w, ENOMEM, "out of memory");
+  struct deferred *d = &w->df[(w->df_head + w->df_count) % w->df_cap];
+  *d = (struct deferred){.key_len = w->last_len,
+                         .flags = flags,
+                         .loc = *loc,
+                         .mark = w->pieces_in,
+                         .has_meta = m != NULL};
+  if (m != NULL)
+    d->meta = *m;
+  if ((d->key = malloc(w->last_len)) == NULL ||
+      (m != NULL && m->xattr_len &&
+       (d->xattrs = malloc(m->xattr_len)) == NULL)) {
+    free(d->key);
+    d->key = NULL;
+    return fail(w, ENOMEM, "out of memory");
+  }
+  memcpy(d->key, w->last_key, w->last_len);
+  if (d->xattrs != NULL)
+    memcpy(d->xattrs, w->xattr_buf, m->xattr_len);
+  w->df_count++;
   return 0;
 }
 
@@ -1243,8 +1437,10 @@ int sst_writer_set_meta(sst_writer *w, const sst_meta *m) {
 #define PACKED_TOKEN (1ull << 63)
 #define PACKED_OFF_BITS 24
 
-int sst_writer_last_value(const sst_writer *w, uint64_t *offset, uint64_t *len,
+int sst_writer_last_value(sst_writer *w, uint64_t *offset, uint64_t *len,
                           uint32_t *checksum) {
+  if (w->df_count > 0 && drain(w)) /* the last entry is not added yet */
+    return w->err;
   if (!w->have_last)
     return SST_ESTATE;
   *offset = w->last.kind == SST_FLAG_PACKED
@@ -1299,10 +1495,10 @@ int sst_writer_add_shared(sst_writer *w, const void *key, size_t key_len,
     /* Nothing is shared: an empty value of its own at its block's run
      * start, as store_value places one (its recorded offset may be a run
      * start that is no longer the current one). */
-    loc = (vloc){.off = w->values_off, .checksum = checksum};
-    return add_entry(w, 0, &loc);
+    loc = (vloc){.checksum = checksum, .run_start = 1};
+    return emit(w, 0, &loc);
   }
-  return add_entry(w, SST_FLAG_SHARED, &loc);
+  return emit(w, SST_FLAG_SHARED, &loc);
 }
 
 int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
@@ -1318,7 +1514,7 @@ int sst_writer_add(sst_writer *w, const void *key, size_t key_len,
   int dup;
   if (store_value(w, value, value_len, &loc, &dup))
     return w->err;
-  return add_entry(w, dup ? SST_FLAG_SHARED : 0, &loc);
+  return emit(w, dup ? SST_FLAG_SHARED : 0, &loc);
 }
 
 int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
@@ -1328,9 +1524,10 @@ int sst_writer_add_tombstone(sst_writer *w, const void *key, size_t key_len) {
   w->has_meta = 0; /* a tombstone carries none */
   /* Compressed, the file may not yet stand where this block's run ends
    * (pieces in the pool): no bytes, so the run's start (relative 0). */
-  vloc loc = {.off = compressing(w) ? w->values_off : w->pos,
-              .checksum = sst_checksum("", 0)};
-  return add_entry(w, SST_FLAG_TOMBSTONE, &loc);
+  vloc loc = {.off = w->pos,
+              .checksum = sst_checksum("", 0),
+              .run_start = compressing(w)};
+  return emit(w, SST_FLAG_TOMBSTONE, &loc);
 }
 
 int sst_writer_begin_value(sst_writer *w, const void *key, size_t key_len) {
@@ -1395,7 +1592,7 @@ int sst_writer_end_value(sst_writer *w) {
   if (compressing(w) && !w->chunking) {
     if (store_value(w, w->cbuf, w->clen, &loc, &dup))
       return w->err;
-    return add_entry(w, dup ? SST_FLAG_SHARED : 0, &loc);
+    return emit(w, dup ? SST_FLAG_SHARED : 0, &loc);
   }
   if (compressing(w)) {
     if (w->clen > 0 && write_chunk(w, w->cbuf, w->clen))
@@ -1413,6 +1610,13 @@ int sst_writer_end_value(sst_writer *w) {
      * (one level, one dictionary) makes equal values store alike. */
     XXH128_hash_t h = XXH3_128bits_digest(w->h128);
     vloc *found = dd_find(w, h.low64, h.high64);
+    if (found != NULL && (found->cv != 0 || loc.cv != 0)) {
+      /* Both must be in the file to be compared. */
+      if (drain(w))
+        return w->err;
+      if (loc.cv != 0)
+        loc = w->cv_done; /* this value was the last one written */
+    }
     if (found != NULL && ensure_rb(w) == 0 && found->kind == loc.kind &&
         found->len == loc.len && found->stored == loc.stored &&
         same_bytes(w, found->off, loc.off, loc.kind ? loc.stored : loc.len)) {
@@ -1422,14 +1626,14 @@ int sst_writer_end_value(sst_writer *w) {
         return w->err;
       w->stats.dedup_values++;
       w->stats.dedup_bytes += loc.len;
-      return add_entry(w, SST_FLAG_SHARED, found);
+      return emit(w, SST_FLAG_SHARED, found);
     }
     if (w->err == 0)
       dd_add(w, &loc, h.low64, h.high64);
   }
   if (w->err)
     return w->err;
-  return add_entry(w, 0, &loc);
+  return emit(w, 0, &loc);
 }
 
 int sst_writer_add_from(sst_writer *w, const void *key, size_t key_len,
@@ -1627,7 +1831,7 @@ static int complete_table(sst_writer *w) {
   if (w->err == 0)
     drain(w);
   if (w->err == 0 && w->block.count > 0)
-    flush_block(w);
+    flush_block(w, w->pieces_in);
   if (w->block_count > UINT32_MAX)
     fail(w, EFBIG, "more than 2^32 key blocks");
   if (w->err == 0)
@@ -1727,9 +1931,15 @@ void sst_writer_free(sst_writer *w) {
     XXH3_freeState(w->h128);
   free(w->chunked);
   free(w->dd);
-  for (size_t i = 0; w->pend != NULL && i < PEND_MAX; i++)
+  for (size_t i = 0; w->pend != NULL && i < w->pend_cap; i++)
     free(w->pend[i].key);
   free(w->pend);
+  for (size_t i = 0; w->df != NULL && i < w->df_cap; i++) {
+    free(w->df[i].key);
+    free(w->df[i].xattrs);
+  }
+  free(w->df);
+  free(w->cv);
   free(w->rb);
   free(w->rb2);
   free(w);

@@ -468,6 +468,195 @@ START_TEST(entries_after_pieces) {
 }
 END_TEST
 
+/* Bytes the values of chunked_values_in_flight are cut from: the
+ * largest, 394,413 bytes, from the fifth byte on. */
+#define FLIGHT_BIG 400000
+
+/* Writes the table of chunked_values_in_flight: chunked values of one to
+ * three chunks among small ones, whole and streamed, each followed at once
+ * by what must wait for it or find it: a copy of it (whole and streamed),
+ * a hard link to it (sst_writer_last_value), an entry with metadata and
+ * xattrs, an empty value, a tombstone; and runs of small keys that fill
+ * key blocks while the chunked values are still in the pool. */
+static void write_in_flight(const char *p, unsigned threads) {
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  o.dedup = 1;
+  o.threads = threads;
+  o.block_bytes = 512; /* many key blocks */
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  static uint8_t big[FLIGHT_BIG];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (uint8_t)((i * 7 + i / 1000) % 251);
+  char key[32], small[200];
+  uint8_t xattrs[64];
+  for (int i = 0; i < 60; i++) {
+    size_t len = 40000 + (size_t)i * 6007;
+    uint8_t *v = big + i % 5; /* a different value each time */
+    snprintf(key, sizeof key, "v%03d/a", i);
+    if (i % 2) {
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), v, len), 0);
+    } else {
+      ck_assert_int_eq(sst_writer_begin_value(w, key, strlen(key)), 0);
+      for (size_t at = 0; at < len; at += 50000) {
+        size_t n = len - at < 50000 ? len - at : 50000;
+        ck_assert_int_eq(sst_writer_append_value(w, v + at, n), 0);
+      }
+      ck_assert_int_eq(sst_writer_end_value(w), 0);
+    }
+    switch (i % 6) {
+    case 0: /* a copy, whole */
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), v, len), 0);
+      break;
+    case 1: /* a copy, streamed */
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_begin_value(w, key, strlen(key)), 0);
+      ck_assert_int_eq(sst_writer_append_value(w, v, len), 0);
+      ck_assert_int_eq(sst_writer_end_value(w), 0);
+      break;
+    case 2: { /* a hard link */
+      uint64_t off, n;
+      uint32_t sum;
+      ck_assert_int_eq(sst_writer_last_value(w, &off, &n, &sum), 0);
+      ck_assert_uint_eq(n, len);
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_add_shared(w, key, strlen(key), off, n, sum),
+                       0);
+      break;
+    }
+    case 3: { /* metadata and xattrs */
+      char val[16];
+      int vl = snprintf(val, sizeof val, "%d", i);
+      sst_xattr x = {.name = "user.n",
+                     .name_len = 6,
+                     .value = (const uint8_t *)val,
+                     .value_len = (size_t)vl};
+      size_t xl = sst_xattrs_encode(&x, 1, xattrs, sizeof xattrs);
+      ck_assert(xl > 0 && xl <= sizeof xattrs);
+      sst_meta m = {.type = SST_TYPE_FILE,
+                    .mode = 0640,
+                    .mtime_sec = 1000000 + i,
+                    .mtime_nsec = (uint32_t)i,
+                    .nlink = 1,
+                    .xattrs = xattrs,
+                    .xattr_len = (uint32_t)xl};
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_set_meta(w, &m), 0);
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), "meta", 4), 0);
+      break;
+    }
+    case 4:
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), "", 0), 0);
+      break;
+    default:
+      snprintf(key, sizeof key, "v%03d/b", i);
+      ck_assert_int_eq(sst_writer_add_tombstone(w, key, strlen(key)), 0);
+    }
+    for (int k = 0; k < 40; k++) {
+      snprintf(key, sizeof key, "v%03d/c%02d", i, k);
+      int n = snprintf(small, sizeof small, "small %d %d", i, k);
+      ck_assert_int_eq(sst_writer_add(w, key, strlen(key), small, (size_t)n),
+                       0);
+    }
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+}
+
+/* A chunked value's entry waits for its chunks while the next values go
+ * to the pool: the table is the same on 0, 1, 2 and 4 threads, verifies,
+ * and every entry reads back as what was added. */
+START_TEST(chunked_values_in_flight) {
+  const char *ref = tu_path("flight0"), *p = tu_path("flightN");
+  write_in_flight(ref, 0);
+  size_t ref_len;
+  uint8_t *want = tu_read_file(ref, &ref_len);
+  static const unsigned counts[] = {1, 2, 4};
+  for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+    write_in_flight(p, counts[k]);
+    size_t len;
+    uint8_t *got = tu_read_file(p, &len);
+    ck_assert_uint_eq(len, ref_len);
+    ck_assert(memcmp(got, want, len) == 0);
+    free(got);
+  }
+  free(want);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  static uint8_t big[FLIGHT_BIG];
+  for (size_t i = 0; i < sizeof big; i++)
+    big[i] = (uint8_t)((i * 7 + i / 1000) % 251);
+  char key[32], small[200];
+  const uint8_t *v;
+  uint64_t n;
+  sst_entry e;
+  for (int i = 0; i < 60; i++) {
+    size_t len = 40000 + (size_t)i * 6007;
+    snprintf(key, sizeof key, "v%03d/a", i);
+    ck_assert_int_eq(sst_reader_get(r, key, strlen(key), &v, &n), 0);
+    ck_assert_uint_eq(n, len);
+    ck_assert(memcmp(v, big + i % 5, len) == 0);
+    snprintf(key, sizeof key, "v%03d/b", i);
+    int rc = sst_reader_get(r, key, strlen(key), &v, &n);
+    switch (i % 6) {
+    case 0:
+    case 1:
+    case 2:
+      ck_assert_int_eq(rc, 0);
+      ck_assert_uint_eq(n, len);
+      ck_assert(memcmp(v, big + i % 5, len) == 0);
+      ck_assert_int_eq(sst_reader_find(r, key, strlen(key), &e), 0);
+      ck_assert(e.flags & SST_FLAG_SHARED); /* stored once */
+      break;
+    case 3:
+      ck_assert_int_eq(rc, 0);
+      ck_assert(n == 4 && memcmp(v, "meta", 4) == 0);
+      ck_assert_int_eq(sst_reader_find(r, key, strlen(key), &e), 0);
+      ck_assert(e.flags & SST_FLAG_META);
+      ck_assert_uint_eq(e.meta.mode, 0640);
+      ck_assert_int_eq(e.meta.mtime_sec, 1000000 + i);
+      ck_assert_uint_eq(e.meta.mtime_nsec, (uint32_t)i);
+      {
+        uint8_t xb[64];
+        char xv[16];
+        int wl = snprintf(xv, sizeof xv, "%d", i);
+        ck_assert_uint_le(e.meta.xattr_len, sizeof xb);
+        ck_assert_int_eq(sst_reader_xattrs(r, &e, xb), 0);
+        size_t pos = 0;
+        sst_xattr x;
+        ck_assert_int_eq(sst_xattrs_next(xb, e.meta.xattr_len, &pos, &x), 1);
+        ck_assert(x.name_len == 6 && memcmp(x.name, "user.n", 6) == 0);
+        ck_assert(x.value_len == (size_t)wl &&
+                  memcmp(x.value, xv, x.value_len) == 0);
+      }
+      break;
+    case 4:
+      ck_assert_int_eq(rc, 0);
+      ck_assert_uint_eq(n, 0);
+      break;
+    default:
+      ck_assert_int_eq(rc, SST_ENOTFOUND);
+    }
+    for (int k = 0; k < 40; k++) {
+      snprintf(key, sizeof key, "v%03d/c%02d", i, k);
+      int m = snprintf(small, sizeof small, "small %d %d", i, k);
+      ck_assert_int_eq(sst_reader_get(r, key, strlen(key), &v, &n), 0);
+      ck_assert(n == (uint64_t)m && memcmp(v, small, n) == 0);
+    }
+  }
+  sst_reader_close(r);
+  unlink(ref);
+  unlink(p);
+}
+END_TEST
+
 /* Many small value blocks read in a shuffled order, again and again,
  * through caches that evict by bytes, by slots, or not at all: every
  * read returns its value. */
@@ -547,6 +736,7 @@ int main(void) {
   tcase_add_loop_test(tc, threads_give_the_same_table, 0, 2);
   tcase_add_test(tc, cache_under_pressure);
   tcase_add_test(tc, entries_after_pieces);
+  tcase_add_test(tc, chunked_values_in_flight);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
