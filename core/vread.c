@@ -333,21 +333,31 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
 
 /* ---- Decompression ---- */
 
-static pthread_key_t dctx_key;
-static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+/* Decompression contexts (about 160 KiB each once used) are shared by
+ * the threads rather than kept one a thread: the daemon's workers seldom
+ * decompress at once, and DCTX_KEEP idle ones are kept for the next. */
+#define DCTX_KEEP 4
+static pthread_mutex_t dctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static ZSTD_DCtx *dctx_idle[DCTX_KEEP];
+static int dctx_nidle;
 
-static void dctx_free(void *p) { ZSTD_freeDCtx(p); }
-static void dctx_init(void) { pthread_key_create(&dctx_key, dctx_free); }
+static ZSTD_DCtx *dctx_get(void) {
+  ZSTD_DCtx *d = NULL;
+  pthread_mutex_lock(&dctx_mu);
+  if (dctx_nidle > 0)
+    d = dctx_idle[--dctx_nidle];
+  pthread_mutex_unlock(&dctx_mu);
+  return d != NULL ? d : ZSTD_createDCtx();
+}
 
-static ZSTD_DCtx *thread_dctx(void) {
-  pthread_once(&dctx_once, dctx_init);
-  ZSTD_DCtx *d = pthread_getspecific(dctx_key);
-  if (d == NULL && (d = ZSTD_createDCtx()) != NULL &&
-      pthread_setspecific(dctx_key, d) != 0) {
-    ZSTD_freeDCtx(d);
+static void dctx_put(ZSTD_DCtx *d) {
+  pthread_mutex_lock(&dctx_mu);
+  if (d != NULL && dctx_nidle < DCTX_KEEP) {
+    dctx_idle[dctx_nidle++] = d;
     d = NULL;
   }
-  return d;
+  pthread_mutex_unlock(&dctx_mu);
+  ZSTD_freeDCtx(d);
 }
 
 /* Reads len stored bytes at off (file offsets checked by the caller). */
@@ -376,7 +386,7 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
   if (rc == 0 && sst_checksum(stored, pc->stored) != pc->stored_sum)
     rc = SST_ECHECKSUM;
   if (rc == 0 && !pc->raw) {
-    ZSTD_DCtx *d = thread_dctx();
+    ZSTD_DCtx *d = dctx_get();
     /* Pieces written before the dictionary was trained were compressed
      * without it; their frames name no dictionary. */
     int with_dict =
@@ -391,6 +401,7 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
       rc = ENOMEM;
     else if (ZSTD_isError(got) || got != pc->raw_len)
       rc = SST_ECORRUPT;
+    dctx_put(d);
   }
   if (rc == 0 && sst_checksum(raw, pc->raw_len) != pc->checksum)
     rc = SST_ECHECKSUM;
