@@ -36,7 +36,6 @@
  * again. At open the cached tail's ETag goes out as If-None-Match: a 304
  * answer means the cached tail (and blocks) are the current version,
  * and no byte of the table is sent. */
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -50,6 +49,7 @@
 #define XXH_INLINE_ALL /* compiled in: no libxxhash to load or bind */
 #include <xxhash.h>
 
+#include "curl_load.h"
 #include "internal.h"
 #include "source.h"
 #include "spill.h"
@@ -555,7 +555,11 @@ static const struct sst_src_ops http_ops = {http_pread, http_close};
 
 static CURLcode global_rc = CURLE_FAILED_INIT;
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static void global_init(void) { global_rc = curl_global_init(CURL_GLOBAL_ALL); }
+static const char *load_why;
+static void global_init(void) {
+  if (sst_curl_load(&load_why) == 0)
+    global_rc = curl_global_init(CURL_GLOBAL_ALL);
+}
 
 /* The status of a failed open as an error code. */
 static int status_code(long status) {
@@ -591,6 +595,8 @@ int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
                   sst_error *err) {
   *out = NULL;
   pthread_once(&global_once, global_init);
+  if (load_why != NULL)
+    return sst_error_set(err, ENOENT, "%s: %s", url, load_why);
   if (global_rc != CURLE_OK)
     return sst_error_set(err, EIO, "%s: libcurl: %s", url,
                          curl_easy_strerror(global_rc));
