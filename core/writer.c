@@ -1671,8 +1671,16 @@ void sst_writer_stats_get(const sst_writer *w, sst_writer_stats *out) {
   *out = w->stats;
 }
 
-uint64_t sst_writer_key_count(const sst_writer *w) { return w->key_count; }
-uint64_t sst_writer_value_bytes(const sst_writer *w) { return w->value_bytes; }
+/* Entries still waiting in the queue count as added: they are. */
+uint64_t sst_writer_key_count(const sst_writer *w) {
+  return w->key_count + w->df_count;
+}
+uint64_t sst_writer_value_bytes(const sst_writer *w) {
+  uint64_t n = w->value_bytes;
+  for (size_t i = 0; i < w->df_count; i++)
+    n += w->df[(w->df_head + i) % w->df_cap].loc.len;
+  return n;
+}
 
 /* Hashes what passes through on its way to the output. */
 struct hashing_sink {
