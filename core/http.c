@@ -10,8 +10,22 @@
  *            gives the size, its ETag pins the version.
  *   read     GET Range: bytes=A-B, If-Match: ETAG
  *            whole BLOCK_BYTES blocks below the tail, adjacent misses in
- *            one request, more ahead when reads go in order; kept in a
- *            bounded cache of CACHE_BLOCKS blocks.
+ *            one request of at most RUN_BYTES; kept in a bounded cache of
+ *            CACHE_BLOCKS blocks.
+ *
+ * The requests of one miss go out together, up to PARALLEL at once on
+ * one libcurl multi handle (its connections stay open from one miss to
+ * the next): a read that spans many missing blocks, the window read
+ * ahead of reads that go in order, and the key region. Misses of one
+ * table are served one at a time (fetch_lock); a thread that waited
+ * finds what the one before fetched.
+ *
+ * Read ahead: the last STREAMS places read in order are followed. A miss
+ * that continues one fetches a window after it, WINDOW_FIRST at first,
+ * doubled at each further miss up to WINDOW_MAX; a miss in the region
+ * named by sst_src_hint (the reader's key blocks, filters and metadata)
+ * fetches WINDOW_MAX of it at once. Memory stays bounded: the cache, and
+ * at most one window in flight.
  *
  * A 412 (or another ETag, or another size) means the object changed: that
  * read and every later one fail with SST_ECHANGED, logged once, and no
@@ -35,7 +49,18 @@
  * the version open and its bytes their checksum; else it is fetched
  * again. At open the cached tail's ETag goes out as If-None-Match: a 304
  * answer means the cached tail (and blocks) are the current version,
- * and no byte of the table is sent. */
+ * and no byte of the table is sent.
+ *
+ * The directory is bounded (cache_max bytes of disk, default
+ * DISK_MAX_DEFAULT). DIR/lock holds the bytes the directory uses as last
+ * counted; whoever writes records reserves their room there and writes
+ * them under an exclusive flock (so a count never misses room granted
+ * but not yet filled). When the room is not there, the holder of the lock
+ * counts the directory again (every record's blocks on disk) and removes
+ * the records used least recently (by mtime, which a read of a record
+ * sets) until it is. A process whose record is removed under it keeps
+ * reading the file it has open, or fetches the block again. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -43,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,11 +84,20 @@
 #define EMPTY_SHA256                                                           \
   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define BLOCK_BYTES ((uint64_t)256 << 10)
-#define CACHE_BLOCKS 32    /* 8 MiB */
-#define RUN_MAX_BLOCKS 8   /* the most one request fetches: 2 MiB */
-#define AHEAD_BLOCKS 4     /* read ahead of reads that go in order */
+#define CACHE_BLOCKS 64                    /* 16 MiB */
+#define RUN_BYTES ((uint64_t)2 << 20)      /* the most one request fetches */
+#define PARALLEL 4                         /* requests in flight at once */
+#define WINDOW_FIRST ((uint64_t)512 << 10) /* read ahead of reads in order */
+#define WINDOW_MAX ((uint64_t)8 << 20)
+#define STREAMS 8 /* places read in order, followed at once */
+#define STREAM_SLACK                                                           \
+  ((uint64_t)2 << 20)      /* how far out of order they may be                 \
+                            */
 #define ATTEMPTS 4         /* then EIO */
 #define FIRST_PAUSE_MS 200 /* doubled after each failed attempt */
+#define DISK_MAX_DEFAULT ((uint64_t)1 << 30)
+#define DISK_PAGE 4096        /* what a record costs is counted in such pages */
+#define STALE_TMP_SECONDS 600 /* a temporary file older is a dead writer's */
 
 struct slot {
   uint64_t block; /* valid when data != NULL */
@@ -70,23 +105,35 @@ struct slot {
   uint8_t *data;  /* BLOCK_BYTES */
 };
 
+/* A place that reads go through in order. */
+struct stream {
+  uint64_t next;  /* where the next read in order starts */
+  uint64_t win;   /* bytes read ahead at its last miss (0: none yet) */
+  uint64_t tick;  /* last use: the least recent is replaced */
+  unsigned reads; /* reads in order so far; 0: the slot is free */
+};
+
 typedef struct http_src {
   sst_src base; /* first: sst_src_close frees it as a sst_src */
   char etag[100];
   int strong_etag;      /* sent back as If-Match */
-  pthread_mutex_t lock; /* the cache, the tick, changed */
-  /* One request at a time, on one handle whose connection stays open. A
-   * thread that waited here finds what the one before fetched. */
+  pthread_mutex_t lock; /* the cache, the streams, the hint, changed */
+  /* One miss at a time, its requests in flight together on the multi
+   * handle, whose connections stay open. */
   pthread_mutex_t fetch_lock;
-  CURL *curl;
+  CURLM *multi;
+  CURL *easy[PARALLEL];
   uint8_t *tail; /* [tail_off, size): fetched at open, kept */
   uint64_t tail_off;
   struct slot slots[CACHE_BLOCKS];
   uint64_t tick;
-  uint64_t last_end; /* end of the last fetch (fetch_lock) */
+  struct stream streams[STREAMS];
+  uint64_t hint_off, hint_end; /* sst_src_hint: read it in large pieces */
   int changed;
-  char *disk; /* DIR/URLHASH, or NULL without a cache directory */
-  sst_s3 *s3; /* an s3:// URL: where, and how to sign; else NULL */
+  char *root;        /* the cache directory, or NULL */
+  char *disk;        /* root/URLHASH, or NULL without a cache directory */
+  uint64_t disk_max; /* the bound of root, in bytes of disk */
+  sst_s3 *s3;        /* an s3:// URL: where, and how to sign; else NULL */
 } http_src;
 
 /* ---- one response ------------------------------------------------------ */
@@ -164,60 +211,21 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
   return len;
 }
 
-/* One GET of range (e.g. "-1048576" or "0-262143") into r, with header
- * extra if not NULL. 0, or the CURLcode of a failed transfer. */
-static CURLcode get(http_src *h, const char *range, const char *extra,
-                    response *r) {
-  CURL *c = h->curl;
-  struct curl_slist *hdrs = NULL, *more;
-  char if_match[128];
-  r->len = 0;
-  r->overflow = 0;
-  r->status = 0;
-  r->have_range = 0;
-  r->etag[0] = r->reason[0] = '\0';
-  curl_easy_setopt(c, CURLOPT_URL, h->s3 ? h->s3->http_url : h->base.name);
-  curl_easy_setopt(c, CURLOPT_RANGE, range);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-  if (h->strong_etag) {
-    snprintf(if_match, sizeof if_match, "If-Match: %s", h->etag);
-    if ((more = curl_slist_append(hdrs, if_match)) == NULL)
-      return CURLE_OUT_OF_MEMORY;
-    hdrs = more;
-  }
-  if (extra != NULL) {
-    if ((more = curl_slist_append(hdrs, extra)) == NULL) {
-      curl_slist_free_all(hdrs);
-      return CURLE_OUT_OF_MEMORY;
-    }
-    hdrs = more;
-  }
-  if (h->s3 != NULL) {
-    /* S3 wants the body's hash named (a GET's is that of no bytes), and a
-     * session token beside the signature; libcurl signs both. */
-    char token[sizeof h->s3->token + 32];
-    snprintf(token, sizeof token, "x-amz-security-token: %s", h->s3->token);
-    const char *add[2] = {"x-amz-content-sha256: " EMPTY_SHA256,
-                          h->s3->token[0] ? token : NULL};
-    for (int i = 0; i < 2 && add[i] != NULL; i++) {
-      if ((more = curl_slist_append(hdrs, add[i])) == NULL) {
-        curl_slist_free_all(hdrs);
-        return CURLE_OUT_OF_MEMORY;
-      }
-      hdrs = more;
-    }
-  }
-  /* Bytes as stored: no Accept-Encoding, so no transformation. */
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-  CURLcode rc = curl_easy_perform(c);
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-  curl_slist_free_all(hdrs);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-  return rc;
-}
+/* ---- requests, several at once ------------------------------------------- */
+
+/* One GET: of [off, off + len) into dst (or of range, when set), and
+ * what came back. */
+typedef struct xfer {
+  uint64_t off, len;
+  char range[48];
+  const char *extra; /* one more header, or NULL */
+  response r;
+  CURLcode cc;
+  int attempts;
+  int done;
+  int64_t mtime; /* Last-Modified, when sent (else -1) */
+  struct curl_slist *hdrs;
+} xfer;
 
 /* Worth another attempt: the network or the server, not the request. */
 static int transient(CURLcode cc, long status) {
@@ -233,6 +241,154 @@ static void pause_ms(long ms) {
     ;
 }
 
+/* The headers of x: If-Match, its extra one, S3's. 0 or -1 (memory). */
+static int xfer_headers(http_src *h, xfer *x) {
+  struct curl_slist *more;
+  char line[sizeof h->s3->token + 32];
+  const char *add[4] = {NULL, x->extra, NULL, NULL};
+  if (h->strong_etag) {
+    snprintf(line, sizeof line, "If-Match: %s", h->etag);
+    add[0] = line;
+  }
+  char token[sizeof h->s3->token + 32];
+  if (h->s3 != NULL) {
+    /* S3 wants the body's hash named (a GET's is that of no bytes), and a
+     * session token beside the signature; libcurl signs both. */
+    add[2] = "x-amz-content-sha256: " EMPTY_SHA256;
+    if (h->s3->token[0]) {
+      snprintf(token, sizeof token, "x-amz-security-token: %s", h->s3->token);
+      add[3] = token;
+    }
+  }
+  x->hdrs = NULL;
+  for (int i = 0; i < 4; i++) {
+    if (add[i] == NULL)
+      continue;
+    if ((more = curl_slist_append(x->hdrs, add[i])) == NULL) {
+      curl_slist_free_all(x->hdrs);
+      x->hdrs = NULL;
+      return -1;
+    }
+    x->hdrs = more;
+  }
+  return 0;
+}
+
+/* Puts x on easy handle c, in the multi handle. 0, or the CURLcode. */
+static CURLcode xfer_start(http_src *h, xfer *x, CURL *c) {
+  response *r = &x->r;
+  r->len = 0;
+  r->overflow = 0;
+  r->status = 0;
+  r->have_range = 0;
+  r->etag[0] = r->reason[0] = '\0';
+  x->mtime = -1;
+  if (x->range[0] == '\0')
+    snprintf(x->range, sizeof x->range, "%llu-%llu", (unsigned long long)x->off,
+             (unsigned long long)(x->off + x->len - 1));
+  if (xfer_headers(h, x) != 0)
+    return CURLE_OUT_OF_MEMORY;
+  curl_easy_setopt(c, CURLOPT_URL, h->s3 ? h->s3->http_url : h->base.name);
+  curl_easy_setopt(c, CURLOPT_RANGE, x->range);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+  /* Bytes as stored: no Accept-Encoding, so no transformation. */
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
+  CURLMcode mc = curl_multi_add_handle(h->multi, c);
+  if (mc != CURLM_OK) {
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(x->hdrs);
+    x->hdrs = NULL;
+    return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+  }
+  return CURLE_OK;
+}
+
+/* Runs the n transfers of xs, PARALLEL at a time, each tried again after
+ * a growing pause while it fails transiently, ATTEMPTS times in all. Each
+ * ends with its cc and response. Called with fetch_lock held (or at
+ * open, before anyone else can read). */
+static void run_xfers(http_src *h, xfer *xs, size_t n) {
+  long pause = FIRST_PAUSE_MS;
+  for (size_t i = 0; i < n; i++) {
+    xs[i].done = 0;
+    xs[i].attempts = 0;
+  }
+  for (;;) {
+    CURL *idle[PARALLEL];
+    int nidle = 0, running = 0, active = 0;
+    for (int i = 0; i < PARALLEL; i++)
+      idle[nidle++] = h->easy[i];
+    size_t next = 0;
+    for (;;) {
+      /* Start what there is room for. */
+      while (nidle > 0 && next < n) {
+        xfer *x = &xs[next++];
+        if (x->done)
+          continue;
+        x->attempts++;
+        CURL *c = idle[--nidle];
+        if ((x->cc = xfer_start(h, x, c)) != CURLE_OK) {
+          idle[nidle++] = c;
+          x->done = 1; /* not worth another attempt */
+          continue;
+        }
+        active++;
+      }
+      if (active == 0)
+        break;
+      CURLMcode mc = curl_multi_perform(h->multi, &running);
+      CURLMsg *m;
+      int left;
+      while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+          continue;
+        CURL *c = m->easy_handle;
+        char *priv = NULL;
+        curl_easy_getinfo(c, CURLINFO_PRIVATE, &priv);
+        xfer *x = (xfer *)(void *)priv;
+        x->cc = m->data.result;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x->r.status);
+        curl_off_t mtime = -1;
+        if (curl_easy_getinfo(c, CURLINFO_FILETIME_T, &mtime) == CURLE_OK)
+          x->mtime = (int64_t)mtime;
+        curl_multi_remove_handle(h->multi, c);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(x->hdrs);
+        x->hdrs = NULL;
+        idle[nidle++] = c;
+        active--;
+        /* Done unless worth another attempt (in the next round). */
+        x->done = !transient(x->cc, x->r.status) || x->attempts >= ATTEMPTS;
+      }
+      if (mc != CURLM_OK) {
+        /* The multi handle itself failed: end what is in flight. */
+        for (int i = 0; i < PARALLEL; i++)
+          curl_multi_remove_handle(h->multi, h->easy[i]);
+        for (size_t i = 0; i < n; i++) {
+          if (!xs[i].done) {
+            curl_slist_free_all(xs[i].hdrs);
+            xs[i].hdrs = NULL;
+            xs[i].cc = CURLE_FAILED_INIT;
+            xs[i].done = 1;
+          }
+        }
+        return;
+      }
+      if (active > 0 && running > 0)
+        curl_multi_poll(h->multi, NULL, 0, 1000, NULL);
+    }
+    int again = 0;
+    for (size_t i = 0; i < n; i++)
+      again |= !xs[i].done;
+    if (!again)
+      return;
+    pause_ms(pause);
+    pause *= 2;
+  }
+}
+
 static void mark_changed(http_src *h, const char *why) {
   pthread_mutex_lock(&h->lock);
   int first = !h->changed;
@@ -244,40 +400,32 @@ static void mark_changed(http_src *h, const char *why) {
             h->base.name, why, h->etag[0] ? h->etag : "none");
 }
 
-/* Fetches [off, off + len) into buf. 0, EIO or SST_ECHANGED. */
-static int fetch(http_src *h, uint8_t *buf, size_t len, uint64_t off) {
-  char range[64];
-  snprintf(range, sizeof range, "%llu-%llu", (unsigned long long)off,
-           (unsigned long long)(off + len - 1));
-  response r = {.buf = buf, .cap = len};
-  long pause = FIRST_PAUSE_MS;
-  CURLcode cc = CURLE_OK;
-  for (int attempt = 1;; attempt++) {
-    cc = get(h, range, NULL, &r);
-    if (!transient(cc, r.status) || attempt == ATTEMPTS)
-      break;
-    pause_ms(pause);
-    pause *= 2;
-  }
+/* What a range transfer came to: 0 when it brought exactly the bytes
+ * asked for, else EIO or SST_ECHANGED (logged). */
+static int xfer_result(http_src *h, const xfer *x) {
+  const response *r = &x->r;
+  CURLcode cc = x->cc;
   if (cc == CURLE_OK &&
-      (r.status == 412 || r.status == 404 || r.status == 410)) {
+      (r->status == 412 || r->status == 404 || r->status == 410)) {
     char why[128];
-    snprintf(why, sizeof why, "HTTP %ld %s", r.status, r.reason);
+    snprintf(why, sizeof why, "HTTP %ld %s", r->status, r->reason);
     mark_changed(h, why);
     return SST_ECHANGED;
   }
-  if (cc == CURLE_OK && r.status == 206 && r.have_range &&
-      (r.total != h->base.size ||
-       (h->etag[0] && r.etag[0] && strcmp(r.etag, h->etag) != 0))) {
+  if (cc == CURLE_OK && r->status == 206 && r->have_range &&
+      (r->total != h->base.size ||
+       (h->etag[0] && r->etag[0] && strcmp(r->etag, h->etag) != 0))) {
     mark_changed(h, "another size or ETag");
     return SST_ECHANGED;
   }
-  if (cc != CURLE_OK || r.status != 206 || !r.have_range || r.first != off ||
-      r.last != off + len - 1 || r.len != len) {
-    sst_log("%s: bytes %s: %s", h->base.name, range,
-            cc != CURLE_OK    ? curl_easy_strerror(cc)
-            : r.status != 206 ? (r.reason[0] ? r.reason : "unexpected status")
-                              : "the server answered another range");
+  if (cc != CURLE_OK || r->status != 206 || !r->have_range ||
+      r->first != x->off || r->last != x->off + x->len - 1 ||
+      r->len != x->len) {
+    sst_log("%s: bytes %s: %s", h->base.name, x->range,
+            cc != CURLE_OK ? curl_easy_strerror(cc)
+            : r->status != 206
+                ? (r->reason[0] ? r->reason : "unexpected status")
+                : "the server answered another range");
     return EIO;
   }
   return 0;
@@ -312,7 +460,7 @@ static void block_name(const http_src *h, uint64_t b, char *name, size_t cap) {
  * ETag etag and *size, or, when etag is "", of any version, whose ETag
  * and size then go to etag and *size; its length in *got and offset in
  * the object in *off_out. 0 when it is there and whole and its checksum
- * matches; -1 otherwise. */
+ * matches (its mtime then says it was just used); -1 otherwise. */
 static int disk_read(const http_src *h, const char *name,
                      char etag[REC_ETAG + 1], uint64_t *size, uint8_t *buf,
                      size_t cap, size_t *got, uint64_t *off_out) {
@@ -346,10 +494,162 @@ static int disk_read(const http_src *h, const char *name,
     memcpy(etag, tag, sizeof tag);
     *size = rsize;
   }
+  /* Used now: the eviction of least recently used records goes by it. */
+  futimens(fd, NULL);
   rc = 0;
 out:
   close(fd);
   return rc;
+}
+
+/* What a record of len bytes costs on disk, as counted. */
+static uint64_t rec_cost(uint64_t len) {
+  return (REC_HEADER + len + DISK_PAGE - 1) / DISK_PAGE * DISK_PAGE;
+}
+
+struct disk_file {
+  struct timespec mtime;
+  uint64_t bytes;
+  char name[64]; /* URLHASH/NAME */
+};
+
+static int older(const void *a, const void *b) {
+  const struct disk_file *x = a, *y = b;
+  if (x->mtime.tv_sec != y->mtime.tv_sec)
+    return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+  if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+    return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+static int is_hash(const char *s) {
+  size_t n = strspn(s, "0123456789abcdef");
+  return n == 16 && s[n] == '\0';
+}
+
+/* Counts the bytes of disk under the cache directory (the lock file, the
+ * directories of URLs and their records) and, when more than target,
+ * removes records, least recently used first, until it is not.
+ * Temporary files left by a writer that died are removed too. Returns
+ * what is left. Called with the lock held. */
+static uint64_t disk_prune(const http_src *h, uint64_t target) {
+  DIR *top = opendir(h->root);
+  if (top == NULL)
+    return 0;
+  struct disk_file *files = NULL;
+  size_t n = 0, cap = 0;
+  uint64_t total = 0;
+  struct stat st;
+  time_t now = time(NULL);
+  if (fstat(dirfd(top), &st) == 0)
+    total += (uint64_t)st.st_blocks * 512;
+  struct dirent *d;
+  while ((d = readdir(top)) != NULL) {
+    if (strcmp(d->d_name, "lock") == 0 &&
+        fstatat(dirfd(top), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+      total += (uint64_t)st.st_blocks * 512;
+    if (!is_hash(d->d_name))
+      continue;
+    int sfd = openat(dirfd(top), d->d_name,
+                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *sub = sfd >= 0 ? fdopendir(sfd) : NULL;
+    if (sub == NULL) {
+      if (sfd >= 0)
+        close(sfd);
+      continue;
+    }
+    if (fstat(sfd, &st) == 0)
+      total += (uint64_t)st.st_blocks * 512;
+    struct dirent *e;
+    while ((e = readdir(sub)) != NULL) {
+      if (e->d_name[0] == '.' ||
+          fstatat(sfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+          !S_ISREG(st.st_mode))
+        continue;
+      if (strstr(e->d_name, ".tmp.") != NULL) {
+        if (now - st.st_mtim.tv_sec > STALE_TMP_SECONDS &&
+            unlinkat(sfd, e->d_name, 0) == 0)
+          continue;
+        total += (uint64_t)st.st_blocks * 512; /* being written */
+        continue;
+      }
+      if (strlen(e->d_name) >= sizeof files->name - 17)
+        continue;
+      if (n == cap) {
+        size_t ncap = cap ? 2 * cap : 256;
+        struct disk_file *more = realloc(files, ncap * sizeof *files);
+        if (more == NULL) {
+          total += (uint64_t)st.st_blocks * 512;
+          continue;
+        }
+        files = more;
+        cap = ncap;
+      }
+      files[n].mtime = st.st_mtim;
+      files[n].bytes = (uint64_t)st.st_blocks * 512;
+      /* URLHASH (16 bytes) / NAME (shorter than 47, checked above) */
+      memcpy(files[n].name, d->d_name, 16);
+      files[n].name[16] = '/';
+      memcpy(files[n].name + 17, e->d_name, strlen(e->d_name) + 1);
+      total += files[n].bytes;
+      n++;
+    }
+    closedir(sub);
+  }
+  if (total > target && n > 0) {
+    qsort(files, n, sizeof *files, older);
+    for (size_t i = 0; i < n && total > target; i++)
+      if (unlinkat(dirfd(top), files[i].name, 0) == 0)
+        total -= files[i].bytes < total ? files[i].bytes : total;
+  }
+  free(files);
+  closedir(top);
+  return total;
+}
+
+/* Reserves room for *want bytes of records (as rec_cost counts them) in
+ * the cache directory, removing what is used least when needed; lowers
+ * *want to what it grants (at most half the bound). Returns the lock's
+ * descriptor, held until disk_done: the records are written under it, so
+ * that a count of the directory by another process never misses room
+ * granted but not yet filled. -1 (nothing granted) on failure. */
+static int disk_reserve(const http_src *h, uint64_t *want) {
+  char path[4096];
+  uint64_t w = *want;
+  *want = 0;
+  if (snprintf(path, sizeof path, "%s/lock", h->root) >= (int)sizeof path)
+    return -1;
+  int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  if (flock(fd, LOCK_EX) != 0) {
+    close(fd);
+    return -1;
+  }
+  if (w > h->disk_max / 2)
+    w = h->disk_max / 2;
+  uint8_t raw[8];
+  uint64_t used;
+  if (sst_pread_all(fd, raw, sizeof raw, 0) == 0)
+    used = rd64(raw);
+  else
+    used = disk_prune(h, UINT64_MAX); /* a new directory: count it */
+  if (used > h->disk_max || w > h->disk_max - used)
+    used = disk_prune(h, h->disk_max - w);
+  if (used > h->disk_max || w > h->disk_max - used)
+    w = 0; /* could not make room (files of another kind) */
+  used += w;
+  sst_put_u64(raw, used);
+  if (pwrite(fd, raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+    w = 0;
+  *want = w;
+  return fd;
+}
+
+/* Ends what disk_reserve began: the lock goes with its descriptor. */
+static void disk_done(int fd) {
+  if (fd >= 0)
+    close(fd);
 }
 
 /* Writes record NAME: len bytes of the object at off. Failures only mean
@@ -369,6 +669,8 @@ static void disk_write(const http_src *h, const char *name, const uint8_t *p,
   for (int k = 0; k < 4; k++)
     sst_put_u64(head + 8 + REC_ETAG + 8 * k, v[k]);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && mkdir(h->disk, 0700) == 0)
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     return;
   int ok = sst_write_all(fd, head, sizeof head) == 0 &&
@@ -450,106 +752,266 @@ static uint64_t block_end(const http_src *h, uint64_t b) {
   return end < h->tail_off ? end : h->tail_off;
 }
 
-/* Block b (below the tail) into the cache, with the blocks after it that
- * are missing too (up to last, and ahead when reads go in order), in one
- * request. Copies what b holds of [off, off + len) into buf. */
-static int fill(http_src *h, uint64_t b, uint64_t last, uint8_t *buf,
-                size_t len, uint64_t off) {
-  pthread_mutex_lock(&h->fetch_lock);
-  pthread_mutex_lock(&h->lock);
-  int rc = h->changed ? SST_ECHANGED : 0;
-  if (rc == 0 && cache_copy(h, b, buf, len, off)) {
-    pthread_mutex_unlock(&h->lock);
-    pthread_mutex_unlock(&h->fetch_lock);
-    return 0; /* fetched while this thread waited */
+/* The stream a read of [off, end) continues, or a new one. Sets *in_order
+ * when it continues one. Called with h->lock held. */
+static struct stream *stream_of(http_src *h, uint64_t off, uint64_t end,
+                                int *in_order) {
+  struct stream *found = NULL, *victim = &h->streams[0];
+  for (int i = 0; i < STREAMS; i++) {
+    struct stream *s = &h->streams[i];
+    if (s->reads > 0 && off + STREAM_SLACK >= s->next &&
+        off <= s->next + STREAM_SLACK) {
+      found = s;
+      break;
+    }
+    if (s->reads == 0 || (victim->reads > 0 && s->tick < victim->tick))
+      victim = s;
   }
+  *in_order = found != NULL;
+  if (found == NULL) {
+    found = victim;
+    *found = (struct stream){.next = end};
+  }
+  found->reads++;
+  found->tick = ++h->tick;
+  if (end > found->next)
+    found->next = end;
+  return found;
+}
+
+/* Serves [off, end) (below the tail, starting in a block that missed the
+ * cache) into buf: the blocks that are in the cache from there, the ones
+ * kept on disk from there, and the rest fetched, together with the window
+ * read ahead (ahead: the bytes after end to fetch too), adjacent blocks in
+ * one request, the requests at once. Blocks wholly inside [off, end) are
+ * fetched straight into buf; the others, read ahead or at its edges, go
+ * to the cache. */
+static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
+                uint64_t ahead) {
+  uint64_t b0 = off / BLOCK_BYTES, b1 = (end - 1) / BLOCK_BYTES;
   uint64_t blocks = (h->tail_off + BLOCK_BYTES - 1) / BLOCK_BYTES;
-  uint64_t want = last - b + 1;
-  if (h->last_end == b * BLOCK_BYTES)
-    want += AHEAD_BLOCKS;
-  uint64_t n = 1;
-  while (n < want && n < RUN_MAX_BLOCKS && b + n < blocks &&
-         !cached(h, b + n) && !on_disk(h, b + n))
-    n++;
-  pthread_mutex_unlock(&h->lock);
-  if (rc != 0) {
-    pthread_mutex_unlock(&h->fetch_lock);
-    return rc;
-  }
-  uint64_t start = b * BLOCK_BYTES, end = block_end(h, b + n - 1);
-  uint8_t *run = malloc((size_t)(end - start));
-  if (run == NULL) {
+  uint64_t last = (end - 1 + ahead) / BLOCK_BYTES;
+  if (last >= blocks)
+    last = blocks - 1;
+  xfer *xs = NULL;
+  uint8_t **bufs = NULL; /* each transfer's buffer when not in buf */
+  size_t nx = 0;
+  int rc = 0;
+  pthread_mutex_lock(&h->fetch_lock);
+  /* The plan: each block served now or missing. A missing one starts a
+   * run of missing blocks, of one kind: wholly inside the read or not. */
+  size_t cap = (size_t)(last - b0 + 1);
+  if ((xs = calloc(cap, sizeof *xs)) == NULL ||
+      (bufs = calloc(cap, sizeof *bufs)) == NULL) {
     rc = ENOMEM;
-  } else if (disk_block(h, b, run, (size_t)(block_end(h, b) - start)) == 0) {
-    n = 1; /* kept by an earlier open */
-  } else if ((rc = fetch(h, run, (size_t)(end - start), start)) == 0) {
-    h->last_end = end;
-    for (uint64_t i = 0; i < n && h->disk != NULL && h->strong_etag; i++) {
-      char name[64];
-      block_name(h, b + i, name, sizeof name);
-      disk_write(h, name, run + i * BLOCK_BYTES,
-                 (size_t)(block_end(h, b + i) - (b + i) * BLOCK_BYTES),
-                 (b + i) * BLOCK_BYTES);
+    goto out;
+  }
+  for (uint64_t b = b0; b <= last; b++) {
+    uint64_t bs = b * BLOCK_BYTES, be = block_end(h, b);
+    int wanted = b <= b1, inside = bs >= off && be <= end;
+    uint64_t from = bs > off ? bs : off, to = be < end ? be : end;
+    pthread_mutex_lock(&h->lock);
+    int hit = h->changed ? -1
+              : wanted   ? cache_copy(h, b, buf + (from - off),
+                                      (size_t)(to - from), from)
+                         : cached(h, b);
+    pthread_mutex_unlock(&h->lock);
+    if (hit < 0) {
+      rc = SST_ECHANGED;
+      goto out;
+    }
+    if (hit)
+      continue;
+    if (wanted && inside &&
+        disk_block(h, b, buf + (bs - off), (size_t)(be - bs)) == 0)
+      continue;
+    if (wanted && !inside) {
+      uint8_t *tmp = malloc((size_t)BLOCK_BYTES);
+      if (tmp == NULL) {
+        rc = ENOMEM;
+        goto out;
+      }
+      int got = disk_block(h, b, tmp, (size_t)(be - bs)) == 0;
+      if (got) {
+        memcpy(buf + (from - off), tmp + (from - bs), (size_t)(to - from));
+        pthread_mutex_lock(&h->lock);
+        cache_put(h, b, tmp, (size_t)(be - bs));
+        pthread_mutex_unlock(&h->lock);
+      }
+      free(tmp);
+      if (got)
+        continue;
+    }
+    if (!wanted && on_disk(h, b))
+      continue; /* read from there when wanted */
+    /* Missing: joins the run before it when adjacent, of its kind and
+     * not too long. */
+    xfer *x = nx > 0 ? &xs[nx - 1] : NULL;
+    int x_inside = x != NULL && x->off >= off && x->off + x->len <= end;
+    if (x != NULL && x->off + x->len == bs && x_inside == inside &&
+        x->len + (be - bs) <= RUN_BYTES) {
+      x->len += be - bs;
+    } else {
+      x = &xs[nx++];
+      x->off = bs;
+      x->len = be - bs;
     }
   }
-  if (rc == 0) {
-    pthread_mutex_lock(&h->lock);
-    for (uint64_t i = 0; i < n; i++)
-      cache_put(h, b + i, run + i * BLOCK_BYTES,
-                (size_t)(block_end(h, b + i) - (b + i) * BLOCK_BYTES));
-    pthread_mutex_unlock(&h->lock);
-    memcpy(buf, run + (off - start), len);
+  /* Buffers of the runs that do not land in buf. */
+  for (size_t i = 0; i < nx; i++) {
+    xfer *x = &xs[i];
+    int inside = x->off >= off && x->off + x->len <= end;
+    if (inside) {
+      x->r.buf = buf + (x->off - off);
+    } else if ((x->r.buf = bufs[i] = malloc((size_t)x->len)) == NULL) {
+      rc = ENOMEM;
+      goto out;
+    }
+    x->r.cap = (size_t)x->len;
   }
-  free(run);
+  if (nx == 0)
+    goto out;
+  run_xfers(h, xs, nx);
+  for (size_t i = 0; i < nx; i++) {
+    int r = xfer_result(h, &xs[i]);
+    if (r != 0 && (rc == 0 || r == SST_ECHANGED))
+      rc = r;
+  }
+  if (rc != 0)
+    goto out;
+  /* Kept on disk, within the room the directory grants. */
+  if (h->disk != NULL && h->strong_etag) {
+    uint64_t granted = 0;
+    for (size_t i = 0; i < nx; i++)
+      for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES)
+        granted += rec_cost(block_end(h, p / BLOCK_BYTES) - p);
+    int lock = disk_reserve(h, &granted);
+    for (size_t i = 0; i < nx; i++) {
+      for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len;
+           p += BLOCK_BYTES) {
+        uint64_t b = p / BLOCK_BYTES, n = block_end(h, b) - p;
+        if (rec_cost(n) > granted)
+          break;
+        granted -= rec_cost(n);
+        char name[64];
+        block_name(h, b, name, sizeof name);
+        disk_write(h, name, xs[i].r.buf + (p - xs[i].off), (size_t)n, p);
+      }
+    }
+    disk_done(lock);
+  }
+  /* The rest into the cache, and what the read wants of it into buf. */
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < nx; i++) {
+    if (bufs[i] == NULL)
+      continue;
+    for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES) {
+      uint64_t b = p / BLOCK_BYTES, be = block_end(h, b);
+      const uint8_t *src = bufs[i] + (p - xs[i].off);
+      cache_put(h, b, src, (size_t)(be - p));
+      uint64_t from = p > off ? p : off, to = be < end ? be : end;
+      if (from < to)
+        memcpy(buf + (from - off), src + (from - p), (size_t)(to - from));
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+out:
   pthread_mutex_unlock(&h->fetch_lock);
+  for (size_t i = 0; bufs != NULL && i < nx; i++)
+    free(bufs[i]);
+  free(bufs);
+  free(xs);
   return rc;
 }
 
 static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
   http_src *h = (http_src *)s;
   uint8_t *buf = out;
-  pthread_mutex_lock(&h->lock);
-  int changed = h->changed;
-  pthread_mutex_unlock(&h->lock);
-  if (changed)
-    return SST_ECHANGED;
   uint64_t end = off + len;
-  /* Below the tail: block by block, from the cache or fetched. */
-  while (off < end && off < h->tail_off) {
-    uint64_t b = off / BLOCK_BYTES;
-    uint64_t stop = block_end(h, b) < end ? block_end(h, b) : end;
-    size_t n = (size_t)(stop - off);
+  uint64_t below = end < h->tail_off ? end : h->tail_off;
+  if (off < below) {
+    /* From the cache while it has the blocks; from the first miss on,
+     * fill serves the rest. */
     pthread_mutex_lock(&h->lock);
-    int hit = cache_copy(h, b, buf, n, off);
+    if (h->changed) {
+      pthread_mutex_unlock(&h->lock);
+      return SST_ECHANGED;
+    }
+    int in_order;
+    struct stream *st = stream_of(h, off, below, &in_order);
+    uint64_t p = off;
+    while (p < below) {
+      uint64_t b = p / BLOCK_BYTES;
+      uint64_t stop = block_end(h, b) < below ? block_end(h, b) : below;
+      if (!cache_copy(h, b, buf + (p - off), (size_t)(stop - p), p))
+        break;
+      p = stop;
+    }
+    uint64_t ahead = 0;
+    if (p < below) {
+      if (p >= h->hint_off && p < h->hint_end) {
+        /* The key region: in large pieces at once. */
+        ahead = h->hint_end > below ? h->hint_end - below : 0;
+        if (ahead > WINDOW_MAX)
+          ahead = WINDOW_MAX;
+      } else if (in_order) {
+        st->win = st->win == 0           ? WINDOW_FIRST
+                  : st->win < WINDOW_MAX ? 2 * st->win
+                                         : WINDOW_MAX;
+        ahead = st->win;
+      }
+    }
     pthread_mutex_unlock(&h->lock);
-    if (!hit) {
-      uint64_t last_off = (end < h->tail_off ? end : h->tail_off) - 1;
-      int rc = fill(h, b, last_off / BLOCK_BYTES, buf, n, off);
+    if (p < below) {
+      int rc = fill(h, buf + (p - off), p, below, ahead);
       if (rc != 0)
         return rc;
     }
-    buf += n;
-    off = stop;
+  } else {
+    pthread_mutex_lock(&h->lock);
+    int changed = h->changed;
+    pthread_mutex_unlock(&h->lock);
+    if (changed)
+      return SST_ECHANGED;
   }
-  if (off < end)
-    memcpy(buf, h->tail + (off - h->tail_off), (size_t)(end - off));
+  if (below < end) {
+    uint64_t from = off > h->tail_off ? off : h->tail_off;
+    memcpy(buf + (from - off), h->tail + (from - h->tail_off),
+           (size_t)(end - from));
+  }
   return 0;
+}
+
+static void http_hint(sst_src *s, uint64_t off, uint64_t len) {
+  http_src *h = (http_src *)s;
+  pthread_mutex_lock(&h->lock);
+  h->hint_off = off;
+  h->hint_end = off + len;
+  pthread_mutex_unlock(&h->lock);
 }
 
 static void http_close(sst_src *s) {
   http_src *h = (http_src *)s;
-  if (h->curl != NULL)
-    curl_easy_cleanup(h->curl);
+  for (int i = 0; i < PARALLEL; i++) {
+    if (h->easy[i] == NULL)
+      continue;
+    if (h->multi != NULL)
+      curl_multi_remove_handle(h->multi, h->easy[i]);
+    curl_easy_cleanup(h->easy[i]);
+  }
+  if (h->multi != NULL)
+    curl_multi_cleanup(h->multi);
   for (int i = 0; i < CACHE_BLOCKS; i++)
     free(h->slots[i].data);
   free(h->tail);
   free(h->disk);
+  free(h->root);
   free(h->s3);
   pthread_mutex_destroy(&h->lock);
   pthread_mutex_destroy(&h->fetch_lock);
 }
 
-static const struct sst_src_ops http_ops = {http_pread, http_close};
+static const struct sst_src_ops http_ops = {http_pread, http_close, http_hint};
 
 /* ---- open ------------------------------------------------------------- */
 
@@ -581,7 +1043,7 @@ static int status_code(long status) {
 static int open_disk(http_src *h, const char *dir, sst_error *err) {
   const char *url = h->base.name;
   size_t cap = strlen(dir) + 20;
-  if ((h->disk = malloc(cap)) == NULL)
+  if ((h->root = strdup(dir)) == NULL || (h->disk = malloc(cap)) == NULL)
     return sst_error_set(err, ENOMEM, "%s: out of memory", url);
   snprintf(h->disk, cap, "%s/%016llx", dir,
            (unsigned long long)XXH3_64bits(url, strlen(url)));
@@ -591,44 +1053,20 @@ static int open_disk(http_src *h, const char *dir, sst_error *err) {
   return 0;
 }
 
-int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
-                  sst_error *err) {
-  *out = NULL;
-  pthread_once(&global_once, global_init);
-  if (load_why != NULL)
-    return sst_error_set(err, ENOENT, "%s: %s", url, load_why);
-  if (global_rc != CURLE_OK)
-    return sst_error_set(err, EIO, "%s: libcurl: %s", url,
-                         curl_easy_strerror(global_rc));
-  http_src *h = calloc(1, sizeof *h);
-  if (h == NULL || (h->base.name = strdup(url)) == NULL) {
-    free(h);
-    return sst_error_set(err, ENOMEM, "%s: out of memory", url);
-  }
-  h->base.ops = &http_ops;
-  h->base.fd = -1;
-  pthread_mutex_init(&h->lock, NULL);
-  pthread_mutex_init(&h->fetch_lock, NULL);
-  int rc;
-  response r = {.cap = (size_t)TAIL_BYTES};
-  if ((h->curl = curl_easy_init()) == NULL || (r.buf = malloc(r.cap)) == NULL) {
-    rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
-    goto fail;
-  }
-  CURL *c = h->curl;
-  if (sst_src_is_s3(url)) {
-    if ((h->s3 = malloc(sizeof *h->s3)) == NULL) {
-      rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
-      goto fail;
-    }
-    if ((rc = sst_s3_resolve(url, h->s3, err)) != 0)
-      goto fail;
+/* An easy handle with what every request of h shares. NULL: no memory,
+ * or (s3) a libcurl that cannot sign, said in *why. */
+static CURL *new_easy(http_src *h, const char **why) {
+  CURL *c = curl_easy_init();
+  *why = "out of memory";
+  if (c == NULL)
+    return NULL;
+  if (h->s3 != NULL) {
     char sigv4[128];
     snprintf(sigv4, sizeof sigv4, "aws:amz:%s:s3", h->s3->region);
     if (curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4) != CURLE_OK) {
-      rc = sst_error_set(err, ENOTSUP, "%s: this libcurl cannot sign (SigV4)",
-                         url);
-      goto fail;
+      *why = "this libcurl cannot sign (SigV4)";
+      curl_easy_cleanup(c);
+      return NULL;
     }
     curl_easy_setopt(c, CURLOPT_USERNAME, h->s3->key_id);
     curl_easy_setopt(c, CURLOPT_PASSWORD, h->s3->secret);
@@ -644,6 +1082,59 @@ int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
   curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 15L);
   curl_easy_setopt(c, CURLOPT_FILETIME, 1L);
   curl_easy_setopt(c, CURLOPT_USERAGENT, "sstfs/" SST_VERSION_STRING);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  return c;
+}
+
+int sst_http_open(const char *url, const char *cache_dir, uint64_t cache_max,
+                  sst_src **out, sst_error *err) {
+  *out = NULL;
+  pthread_once(&global_once, global_init);
+  if (load_why != NULL)
+    return sst_error_set(err, ENOENT, "%s: %s", url, load_why);
+  if (global_rc != CURLE_OK)
+    return sst_error_set(err, EIO, "%s: libcurl: %s", url,
+                         curl_easy_strerror(global_rc));
+  http_src *h = calloc(1, sizeof *h);
+  if (h == NULL || (h->base.name = strdup(url)) == NULL) {
+    free(h);
+    return sst_error_set(err, ENOMEM, "%s: out of memory", url);
+  }
+  h->base.ops = &http_ops;
+  h->base.fd = -1;
+  h->disk_max = cache_max ? cache_max : DISK_MAX_DEFAULT;
+  pthread_mutex_init(&h->lock, NULL);
+  pthread_mutex_init(&h->fetch_lock, NULL);
+  int rc;
+  xfer x = {.r = {.cap = (size_t)TAIL_BYTES}};
+  response *r = &x.r;
+  if ((r->buf = malloc(r->cap)) == NULL) {
+    rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
+    goto fail;
+  }
+  if (sst_src_is_s3(url)) {
+    if ((h->s3 = malloc(sizeof *h->s3)) == NULL) {
+      rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
+      goto fail;
+    }
+    if ((rc = sst_s3_resolve(url, h->s3, err)) != 0)
+      goto fail;
+  }
+  if ((h->multi = curl_multi_init()) == NULL) {
+    rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);
+    goto fail;
+  }
+  /* Connections kept open for the next requests: one per transfer. */
+  curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)PARALLEL);
+  for (int i = 0; i < PARALLEL; i++) {
+    const char *why;
+    if ((h->easy[i] = new_easy(h, &why)) == NULL) {
+      rc = sst_error_set(err, strcmp(why, "out of memory") ? ENOTSUP : ENOMEM,
+                         "%s: %s", url, why);
+      goto fail;
+    }
+  }
 
   /* A tail kept on disk: asked for only if it changed. */
   char kept_etag[REC_ETAG + 1] = "", if_none[REC_ETAG + 32];
@@ -653,71 +1144,66 @@ int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
   if (cache_dir != NULL) {
     if ((rc = open_disk(h, cache_dir, err)) != 0)
       goto fail;
-    kept = disk_read(h, "tail", kept_etag, &kept_size, r.buf, r.cap, &kept_len,
-                     &kept_off) == 0 &&
+    kept = disk_read(h, "tail", kept_etag, &kept_size, r->buf, r->cap,
+                     &kept_len, &kept_off) == 0 &&
            kept_etag[0] == '"' && strlen(kept_etag) < sizeof h->etag &&
            kept_off + kept_len == kept_size;
     snprintf(if_none, sizeof if_none, "If-None-Match: %s", kept_etag);
   }
 
-  char range[32];
-  snprintf(range, sizeof range, "-%llu", (unsigned long long)TAIL_BYTES);
-  CURLcode cc = CURLE_OK;
-  long pause = FIRST_PAUSE_MS;
-  for (int attempt = 1;; attempt++) {
-    cc = get(h, range, kept ? if_none : NULL, &r);
-    if (!transient(cc, r.status) || attempt == ATTEMPTS)
-      break;
-    pause_ms(pause);
-    pause *= 2;
-  }
-  if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r.overflow)) {
+  snprintf(x.range, sizeof x.range, "-%llu", (unsigned long long)TAIL_BYTES);
+  x.extra = kept ? if_none : NULL;
+  run_xfers(h, &x, 1);
+  CURLcode cc = x.cc;
+  if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->overflow)) {
     rc = sst_error_set(err, EIO, "%s: %s", url, curl_easy_strerror(cc));
     goto fail;
   }
-  if (kept && r.status == 304 &&
-      (r.etag[0] == '\0' || strcmp(r.etag, kept_etag) == 0)) {
+  if (kept && r->status == 304 &&
+      (r->etag[0] == '\0' || strcmp(r->etag, kept_etag) == 0)) {
     h->base.size = kept_size; /* the version kept is the current one */
     h->tail_off = kept_off;
-    memcpy(r.etag, kept_etag, strlen(kept_etag) + 1);
-  } else if (r.status == 206 && r.have_range && r.last + 1 == r.total &&
-             r.len == r.last - r.first + 1) {
-    h->base.size = r.total;
-    h->tail_off = r.first;
-  } else if (r.status == 200 && !r.overflow) {
-    h->base.size = r.len; /* the whole object: no range support needed */
+    memcpy(r->etag, kept_etag, strlen(kept_etag) + 1);
+  } else if (r->status == 206 && r->have_range && r->last + 1 == r->total &&
+             r->len == r->last - r->first + 1) {
+    h->base.size = r->total;
+    h->tail_off = r->first;
+  } else if (r->status == 200 && !r->overflow) {
+    h->base.size = r->len; /* the whole object: no range support needed */
     h->tail_off = 0;
-  } else if (r.status == 200 || r.status == 206) {
+  } else if (r->status == 200 || r->status == 206) {
     rc = sst_error_set(err, EIO,
                        "%s: the server does not answer range requests "
                        "correctly (HTTP %ld)",
-                       url, r.status);
+                       url, r->status);
     goto fail;
   } else {
-    rc = sst_error_set(err, status_code(r.status), "%s: HTTP %ld%s%s", url,
-                       r.status, r.reason[0] ? " " : "", r.reason);
+    rc = sst_error_set(err, status_code(r->status), "%s: HTTP %ld%s%s", url,
+                       r->status, r->reason[0] ? " " : "", r->reason);
     goto fail;
   }
-  h->tail = r.buf;
-  r.buf = NULL;
-  snprintf(h->etag, sizeof h->etag, "%s", r.etag);
+  h->tail = r->buf;
+  r->buf = NULL;
+  snprintf(h->etag, sizeof h->etag, "%s", r->etag);
   /* A weak ETag never matches If-Match: such a version is pinned by its
    * size and ETag in each response instead. */
   h->strong_etag = h->etag[0] == '"';
   snprintf(h->base.identity, sizeof h->base.identity, "%s",
            h->etag[0] ? h->etag : "");
-  curl_off_t mtime = -1;
-  if (curl_easy_getinfo(c, CURLINFO_FILETIME_T, &mtime) == CURLE_OK &&
-      mtime > 0)
-    h->base.mtime_sec = (int64_t)mtime;
-  if (h->disk != NULL && h->strong_etag && r.status != 304)
-    disk_write(h, "tail", h->tail, (size_t)(h->base.size - h->tail_off),
-               h->tail_off);
-  h->last_end = UINT64_MAX;
+  if (x.mtime > 0)
+    h->base.mtime_sec = x.mtime;
+  if (h->disk != NULL && h->strong_etag && r->status != 304) {
+    uint64_t cost = rec_cost(h->base.size - h->tail_off), granted = cost;
+    int lock = disk_reserve(h, &granted);
+    if (granted == cost)
+      disk_write(h, "tail", h->tail, (size_t)(h->base.size - h->tail_off),
+                 h->tail_off);
+    disk_done(lock);
+  }
   *out = &h->base;
   return 0;
 fail:
-  free(r.buf);
+  free(r->buf);
   http_close(&h->base);
   free(h->base.name);
   free(h);

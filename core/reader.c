@@ -258,7 +258,7 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     r->o = *opts;
   else
     sst_reader_options_init(&r->o);
-  int rc = sst_src_open(path, r->o.cache_dir, &r->src, err);
+  int rc = sst_src_open(path, r->o.cache_dir, r->o.cache_max, &r->src, err);
   if (rc != 0)
     goto fail;
   r->fd = r->src->fd;
@@ -329,8 +329,14 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
                        path);
     goto fail;
   }
-  if ((rc = check_layout(r, err)) || (rc = read_meta(r, err)) ||
-      (rc = open_index(r, err)) || (rc = open_props(r, err)))
+  if ((rc = check_layout(r, err)) != 0)
+    goto fail;
+  /* A remote table: its key region (key blocks, filters, metadata) is
+   * what listings and lookups read, in large pieces at once. */
+  if (r->data == NULL && r->f.version >= 2)
+    sst_src_hint(r->src, r->f.keys_off, r->size - r->f.keys_off);
+  if ((rc = read_meta(r, err)) || (rc = open_index(r, err)) ||
+      (rc = open_props(r, err)))
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;

@@ -60,11 +60,11 @@ fail:
   return rc;
 }
 
-int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
-                 sst_error *err) {
+int sst_src_open(const char *name, const char *cache_dir, uint64_t cache_max,
+                 sst_src **out, sst_error *err) {
   *out = NULL;
   if (sst_src_is_url(name) || sst_src_is_s3(name))
-    return sst_http_open(name, cache_dir, out, err);
+    return sst_http_open(name, cache_dir, cache_max, out, err);
   return open_local(name, out, err);
 }
 

@@ -20,6 +20,7 @@ typedef struct sst_src sst_src;
 struct sst_src_ops {
   int (*pread)(sst_src *s, void *buf, size_t len, uint64_t off);
   void (*close)(sst_src *s);
+  void (*hint)(sst_src *s, uint64_t off, uint64_t len); /* or NULL */
 };
 
 struct sst_src {
@@ -48,12 +49,12 @@ typedef struct sst_s3 {
  * EACCES (no credentials) with the reason in err. */
 int sst_s3_resolve(const char *url, sst_s3 *s3, sst_error *err);
 
-/* Opens name: a URL through http.c (cache_dir: see sst_http_open), anything
- * else as a local regular file (not waiting on a FIFO or device, refused with
- * "NAME: not a regular file": EISDIR or SST_ENOTTABLE). 0 or an error set in
- * err. */
-int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
-                 sst_error *err);
+/* Opens name: a URL through http.c (cache_dir, cache_max: see
+ * sst_http_open), anything else as a local regular file (not waiting on a
+ * FIFO or device, refused with "NAME: not a regular file": EISDIR or
+ * SST_ENOTTABLE). 0 or an error set in err. */
+int sst_src_open(const char *name, const char *cache_dir, uint64_t cache_max,
+                 sst_src **out, sst_error *err);
 
 /* Reads len bytes at off, all or nothing: 0, an errno value (EIO for a
  * remote read that failed after its retries), SST_ETRUNCATED past the end,
@@ -62,14 +63,25 @@ int sst_src_open(const char *name, const char *cache_dir, sst_src **out,
 static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
                                 uint64_t off);
 
+/* Says that [off, off + len) will be read, much of it, roughly in order
+ * (the reader's key region): a remote source then fetches it in large
+ * pieces, several at once, rather than block by block. Nothing for a
+ * local file. */
+static inline void sst_src_hint(sst_src *s, uint64_t off, uint64_t len) {
+  if (s->ops != NULL && s->ops->hint != NULL)
+    s->ops->hint(s, off, len);
+}
+
 void sst_src_close(sst_src *s);
 
 /* http.c: opens an http://, https:// or s3:// URL (see sst_src_open),
- * with blocks kept in cache_dir (the reader option) unless it is NULL.
+ * with blocks kept in cache_dir (the reader option) unless it is NULL,
+ * which holds at most cache_max bytes of disk (0: 1 GiB); what was used
+ * least recently is removed to make room.
  * An s3:// URL is read from its HTTP address with every request signed
  * (SigV4); messages and the cache name the s3:// URL. */
-int sst_http_open(const char *url, const char *cache_dir, sst_src **out,
-                  sst_error *err);
+int sst_http_open(const char *url, const char *cache_dir, uint64_t cache_max,
+                  sst_src **out, sst_error *err);
 
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
 

@@ -402,8 +402,13 @@ typedef struct sst_reader_options {
    * fetched are kept, keyed by URL and ETag, for the next open of the
    * same version, by this process or another (NULL: none). Each is
    * checked against a checksum before use, and fetched again when it
-   * does not match. Nothing is ever removed from it. */
+   * does not match. It is kept within cache_max bytes of disk: the
+   * records used least recently are removed to make room, by whichever
+   * process needs it. */
   const char *cache_dir;
+  /* The bound of cache_dir in bytes of disk (0: the default, 1 GiB). Every
+   * process sharing the directory should give the same bound. */
+  uint64_t cache_max;
 } sst_reader_options;
 
 void sst_reader_options_init(sst_reader_options *opts);
