@@ -3,6 +3,7 @@
  * (fs/unmount.c). */
 #define FUSE_USE_VERSION 312
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -59,7 +60,9 @@ static const char usage_text[] =
     "    files and URLs). It is read with HTTP range requests: the end of\n"
     "    the file (footer, index and usually every key) in one request at\n"
     "    mount time, then 256 KiB blocks as they are read, kept in a\n"
-    "    cache of 8 MiB. The version mounted is pinned by its ETag: if the\n"
+    "    cache of 16 MiB; reads in order fetch up to 8 MiB ahead, and the\n"
+    "    requests of one read go out at once, up to 4 in flight. The\n"
+    "    version mounted is pinned by its ETag: if the\n"
     "    object changes on the server, reads fail with EIO and one log line\n"
     "    names the URL. A failed request is tried four times, then that\n"
     "    read fails with EIO. A 404 or 403 at mount time fails the mount.\n"
@@ -90,17 +93,21 @@ static const char usage_text[] =
     "    -o umask=M       mode bits to clear (octal) from the modes stored in "
     "the\n"
     "                     table, else from 0444 for files, 0555 for dirs\n"
-    "    -o cache_size=K  KiB of decompressed value blocks and chunks "
-    "kept, per\n"
-    "                     table, for tables with compressed values "
-    "(default\n"
-    "                     1024); each is decompressed and checked once "
-    "while kept\n"
+    "    -o block_cache=SIZE  bytes of decompressed value blocks and chunks\n"
+    "                     kept, per table, for tables with compressed values\n"
+    "                     (default 1M); each is decompressed and checked once\n"
+    "                     while kept. SIZE: a number of bytes, or with K, M,\n"
+    "                     G or T (powers of 1024)\n"
     "    -o cache=DIR     keep the blocks fetched of tables behind URLs in\n"
     "                     DIR (it must exist), for the next mount of the same\n"
     "                     version: such a mount asks the server only whether\n"
     "                     the table changed. Each block is checked against\n"
-    "                     its checksum before use; DIR is never pruned\n"
+    "                     its checksum before use. Several mounts may share\n"
+    "                     DIR\n"
+    "    -o cache_size=SIZE  the most disk DIR may use (default 1G, at least\n"
+    "                     4M): the blocks used least recently are removed to\n"
+    "                     make room. Mounts sharing DIR should give the same\n"
+    "                     SIZE\n"
     "    -o allow_other   let other users in (see /etc/fuse.conf)\n"
     "    -o OPT           any other FUSE mount option (see mount.fuse3(8))\n"
     "    -h, --help       show this help\n"
@@ -127,7 +134,8 @@ static const struct fuse_opt conf_opts[] = {
     CONF_OPT("gid=", have_gid, 1),
     CONF_OPT("umask=%o", umask, 0),
     CONF_OPT("umask=", have_umask, 1),
-    CONF_OPT("cache_size=%u", cache_kib, 0),
+    CONF_OPT("block_cache=%s", block_cache, 0),
+    CONF_OPT("cache_size=%s", cache_size, 0),
     CONF_OPT("cache=%s", cache_dir, 0),
     SSTFS_HELP_OPTS,
     FUSE_OPT_KEY("-V", SSTFS_KEY_VERSION),
@@ -175,6 +183,40 @@ static int add_mount_opts(struct fuse_args *args, const char *table) {
   free(fsname);
   free(opts);
   return rc ? -1 : 0;
+}
+
+/* A size: a byte count with an optional K, M, G or T suffix (powers of
+ * 1024), as the sst tool reads them. 0, or -1 with a message naming
+ * option. */
+static int parse_size(const char *option, const char *arg, uint64_t min,
+                      uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(arg, &end, 10);
+  unsigned shift = 0;
+  static const char units[] = "KMGT";
+  if (end != arg && *end != '\0' && end[1] == '\0') {
+    const char *unit = strchr(units, toupper((unsigned char)*end));
+    if (unit != NULL) {
+      shift = 10 * (unsigned)(unit - units + 1);
+      end++;
+    }
+  }
+  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
+      n > (UINT64_MAX >> shift)) {
+    fprintf(stderr,
+            "sstfs: -o %s=%s: not a size (bytes, or a number with K, M, G "
+            "or T: 64M)\n",
+            option, arg);
+    return -1;
+  }
+  if (((uint64_t)n << shift) < min) {
+    fprintf(stderr, "sstfs: -o %s=%s: less than the least, %llu bytes\n",
+            option, arg, (unsigned long long)min);
+    return -1;
+  }
+  *out = (uint64_t)n << shift;
+  return 0;
 }
 
 /* What the library reports on its own (a table behind a URL that
@@ -270,8 +312,30 @@ int main(int argc, char *argv[]) {
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
   ro.pread_blocks = 1;
-  ro.cache_bytes = (uint64_t)(fs.conf.cache_kib ? fs.conf.cache_kib : 1024)
-                   << 10;
+  ro.cache_bytes = (uint64_t)1 << 20;
+  if (fs.conf.block_cache != NULL &&
+      parse_size("block_cache", fs.conf.block_cache, 1, &ro.cache_bytes) != 0) {
+    status = 2;
+    goto out_reader;
+  }
+  if (fs.conf.cache_size != NULL) {
+    if (fs.conf.cache_dir == NULL) {
+      fprintf(stderr,
+              "sstfs: -o cache_size=%s bounds the cache directory of tables "
+              "behind URLs,\n"
+              "which needs -o cache=DIR; the memory kept of decompressed "
+              "blocks is\n"
+              "-o block_cache=SIZE\n",
+              fs.conf.cache_size);
+      status = 2;
+      goto out_reader;
+    }
+    if (parse_size("cache_size", fs.conf.cache_size, (uint64_t)4 << 20,
+                   &ro.cache_max) != 0) {
+      status = 2;
+      goto out_reader;
+    }
+  }
   /* The daemon's working directory becomes / once it is in the
    * background: the cache directory is made absolute first. */
   char cache_dir[PATH_MAX];
@@ -376,6 +440,8 @@ out_args:
   for (int i = 0; i < fs.conf.nargs; i++)
     free(fs.conf.args[i]);
   free(fs.conf.cache_dir);
+  free(fs.conf.cache_size);
+  free(fs.conf.block_cache);
   fuse_opt_free_args(&args);
   return status;
 }

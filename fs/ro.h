@@ -21,8 +21,9 @@ typedef struct config {
   int flat;
   unsigned uid, gid, umask;
   int have_uid, have_gid, have_umask;
-  unsigned cache_kib; /* -o cache_size=KiB: decompressed blocks kept */
-  char *cache_dir;    /* -o cache=DIR: blocks of tables behind URLs */
+  char *block_cache; /* -o block_cache=SIZE: decompressed pieces kept */
+  char *cache_dir;   /* -o cache=DIR: blocks of tables behind URLs */
+  char *cache_size;  /* -o cache_size=SIZE: the bound of cache_dir */
   int show_help, show_version;
 } config;
 

@@ -139,13 +139,13 @@ else
   check "mount the compressed table" false
 fi
 
-if mount_table small c.sstable -o cache_size=16; then
+if mount_table small c.sstable -o block_cache=16K; then
   run diff -r src small
-  check "-o cache_size=16 (KiB): reads still right" eval \
+  check "-o block_cache=16K: reads still right" eval \
     'status_is 0 && [ ! -s out ]'
   unmount small
 else
-  check "mount with -o cache_size=16" false
+  check "mount with -o block_cache=16K" false
 fi
 
 # ---- a damaged chunk ---------------------------------------------------------------
