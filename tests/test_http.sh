@@ -85,6 +85,17 @@ bytes_per_request() {
   awk -v from="$1" 'NR > from { n++; s += $2 } END { print n ? int(s / n) : 0 }' \
     log/access.log
 }
+# connections FROM: how many connections carried the requests after line
+# FROM. One request at a time reuses one kept-alive connection; more mean
+# requests that were in flight at once.
+connections() {
+  awk -v from="$1" 'NR > from { c[$NF] = 1 } END { print length(c) }' \
+    log/access.log
+}
+# hwm PID: the peak resident memory of process PID, in KiB.
+hwm() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+# A sanitizer build maps shadow memory: no memory bound holds for it.
+sanitized() { ldd "$SSTFS" 2>/dev/null | grep -qE 'libasan|libubsan'; }
 
 # ---- tables ----------------------------------------------------------------
 
@@ -180,6 +191,62 @@ avg=$(bytes_per_request "$before")
 echo "# requests: diff -r $(($(requests) - before)), $avg bytes each on average"
 check "diff -r: at least 256 KiB a request" [ "$avg" -ge 262144 ]
 
+# ---- a large value read in order, and a large key region ---------------------
+
+# One 64 MiB value (random, so its chunks are stored as they are).
+mkdir -p big && head -c $((64 << 20)) /dev/urandom >big/large.bin
+run "$SST" pack big www/big.sstable
+check "pack a 64 MiB value" status_is 0
+mount_url bigm "$URL/big.sstable"
+big_pid=${own_pids[-1]}
+mem_before=$(hwm "$big_pid")
+before=$(requests)
+run cmp bigm/large.bin big/large.bin
+check "a 64 MiB value read over http is right" status_is 0
+n=$(($(requests) - before))
+avg=$(bytes_per_request "$before")
+conns=$(connections "$before")
+mem_after=$(hwm "$big_pid")
+echo "# requests: cat of a 64 MiB value $n, $avg bytes each on average," \
+  "on $conns connections; daemon peak memory $mem_before KiB after the" \
+  "mount, $mem_after KiB after the read"
+check "... in at most 48 requests" [ "$n" -le 48 ]
+check "... of at least 1 MiB each on average" [ "$avg" -ge 1048576 ]
+check "... several of them in flight at once" [ "$conns" -ge 2 ]
+if sanitized; then
+  echo "# skipped: the memory bound (a sanitizer build)"
+else
+  check "... and the daemon grew by less than 40 MiB" \
+    [ $((mem_after - mem_before)) -lt 40960 ]
+fi
+fusermount3 -u "$WORK/bigm"
+
+# 200,000 keys in 200 directories: a key region of about 7 MB, of which
+# open fetches the last MiB.
+python3 - >keys.csv <<'PY'
+import hashlib
+for i in range(200000):
+    print("d%03d/%s,v" % (i // 1000, hashlib.sha1(str(i).encode()).hexdigest()[:24]))
+PY
+run "$SST" build -o www/keys.sstable keys.csv
+check "build a table of 200,000 keys" status_is 0
+before=$(requests)
+mount_url keysm "$URL/keys.sstable"
+run find keysm -type f
+check "find over the mount of 200,000 keys" \
+  [ "$(wc -l <out)" -eq 200000 ]
+n=$(($(requests) - before))
+conns=$(connections "$before")
+region=$("$SST" info www/keys.sstable | awk '/^key region:/ { print $3 }')
+echo "# requests: mount and find over a key region of $region bytes $n," \
+  "on $conns connections"
+# The mount's two (the tail, the header), then the rest of the region in
+# pieces of at most 2 MiB.
+most=$((2 + (region - 1048576 + 2097151) / 2097152))
+check "... in at most $most requests" [ "$n" -le "$most" ]
+check "... several of them in flight at once" [ "$conns" -ge 2 ]
+fusermount3 -u "$WORK/keysm"
+
 # A stack of a URL and a file.
 mount_url stack "$URL/records.sstable" www/tree.sstable
 check "a stack of a URL and a file" [ "$(cat stack/beta)" = two ]
@@ -231,6 +298,77 @@ n=$(data_requests "$before")
 check "... but fetched again" [ "$n" -ge 1 ]
 fusermount3 -u "$WORK/damaged"
 
+# ---- a bound on the cache directory ----------------------------------------------
+
+table_bytes=$(stat -c %s www/tree.sstable)
+bound=$((4 << 20))
+# du_max DIR FILE: samples du of DIR into FILE (the largest seen) until
+# the file DIR.stop appears.
+du_max() {
+  local max=0 u
+  while [ ! -e "$1.stop" ]; do
+    u=$(du -s -B1 "$1" 2>/dev/null | cut -f1)
+    [ -n "$u" ] && [ "$u" -gt "$max" ] && max=$u
+    echo "$max" >"$2"
+    sleep 0.05
+  done
+}
+mkdir -p small
+mount_url bounded -o cache="$WORK/small",cache_size=4M "$URL/tree.sstable"
+run diff -r src bounded
+check "diff -r with the cache bounded to 4M, a table of $table_bytes bytes" \
+  status_is 0
+used=$(du -s -B1 small | cut -f1)
+echo "# cache directory: $used bytes after diff -r (bound $bound)"
+check "... the directory stays within the bound" [ "$used" -le "$bound" ]
+check "... and holds something" [ "$used" -ge $((1 << 20)) ]
+fusermount3 -u "$WORK/bounded"
+mount_url bounded2 -o cache="$WORK/small",cache_size=4M "$URL/tree.sstable"
+run diff -r src bounded2
+check "a second mount over what is left: reads right" status_is 0
+fusermount3 -u "$WORK/bounded2"
+
+# Two mounts at once over one directory, each reading more than the bound,
+# each removing what the other kept.
+mkdir -p shared
+mount_url shareA -o cache="$WORK/shared",cache_size=4M "$URL/tree.sstable"
+mount_url shareB -o cache="$WORK/shared",cache_size=4M "$URL/big.sstable"
+du_max shared du.max &
+sampler=$!
+own_helper "$sampler"
+diff -r src shareA >diffA.out 2>&1 &
+pa=$!
+cmp shareB/large.bin big/large.bin >cmpB.out 2>&1 &
+pb=$!
+diff -r src shareA >diffA2.out 2>&1 &
+pa2=$!
+wait "$pa"
+ra=$?
+wait "$pb"
+rb=$?
+wait "$pa2"
+ra2=$?
+touch shared.stop
+wait "$sampler"
+check "two mounts sharing a bounded cache: the tree is right" \
+  [ "$((ra + ra2))" -eq 0 ]
+check "... and so is the 64 MiB value" [ "$rb" -eq 0 ]
+max=$(cat du.max)
+echo "# shared cache directory: at most $max bytes seen while two mounts" \
+  "read (bound $bound)"
+check "... the directory stayed within the bound" [ "$max" -le "$bound" ]
+fusermount3 -u "$WORK/shareA"
+fusermount3 -u "$WORK/shareB"
+
+mkdir -p refused
+run "$SSTFS" -o cache_size=64M "$URL/tree.sstable" refused
+check "-o cache_size without -o cache is refused" [ "$rc" -eq 2 ]
+check "... naming -o block_cache" err_has "-o block_cache=SIZE"
+run "$SSTFS" -o cache="$WORK/cache",cache_size=lots "$URL/tree.sstable" refused
+check "-o cache_size=lots is refused" err_has "cache_size=lots: not a size"
+run "$SSTFS" -o cache="$WORK/cache",cache_size=1M "$URL/tree.sstable" refused
+check "-o cache_size below 4M is refused" err_has "less than the least"
+
 # ---- the table replaced on the server -------------------------------------------
 
 mount_url changed "$URL/tree.sstable"
@@ -265,7 +403,8 @@ for m in mnt stack outage changed; do
   fusermount3 -u "$WORK/$m"
 done
 for f in log/mnt log/stack log/outage log/cold log/warm log/damaged \
-  log/changed; do
+  log/changed log/bigm log/keysm log/bounded log/bounded2 log/shareA \
+  log/shareB; do
   check "no sanitizer report in $f" sanitizer_free "$f"
 done
 
