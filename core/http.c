@@ -24,8 +24,9 @@
  * that continues one fetches a window after it, WINDOW_FIRST at first,
  * doubled at each further miss up to WINDOW_MAX; a miss in the region
  * named by sst_src_hint (the reader's key blocks, filters and metadata)
- * fetches WINDOW_MAX of it at once. Memory stays bounded: the cache, and
- * at most one window in flight.
+ * fetches WINDOW_MAX of it at once when it continues reads in order, and
+ * HINT_ALONE after it otherwise (a lookup). Memory stays bounded: the
+ * cache, and at most one window in flight.
  *
  * A 412 (or another ETag, or another size) means the object changed: that
  * read and every later one fail with SST_ECHANGED, logged once, and no
@@ -89,6 +90,7 @@
 #define PARALLEL 4                         /* requests in flight at once */
 #define WINDOW_FIRST ((uint64_t)512 << 10) /* read ahead of reads in order */
 #define WINDOW_MAX ((uint64_t)8 << 20)
+#define HINT_ALONE ((uint64_t)1 << 20) /* fetched at a lone miss there */
 #define STREAMS 8 /* places read in order, followed at once */
 #define STREAM_SLACK                                                           \
   ((uint64_t)2 << 20)      /* how far out of order they may be                 \
@@ -950,10 +952,14 @@ static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
     uint64_t ahead = 0;
     if (p < below) {
       if (p >= h->hint_off && p < h->hint_end) {
-        /* The key region: in large pieces at once. */
-        ahead = h->hint_end > below ? h->hint_end - below : 0;
-        if (ahead > WINDOW_MAX)
-          ahead = WINDOW_MAX;
+        /* The key region: in large pieces at once while it is read in
+         * order (a listing); a lookup that lands alone in it fetches
+         * HINT_ALONE, not a whole window. */
+        uint64_t start = p / BLOCK_BYTES * BLOCK_BYTES;
+        uint64_t stop = in_order ? below + WINDOW_MAX : start + HINT_ALONE;
+        if (stop > h->hint_end)
+          stop = h->hint_end;
+        ahead = stop > below ? stop - below : 0;
       } else if (in_order) {
         st->win = st->win == 0           ? WINDOW_FIRST
                   : st->win < WINDOW_MAX ? 2 * st->win

@@ -230,6 +230,18 @@ for i in range(200000):
 PY
 run "$SST" build -o www/keys.sstable keys.csv
 check "build a table of 200,000 keys" status_is 0
+# A lone lookup in the middle of the key region: one request of at most
+# 1 MiB, not a whole window.
+mount_url keys1 "$URL/keys.sstable"
+before=$(requests)
+key=$(sed -n '100000s/,v$//p' keys.csv)
+check "cat of one file of 200,000" [ "$(cat "keys1/$key")" = v ]
+n=$(($(requests) - before))
+avg=$(bytes_per_request "$before")
+echo "# requests: cat of one file of the 200,000 after the mount $n, $avg bytes"
+check "... in one request" [ "$n" -eq 1 ]
+check "... of at most 1 MiB" [ "$avg" -le $(((1 << 20) + 4096)) ]
+fusermount3 -u "$WORK/keys1"
 before=$(requests)
 mount_url keysm "$URL/keys.sstable"
 run find keysm -type f
@@ -403,7 +415,7 @@ for m in mnt stack outage changed; do
   fusermount3 -u "$WORK/$m"
 done
 for f in log/mnt log/stack log/outage log/cold log/warm log/damaged \
-  log/changed log/bigm log/keysm log/bounded log/bounded2 log/shareA \
+  log/changed log/bigm log/keys1 log/keysm log/bounded log/bounded2 log/shareA \
   log/shareB; do
   check "no sanitizer report in $f" sanitizer_free "$f"
 done
