@@ -46,8 +46,9 @@ typedef struct sstfs {
   sst_tree *tree;
   config conf;
   struct timespec mtime;
-  int no_open; /* opens answered ENOSYS: never sent again */
-  int xattrs;  /* some table's entries carry xattrs (SST_FEATURE_XATTRS) */
+  int no_open;    /* opens answered ENOSYS: never sent again */
+  int no_opendir; /* the same for opens of directories */
+  int xattrs;     /* some table's entries carry xattrs (SST_FEATURE_XATTRS) */
   uint64_t checked[CHECKED_SLOTS];
   uint64_t listed[LISTED_SLOTS]; /* directories opened before (opendir) */
   uint64_t logged[LOGGED_SLOTS];
