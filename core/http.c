@@ -227,13 +227,27 @@ typedef struct xfer {
   int done;
   int64_t mtime; /* Last-Modified, when sent (else -1) */
   struct curl_slist *hdrs;
+  char errbuf[CURL_ERROR_SIZE]; /* libcurl's own words on a failure */
 } xfer;
 
-/* Worth another attempt: the network or the server, not the request. */
+/* Why a transfer failed, as libcurl explains it when it can ("SSL
+ * certificate problem: unable to get local issuer certificate" rather
+ * than "SSL peer certificate or SSH remote key was not OK"). */
+static const char *xfer_why(const xfer *x) {
+  return x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->cc);
+}
+
+/* Worth another attempt: the network or the server, not the request,
+ * nor a certificate that will not be trusted the next time either. */
 static int transient(CURLcode cc, long status) {
   if (cc != CURLE_OK)
     return cc != CURLE_WRITE_ERROR && cc != CURLE_OUT_OF_MEMORY &&
-           cc != CURLE_URL_MALFORMAT && cc != CURLE_UNSUPPORTED_PROTOCOL;
+           cc != CURLE_URL_MALFORMAT && cc != CURLE_UNSUPPORTED_PROTOCOL &&
+           cc != CURLE_PEER_FAILED_VERIFICATION &&
+           cc != CURLE_SSL_CACERT_BADFILE && cc != CURLE_SSL_CERTPROBLEM &&
+           cc != CURLE_SSL_ISSUER_ERROR &&
+           cc != CURLE_SSL_PINNEDPUBKEYNOTMATCH && cc != CURLE_LOGIN_DENIED &&
+           cc != CURLE_REMOTE_ACCESS_DENIED;
   return status >= 500 || status == 408 || status == 429;
 }
 
@@ -295,10 +309,13 @@ static CURLcode xfer_start(http_src *h, xfer *x, CURL *c) {
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(c, CURLOPT_PRIVATE, x);
+  x->errbuf[0] = '\0';
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
   /* Bytes as stored: no Accept-Encoding, so no transformation. */
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
   CURLMcode mc = curl_multi_add_handle(h->multi, c);
   if (mc != CURLM_OK) {
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(x->hdrs);
     x->hdrs = NULL;
@@ -356,6 +373,8 @@ static void run_xfers(http_src *h, xfer *xs, size_t n) {
         if (curl_easy_getinfo(c, CURLINFO_FILETIME_T, &mtime) == CURLE_OK)
           x->mtime = (int64_t)mtime;
         curl_multi_remove_handle(h->multi, c);
+        /* x may be gone before c's next transfer sets its own. */
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(x->hdrs);
         x->hdrs = NULL;
@@ -366,8 +385,10 @@ static void run_xfers(http_src *h, xfer *xs, size_t n) {
       }
       if (mc != CURLM_OK) {
         /* The multi handle itself failed: end what is in flight. */
-        for (int i = 0; i < PARALLEL; i++)
+        for (int i = 0; i < PARALLEL; i++) {
           curl_multi_remove_handle(h->multi, h->easy[i]);
+          curl_easy_setopt(h->easy[i], CURLOPT_ERRORBUFFER, NULL);
+        }
         for (size_t i = 0; i < n; i++) {
           if (!xs[i].done) {
             curl_slist_free_all(xs[i].hdrs);
@@ -424,7 +445,7 @@ static int xfer_result(http_src *h, const xfer *x) {
       r->first != x->off || r->last != x->off + x->len - 1 ||
       r->len != x->len) {
     sst_log("%s: bytes %s: %s", h->base.name, x->range,
-            cc != CURLE_OK ? curl_easy_strerror(cc)
+            cc != CURLE_OK ? xfer_why(x)
             : r->status != 206
                 ? (r->reason[0] ? r->reason : "unexpected status")
                 : "the server answered another range");
@@ -1077,6 +1098,16 @@ static CURL *new_easy(http_src *h, const char **why) {
     curl_easy_setopt(c, CURLOPT_USERNAME, h->s3->key_id);
     curl_easy_setopt(c, CURLOPT_PASSWORD, h->s3->secret);
   }
+  /* The CA bundle and directory curl(1) takes from its environment, which
+   * libcurl leaves to the program; else libcurl's built-in ones. */
+  const char *ca = getenv("CURL_CA_BUNDLE");
+  if (ca == NULL || *ca == '\0')
+    ca = getenv("SSL_CERT_FILE");
+  if (ca != NULL && *ca != '\0')
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+  const char *ca_dir = getenv("SSL_CERT_DIR");
+  if (ca_dir != NULL && *ca_dir != '\0')
+    curl_easy_setopt(c, CURLOPT_CAPATH, ca_dir);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
@@ -1162,7 +1193,7 @@ int sst_http_open(const char *url, const char *cache_dir, uint64_t cache_max,
   run_xfers(h, &x, 1);
   CURLcode cc = x.cc;
   if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && r->overflow)) {
-    rc = sst_error_set(err, EIO, "%s: %s", url, curl_easy_strerror(cc));
+    rc = sst_error_set(err, EIO, "%s: %s", url, xfer_why(&x));
     goto fail;
   }
   if (kept && r->status == 304 &&
