@@ -134,6 +134,9 @@ int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf);
 /* fresh: every piece read from the file again, not from the cache. */
 int sst_vread_check(const sst_reader *r, const sst_entry *e, int fresh);
 int sst_vread_check_block(const sst_reader *r, uint64_t i);
+/* A chunked value's chunk table against the entry's checksum: what a
+ * read of its chunks then trusts (each chunk is checked as it is read). */
+int sst_vread_check_table(const sst_reader *r, const sst_entry *e);
 int sst_vread_value(const sst_reader *r, const sst_entry *e,
                     const uint8_t **value);
 /* Chunks of a value of len bytes. */

@@ -525,8 +525,7 @@ int sst_vread_check_block(const sst_reader *r, uint64_t i) {
   return piece_read(r, &pc, 0, &one, 1, 1);
 }
 
-/* Checks a chunked value's table against the entry's checksum. */
-static int check_table(const sst_reader *r, const sst_entry *e) {
+int sst_vread_check_table(const sst_reader *r, const sst_entry *e) {
   uint64_t n = sst_chunk_count(e->value_len, r->chunk_size);
   size_t len = (size_t)(n * SST_CHUNK_ENTRY);
   uint8_t *t = malloc(len);
@@ -543,7 +542,7 @@ static int whole(const sst_reader *r, const sst_entry *e, void *buf,
                  int fresh) {
   size_t got;
   int rc;
-  if ((e->flags & SST_FLAG_CHUNKED) && (rc = check_table(r, e)) != 0)
+  if ((e->flags & SST_FLAG_CHUNKED) && (rc = sst_vread_check_table(r, e)) != 0)
     return rc;
   if ((rc = vread(r, e, 0, buf, (size_t)e->value_len, &got, fresh)) != 0)
     return rc;
@@ -566,7 +565,7 @@ int sst_vread_check(const sst_reader *r, const sst_entry *e, int fresh) {
     free(buf);
     return rc;
   }
-  int rc = check_table(r, e);
+  int rc = sst_vread_check_table(r, e);
   size_t step = r->chunk_size;
   uint8_t *buf = rc ? NULL : malloc(step);
   if (rc == 0 && buf == NULL)

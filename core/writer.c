@@ -39,6 +39,7 @@
 #include "format.h"
 #include "internal.h"
 #include "spill.h"
+#include "table.h"
 #include "zpool.h"
 
 #define OUT_BUF_SIZE (1u << 20)
@@ -1645,8 +1646,11 @@ int sst_writer_add_from(sst_writer *w, const void *key, size_t key_len,
       return *read_rc;
     return sst_writer_add(w, key, key_len, v, e->value_len);
   }
-  /* A value stored in chunks may be large: a chunk at a time. */
-  if ((*read_rc = sst_reader_value_check(r, e)) != 0)
+  /* A value stored in chunks may be large: a chunk at a time, each
+   * checked as it is read (after its table), so that it is decompressed
+   * once, not once to check it whole and again to copy it. A bad chunk
+   * fails the writer: no table is made of a damaged copy. */
+  if ((*read_rc = sst_vread_check_table(r, e)) != 0)
     return *read_rc;
   size_t cap = 1u << 20;
   uint8_t *buf = malloc(cap);

@@ -347,6 +347,61 @@ START_TEST(copies_between_tables) {
 }
 END_TEST
 
+/* A copy (sst_writer_add_from) of a chunked value whose table is damaged
+ * is refused before anything is written; one whose chunk is damaged fails
+ * the copy and its writer, and no table is made of it. */
+START_TEST(copy_of_damaged_chunks) {
+  const char *a = tu_path("dmg-a"), *b = tu_path("dmg-b");
+  make_values();
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 3;
+  write_table(a, &o, 0, NULL);
+  value *v = &vals[6]; /* three whole chunks */
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(a, NULL, &r, NULL), 0);
+  sst_entry e;
+  ck_assert_int_eq(sst_reader_find(r, v->key, strlen(v->key), &e), 0);
+  ck_assert(e.flags & SST_FLAG_CHUNKED);
+  uint64_t in_table = e.value_offset + e.value_stored - 5;
+  uint64_t in_chunk = e.value_offset + 100;
+  sst_reader_close(r);
+  size_t len;
+  uint8_t *good = tu_read_file(a, &len);
+  for (int k = 0; k < 2; k++) {
+    uint8_t *bad = malloc(len);
+    memcpy(bad, good, len);
+    bad[k == 0 ? in_table : in_chunk] ^= 0x40;
+    tu_write_file(a, bad, len);
+    free(bad);
+    ck_assert_int_eq(sst_reader_open(a, NULL, &r, NULL), 0);
+    ck_assert_int_eq(sst_reader_find(r, v->key, strlen(v->key), &e), 0);
+    sst_writer *w;
+    ck_assert_int_eq(sst_writer_open(b, &o, &w, NULL), 0);
+    int read_rc = 0;
+    int rc = sst_writer_add_from(w, e.key, e.key_len, r, &e, &read_rc);
+    ck_assert_int_ne(read_rc, 0);
+    ck_assert_int_ne(rc, 0);
+    sst_error err;
+    if (k == 0) { /* nothing written: the writer goes on */
+      ck_assert_int_eq(sst_writer_add(w, "z", 1, "ok", 2), 0);
+      ck_assert_int_eq(sst_writer_finish(w, &err), 0);
+      ck_assert_int_eq(access(b, F_OK), 0);
+      unlink(b);
+    } else {
+      ck_assert_int_ne(sst_writer_finish(w, &err), 0);
+      ck_assert_int_ne(access(b, F_OK), 0);
+    }
+    sst_writer_free(w);
+    sst_reader_close(r);
+  }
+  free(good);
+  unlink(a);
+  free_values();
+}
+END_TEST
+
 /* Compressed on 1, 2 or 4 threads, the table is byte for byte the one
  * compressed in the caller's thread, whole or streamed, with dedup; and
  * it reads back. */
@@ -740,6 +795,7 @@ int main(void) {
   tcase_add_test(tc, cache_under_pressure);
   tcase_add_test(tc, entries_after_pieces);
   tcase_add_test(tc, chunked_values_in_flight);
+  tcase_add_test(tc, copy_of_damaged_chunks);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
