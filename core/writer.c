@@ -92,6 +92,7 @@ struct sst_writer {
   size_t hash_count, hash_cap;
   uint8_t *first_key, *last_key;
   size_t first_len, last_len;
+  int have_key; /* last_key holds the last key accepted */
   uint32_t probes;
 
   sst_spill keys, filter, index_entries, index_restarts;
@@ -1106,10 +1107,13 @@ static int accept_key(sst_writer *w, const uint8_t *key, size_t len) {
     return SST_ESTATE;
   if (len == 0 || len > SST_KEY_MAX)
     return SST_EKEYSIZE;
-  if (w->key_count > 0 && sst_key_cmp(key, len, w->last_key, w->last_len) <= 0)
+  /* Not key_count: entries waiting for their chunks are not counted
+   * there yet, and the key after them must still come after them. */
+  if (w->have_key && sst_key_cmp(key, len, w->last_key, w->last_len) <= 0)
     return SST_EORDER;
   memcpy(w->last_key, key, len);
   w->last_len = len;
+  w->have_key = 1;
   return 0;
 }
 
@@ -1362,8 +1366,6 @@ static int emit(sst_writer *w, unsigned flags, const vloc *loc) {
   w->has_meta = 0;
   if (m != NULL && m->type == SST_TYPE_DIR && loc->len != 0)
     return SST_EINVAL;
-  if (w->df_count >= DEFER_MAX && drain(w))
-    return w->err;
   if (w->df_count == 0 && loc->cv == 0)
     return add_entry(w, w->last_key, w->last_len, flags, loc, m, w->xattr_buf,
                      w->pieces_in);
@@ -1389,7 +1391,8 @@ static int emit(sst_writer *w, unsigned flags, const vloc *loc) {
   if (d->xattrs != NULL)
     memcpy(d->xattrs, w->xattr_buf, m->xattr_len);
   w->df_count++;
-  return 0;
+  /* Queued first, so that the drain places its value and adds it. */
+  return w->df_count > DEFER_MAX ? drain(w) : 0;
 }
 
 int sst_writer_set_meta(sst_writer *w, const sst_meta *m) {
@@ -1842,6 +1845,8 @@ static int complete_table(sst_writer *w) {
     end_training(w);
   if (w->err == 0)
     drain(w);
+  if (w->err == 0 && (w->df_count > 0 || w->cv_count > 0))
+    fail(w, SST_EINVAL, "entries still waiting for their values");
   if (w->err == 0 && w->block.count > 0)
     flush_block(w, w->pieces_in);
   if (w->block_count > UINT32_MAX)

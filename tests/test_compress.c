@@ -402,6 +402,103 @@ START_TEST(copy_of_damaged_chunks) {
 }
 END_TEST
 
+/* While the entries of chunked values wait for their chunks, keys are
+ * still checked for order against the last one given. */
+START_TEST(order_while_entries_wait) {
+  const char *p = tu_path("order");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.threads = 1;
+  static uint8_t big[40000];
+  memset(big, 'b', sizeof big);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, big, sizeof big), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, "x", 1), SST_EORDER);
+  ck_assert_int_eq(sst_writer_add(w, "b", 1, "x", 1), SST_EORDER);
+  ck_assert_int_eq(sst_writer_add_tombstone(w, "a", 1), SST_EORDER);
+  ck_assert_int_eq(sst_writer_add(w, "c", 1, "x", 1), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  const uint8_t *v;
+  uint64_t n;
+  ck_assert_int_eq(sst_reader_get(r, "b", 1, &v, &n), 0);
+  ck_assert(n == sizeof big && memcmp(v, big, n) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "c", 1, &v, &n), 0);
+  ck_assert_int_eq(sst_reader_get(r, "a", 1, &v, &n), SST_ENOTFOUND);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
+/* More entries wait than the queue holds (tombstones take no piece, so
+ * they all wait behind the first chunked value), and the entry that
+ * overflows it has a chunked value of its own: every entry is in the
+ * table, and a hard link to that value (sst_writer_last_value) is
+ * right. */
+START_TEST(queue_overflow) {
+  const char *p = tu_path("overflow");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.threads = 1;
+  static uint8_t big[40000], big2[40000];
+  memset(big, 'k', sizeof big);
+  memset(big2, 'm', sizeof big2);
+  const int tombs = 65535;
+  char key[32];
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "k0", 2, big, sizeof big), 0);
+  for (int i = 0; i < tombs; i++) {
+    snprintf(key, sizeof key, "t%06d", i);
+    ck_assert_int_eq(sst_writer_add_tombstone(w, key, strlen(key)), 0);
+  }
+  ck_assert_int_eq(sst_writer_add(w, "u1", 2, big2, sizeof big2), 0);
+  uint64_t off, len;
+  uint32_t sum;
+  ck_assert_int_eq(sst_writer_last_value(w, &off, &len, &sum), 0);
+  ck_assert_uint_eq(len, sizeof big2);
+  ck_assert_int_eq(sst_writer_add_shared(w, "u2", 2, off, len, sum), 0);
+  for (int i = 0; i < 10; i++) {
+    snprintf(key, sizeof key, "v%d", i);
+    ck_assert_int_eq(sst_writer_add(w, key, strlen(key), "small", 5), 0);
+  }
+  ck_assert_uint_eq(sst_writer_key_count(w), (uint64_t)tombs + 13);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  sst_info info;
+  sst_reader_info(r, &info);
+  ck_assert_uint_eq(info.key_count, (uint64_t)tombs + 13);
+  const uint8_t *v;
+  uint64_t n;
+  ck_assert_int_eq(sst_reader_get(r, "k0", 2, &v, &n), 0);
+  ck_assert(n == sizeof big && memcmp(v, big, n) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "u1", 2, &v, &n), 0);
+  ck_assert(n == sizeof big2 && memcmp(v, big2, n) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "u2", 2, &v, &n), 0);
+  ck_assert(n == sizeof big2 && memcmp(v, big2, n) == 0);
+  ck_assert_int_eq(sst_reader_get(r, "v9", 2, &v, &n), 0);
+  ck_assert(n == 5 && memcmp(v, "small", 5) == 0);
+  sst_entry e;
+  ck_assert_int_eq(sst_reader_find(r, "t065534", 7, &e), 0);
+  ck_assert(e.flags & SST_FLAG_TOMBSTONE);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 /* Compressed on 1, 2 or 4 threads, the table is byte for byte the one
  * compressed in the caller's thread, whole or streamed, with dedup; and
  * it reads back. */
@@ -796,6 +893,8 @@ int main(void) {
   tcase_add_test(tc, entries_after_pieces);
   tcase_add_test(tc, chunked_values_in_flight);
   tcase_add_test(tc, copy_of_damaged_chunks);
+  tcase_add_test(tc, order_while_entries_wait);
+  tcase_add_test(tc, queue_overflow);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
