@@ -1,5 +1,6 @@
 #include "spill.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -96,6 +97,26 @@ void sst_thread_buf_done(enum sst_thread_buf_kind kind) {
     t->b[kind].p = NULL;
     t->b[kind].cap = 0;
   }
+}
+
+int sst_parse_size(const char *arg, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(arg, &end, 10);
+  unsigned shift = 0;
+  static const char units[] = "KMGT";
+  if (end != arg && *end != '\0' && end[1] == '\0') {
+    const char *unit = strchr(units, toupper((unsigned char)*end));
+    if (unit != NULL) {
+      shift = 10 * (unsigned)(unit - units + 1);
+      end++;
+    }
+  }
+  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
+      n > (UINT64_MAX >> shift))
+    return EINVAL;
+  *out = (uint64_t)n << shift;
+  return 0;
 }
 
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off) {

@@ -33,6 +33,11 @@ int sst_temp_fd(const char *dir);
 /* write(2) until done; 0 or an errno value. */
 int sst_write_all(int fd, const void *data, size_t len);
 
+/* A size as the sst tool and sstfs's options read it: a byte count with
+ * an optional K, M, G or T suffix (powers of 1024), such as 64M. 0, or
+ * EINVAL when arg is not one or does not fit in 64 bits. */
+int sst_parse_size(const char *arg, uint64_t *out);
+
 /* pread(2) of len bytes at off until done; 0, an errno value, or
  * SST_ETRUNCATED if the file ends first. */
 int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);

@@ -3,7 +3,6 @@
  * (fs/unmount.c). */
 #define FUSE_USE_VERSION 312
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
@@ -23,6 +22,7 @@
 #include "common.h"
 #include "daemon.h"
 #include "ro.h"
+#include "spill.h"
 #include "sstable.h"
 #include "sstpath.h"
 #include "stage.h"
@@ -190,32 +190,20 @@ static int add_mount_opts(struct fuse_args *args, const char *table) {
  * option. */
 static int parse_size(const char *option, const char *arg, uint64_t min,
                       uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(arg, &end, 10);
-  unsigned shift = 0;
-  static const char units[] = "KMGT";
-  if (end != arg && *end != '\0' && end[1] == '\0') {
-    const char *unit = strchr(units, toupper((unsigned char)*end));
-    if (unit != NULL) {
-      shift = 10 * (unsigned)(unit - units + 1);
-      end++;
-    }
-  }
-  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
-      n > (UINT64_MAX >> shift)) {
+  uint64_t n;
+  if (sst_parse_size(arg, &n) != 0) {
     fprintf(stderr,
             "sstfs: -o %s=%s: not a size (bytes, or a number with K, M, G "
             "or T: 64M)\n",
             option, arg);
     return -1;
   }
-  if (((uint64_t)n << shift) < min) {
+  if (n < min) {
     fprintf(stderr, "sstfs: -o %s=%s: less than the least, %llu bytes\n",
             option, arg, (unsigned long long)min);
     return -1;
   }
-  *out = (uint64_t)n << shift;
+  *out = n;
   return 0;
 }
 

@@ -1,5 +1,4 @@
 /* cli.c — the helpers every sst command shares (see cli.h). */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "spill.h"
 
 /* ---- progress line ------------------------------------------------------ */
 
@@ -156,25 +156,14 @@ int parse_delimiter(const command *c, const char *arg, int escape,
   return 0;
 }
 
-/* A byte count with an optional K, M, G or T suffix (powers of 1024). */
+/* A byte count with an optional K, M, G or T suffix (powers of 1024),
+ * not 0. */
 int parse_size(const command *c, const char *opt, const char *arg,
                uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long n = strtoull(arg, &end, 10);
-  unsigned shift = 0;
-  static const char units[] = "KMGT";
-  if (end != arg && *end != '\0' && end[1] == '\0') {
-    const char *unit = strchr(units, toupper((unsigned char)*end));
-    if (unit != NULL) {
-      shift = 10 * (unsigned)(unit - units + 1);
-      end++;
-    }
-  }
-  if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || n == 0 ||
-      n > (UINT64_MAX >> shift))
+  uint64_t n;
+  if (sst_parse_size(arg, &n) != 0 || n == 0)
     return usage_error(c, "%s: '%s' is not a size such as 512M", opt, arg);
-  *out = (uint64_t)n << shift;
+  *out = n;
   return 0;
 }
 
