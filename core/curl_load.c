@@ -39,6 +39,7 @@ static const struct {
     SYM(multi_perform, "curl_multi_perform"),
     SYM(multi_poll, "curl_multi_poll"),
     SYM(multi_info_read, "curl_multi_info_read"),
+    SYM(multi_wakeup, "curl_multi_wakeup"),
     SYM(multi_cleanup, "curl_multi_cleanup"),
     SYM(multi_strerror, "curl_multi_strerror"),
 };

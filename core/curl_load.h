@@ -35,6 +35,7 @@ struct sst_curl_api {
   CURLMcode (*multi_poll)(CURLM *m, struct curl_waitfd fds[], unsigned n,
                           int timeout_ms, int *ready);
   CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+  CURLMcode (*multi_wakeup)(CURLM *m);
   CURLMcode (*multi_cleanup)(CURLM *m);
   const char *(*multi_strerror)(CURLMcode c);
 };
@@ -68,6 +69,7 @@ int sst_curl_load(const char **why);
 #define curl_multi_perform sst_curl.multi_perform
 #define curl_multi_poll sst_curl.multi_poll
 #define curl_multi_info_read sst_curl.multi_info_read
+#define curl_multi_wakeup sst_curl.multi_wakeup
 #define curl_multi_cleanup sst_curl.multi_cleanup
 #define curl_multi_strerror sst_curl.multi_strerror
 #endif

@@ -21,12 +21,23 @@
  * finds what the one before fetched.
  *
  * Read ahead: the last STREAMS places read in order are followed. A miss
- * that continues one fetches a window after it, WINDOW_FIRST at first,
- * doubled at each further miss up to WINDOW_MAX; a miss in the region
- * named by sst_src_hint (the reader's key blocks, filters and metadata)
- * fetches WINDOW_MAX of it at once when it continues reads in order, and
- * HINT_ALONE after it otherwise (a lookup). Memory stays bounded: the
- * cache, and at most one window in flight.
+ * that continues one fetches a window after it, WINDOW_FIRST at first; a
+ * miss in the region named by sst_src_hint (the reader's key blocks,
+ * filters and metadata) fetches WINDOW_MAX of it at once when it
+ * continues reads in order, and HINT_ALONE after it otherwise (a lookup).
+ * Outside that region, every read in order that leaves less than the
+ * stream's window asked for ahead of it asks a thread of the table's own
+ * (started then) for more, the window doubled up to WINDOW_MAX: the
+ * thread keeps up to PARALLEL requests of RUN_BYTES in flight on its own
+ * multi handle, each landing in the cache as it ends, so that reads in
+ * order find their bytes there or on their way (a read waits for a
+ * block the thread fetches, ra_done, rather than asking for it again)
+ * instead of waiting a round trip at each window. Blocks fetched ahead
+ * and not read yet are the last the cache evicts. Memory stays bounded:
+ * the cache, the thread's requests (its buffers freed once it has been
+ * idle IDLE_SECONDS) and the window of one miss. SST_HTTP_LOG names a
+ * file that gets a line a request: open, read (a read waits for it) or
+ * ahead (the thread's), the range and the URL.
  *
  * A 412 (or another ETag, or another size) means the object changed: that
  * read and every later one fail with SST_ECHANGED, logged once, and no
@@ -91,7 +102,8 @@
 #define WINDOW_FIRST ((uint64_t)512 << 10) /* read ahead of reads in order */
 #define WINDOW_MAX ((uint64_t)8 << 20)
 #define HINT_ALONE ((uint64_t)1 << 20) /* fetched at a lone miss there */
-#define STREAMS 8 /* places read in order, followed at once */
+#define IDLE_SECONDS 1 /* the read-ahead thread's buffers go after that */
+#define STREAMS 8      /* places read in order, followed at once */
 #define STREAM_SLACK                                                           \
   ((uint64_t)2 << 20)      /* how far out of order they may be                 \
                             */
@@ -105,14 +117,16 @@ struct slot {
   uint64_t block; /* valid when data != NULL */
   uint64_t tick;  /* last use, for eviction */
   uint8_t *data;  /* BLOCK_BYTES */
+  int ahead;      /* fetched ahead of a read, not read since: evicted last */
 };
 
 /* A place that reads go through in order. */
 struct stream {
-  uint64_t next;  /* where the next read in order starts */
-  uint64_t win;   /* bytes read ahead at its last miss (0: none yet) */
-  uint64_t tick;  /* last use: the least recent is replaced */
-  unsigned reads; /* reads in order so far; 0: the slot is free */
+  uint64_t next;   /* where the next read in order starts */
+  uint64_t win;    /* its read-ahead window (0: none yet) */
+  uint64_t ra_end; /* the end of what is fetched or asked for ahead of it */
+  uint64_t tick;   /* last use: the least recent is replaced */
+  unsigned reads;  /* reads in order so far; 0: the slot is free */
 };
 
 typedef struct http_src {
@@ -132,6 +146,21 @@ typedef struct http_src {
   struct stream streams[STREAMS];
   uint64_t hint_off, hint_end; /* sst_src_hint: read it in large pieces */
   int changed;
+  uint64_t fill_lo, fill_hi; /* the blocks a miss is fetching (fill) */
+  /* The read-ahead thread (started at the first window it is asked for;
+   * -1: it could not be) and what it has to fetch, [ra_next, ra_end); its
+   * requests in flight, ra_fly[i] on ra_easy[i] (len 0: none). */
+  int ra_state, ra_stop, ra_made;
+  pthread_t ra_thread;
+  pthread_cond_t ra_work; /* a new window, or stop */
+  pthread_cond_t ra_done; /* a request of the thread ended */
+  CURLM *ra_multi;
+  CURL *ra_easy[PARALLEL];
+  struct {
+    uint64_t off, len;
+  } ra_fly[PARALLEL];
+  uint64_t ra_next, ra_end;
+  int trace;         /* SST_HTTP_LOG: a line a request goes there; else -1 */
   char *root;        /* the cache directory, or NULL */
   char *disk;        /* root/URLHASH, or NULL without a cache directory */
   uint64_t disk_max; /* the bound of root, in bytes of disk */
@@ -220,6 +249,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
 typedef struct xfer {
   uint64_t off, len;
   char range[48];
+  const char *why;   /* for SST_HTTP_LOG: open, read or ahead */
   const char *extra; /* one more header, or NULL */
   response r;
   CURLcode cc;
@@ -290,8 +320,8 @@ static int xfer_headers(http_src *h, xfer *x) {
   return 0;
 }
 
-/* Puts x on easy handle c, in the multi handle. 0, or the CURLcode. */
-static CURLcode xfer_start(http_src *h, xfer *x, CURL *c) {
+/* Puts x on easy handle c, in multi handle m. 0, or the CURLcode. */
+static CURLcode xfer_start(http_src *h, xfer *x, CURLM *m, CURL *c) {
   response *r = &x->r;
   r->len = 0;
   r->overflow = 0;
@@ -304,6 +334,9 @@ static CURLcode xfer_start(http_src *h, xfer *x, CURL *c) {
              (unsigned long long)(x->off + x->len - 1));
   if (xfer_headers(h, x) != 0)
     return CURLE_OUT_OF_MEMORY;
+  if (h->trace >= 0)
+    dprintf(h->trace, "%s %s %s\n", x->why ? x->why : "read", x->range,
+            h->base.name);
   curl_easy_setopt(c, CURLOPT_URL, h->s3 ? h->s3->http_url : h->base.name);
   curl_easy_setopt(c, CURLOPT_RANGE, x->range);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
@@ -313,7 +346,7 @@ static CURLcode xfer_start(http_src *h, xfer *x, CURL *c) {
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
   /* Bytes as stored: no Accept-Encoding, so no transformation. */
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
-  CURLMcode mc = curl_multi_add_handle(h->multi, c);
+  CURLMcode mc = curl_multi_add_handle(m, c);
   if (mc != CURLM_OK) {
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
@@ -348,7 +381,7 @@ static void run_xfers(http_src *h, xfer *xs, size_t n) {
           continue;
         x->attempts++;
         CURL *c = idle[--nidle];
-        if ((x->cc = xfer_start(h, x, c)) != CURLE_OK) {
+        if ((x->cc = xfer_start(h, x, h->multi, c)) != CURLE_OK) {
           idle[nidle++] = c;
           x->done = 1; /* not worth another attempt */
           continue;
@@ -424,8 +457,8 @@ static void mark_changed(http_src *h, const char *why) {
 }
 
 /* What a range transfer came to: 0 when it brought exactly the bytes
- * asked for, else EIO or SST_ECHANGED (logged). */
-static int xfer_result(http_src *h, const xfer *x) {
+ * asked for, else EIO (logged unless quiet) or SST_ECHANGED (logged). */
+static int xfer_result(http_src *h, const xfer *x, int quiet) {
   const response *r = &x->r;
   CURLcode cc = x->cc;
   if (cc == CURLE_OK &&
@@ -444,6 +477,8 @@ static int xfer_result(http_src *h, const xfer *x) {
   if (cc != CURLE_OK || r->status != 206 || !r->have_range ||
       r->first != x->off || r->last != x->off + x->len - 1 ||
       r->len != x->len) {
+    if (quiet)
+      return EIO;
     sst_log("%s: bytes %s: %s", h->base.name, x->range,
             cc != CURLE_OK ? xfer_why(x)
             : r->status != 206
@@ -736,6 +771,7 @@ static int cache_copy(http_src *h, uint64_t b, uint8_t *buf, size_t len,
     if (s->data != NULL && s->block == b) {
       memcpy(buf, s->data + (off - b * BLOCK_BYTES), len);
       s->tick = ++h->tick;
+      s->ahead = 0;
       return 1;
     }
   }
@@ -749,18 +785,24 @@ static int cached(http_src *h, uint64_t b) {
   return 0;
 }
 
-/* Keeps block b's bytes (n of them), evicting the least recently used.
- * Called with h->lock held. A failed allocation only means no caching. */
-static void cache_put(http_src *h, uint64_t b, const uint8_t *p, size_t n) {
+/* Keeps block b's bytes (n of them), fetched ahead of reads or not,
+ * evicting the least recently used block that is not waiting ahead of
+ * a read (or, when every one is, the least recently used). Called with
+ * h->lock held. A failed allocation only means no caching. */
+static void cache_put(http_src *h, uint64_t b, const uint8_t *p, size_t n,
+                      int ahead) {
   struct slot *victim = &h->slots[0];
   for (int i = 0; i < CACHE_BLOCKS; i++) {
     struct slot *s = &h->slots[i];
     if (s->data != NULL && s->block == b)
       return;
-    if (s->data == NULL || s->tick < victim->tick)
+    if (s->data == NULL) {
       victim = s;
-    if (s->data == NULL)
       break;
+    }
+    if (s->ahead < victim->ahead ||
+        (s->ahead == victim->ahead && s->tick < victim->tick))
+      victim = s;
   }
   if (victim->data == NULL &&
       (victim->data = malloc((size_t)BLOCK_BYTES)) == NULL)
@@ -768,6 +810,7 @@ static void cache_put(http_src *h, uint64_t b, const uint8_t *p, size_t n) {
   memcpy(victim->data, p, n);
   victim->block = b;
   victim->tick = ++h->tick;
+  victim->ahead = ahead;
 }
 
 static uint64_t block_end(const http_src *h, uint64_t b) {
@@ -802,6 +845,262 @@ static struct stream *stream_of(http_src *h, uint64_t off, uint64_t end,
   return found;
 }
 
+/* Keeps the bytes of the n transfers xs on disk, within the room the
+ * directory grants. */
+static void disk_keep(http_src *h, const xfer *xs, size_t n) {
+  if (h->disk == NULL || !h->strong_etag)
+    return;
+  uint64_t granted = 0;
+  for (size_t i = 0; i < n; i++)
+    for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES)
+      granted += rec_cost(block_end(h, p / BLOCK_BYTES) - p);
+  int lock = disk_reserve(h, &granted);
+  for (size_t i = 0; i < n; i++) {
+    for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES) {
+      uint64_t b = p / BLOCK_BYTES, len = block_end(h, b) - p;
+      if (rec_cost(len) > granted)
+        break;
+      granted -= rec_cost(len);
+      char name[64];
+      block_name(h, b, name, sizeof name);
+      disk_write(h, name, xs[i].r.buf + (p - xs[i].off), (size_t)len, p);
+    }
+  }
+  disk_done(lock);
+}
+
+/* ---- reading ahead in the background ------------------------------------ */
+
+/* 1 if block b is in a request of the read-ahead thread. Called with
+ * h->lock held. */
+static int ahead_flying(const http_src *h, uint64_t b) {
+  uint64_t bs = b * BLOCK_BYTES;
+  for (int i = 0; i < PARALLEL; i++)
+    if (h->ra_fly[i].len > 0 && bs >= h->ra_fly[i].off &&
+        bs < h->ra_fly[i].off + h->ra_fly[i].len)
+      return 1;
+  return 0;
+}
+
+/* 1 if block b is left to the read-ahead thread: in one of its requests,
+ * or in what it was asked for and has not yet planned (which it does
+ * as soon as it runs). A read that needs such a block waits for ra_done
+ * rather than fetching it too. Called with h->lock held. */
+static int ahead_busy(const http_src *h, uint64_t b) {
+  uint64_t bs = b * BLOCK_BYTES;
+  return ahead_flying(h, b) ||
+         (h->ra_state > 0 && bs >= h->ra_next && bs < h->ra_end);
+}
+
+/* 1 if the thread has no need to fetch block b: it is cached, kept on
+ * disk, or being fetched. Called with h->lock held. */
+static int ahead_skip(http_src *h, uint64_t b) {
+  return cached(h, b) || (b >= h->fill_lo && b < h->fill_hi) ||
+         ahead_flying(h, b) || on_disk(h, b);
+}
+
+/* The thread's next request: the first run of blocks from ra_next that
+ * it needs, up to ra_end, of at most RUN_BYTES. 0 when there is none.
+ * Called with h->lock held. */
+static int ahead_plan(http_src *h, uint64_t *off, uint64_t *len) {
+  while (h->ra_next < h->ra_end) {
+    uint64_t b = h->ra_next / BLOCK_BYTES;
+    if (ahead_skip(h, b)) {
+      h->ra_next = block_end(h, b);
+      continue;
+    }
+    uint64_t start = b * BLOCK_BYTES, stop = block_end(h, b);
+    while (stop < h->ra_end && stop - start < RUN_BYTES &&
+           !ahead_skip(h, stop / BLOCK_BYTES))
+      stop = block_end(h, stop / BLOCK_BYTES);
+    h->ra_next = stop;
+    *off = start;
+    *len = stop - start;
+    return 1;
+  }
+  return 0;
+}
+
+/* Ends transfer x of the thread on easy handle c, as run_xfers does. */
+static void ahead_detach(http_src *h, CURL *c, xfer *x) {
+  curl_multi_remove_handle(h->ra_multi, c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(x->hdrs);
+  x->hdrs = NULL;
+}
+
+/* What the thread's request x brought: checked as any answer is, then
+ * kept on disk and in the cache as blocks waiting ahead of a read. A
+ * failure is not logged nor tried again: the read that finds the blocks
+ * missing fetches them itself, with its retries. */
+static void ahead_land(http_src *h, const xfer *x) {
+  int ok = xfer_result(h, x, 1) == 0;
+  if (ok)
+    disk_keep(h, x, 1);
+  pthread_mutex_lock(&h->lock);
+  for (uint64_t p = x->off; ok && !h->changed && p < x->off + x->len;
+       p += BLOCK_BYTES) {
+    uint64_t b = p / BLOCK_BYTES;
+    cache_put(h, b, x->r.buf + (p - x->off), (size_t)(block_end(h, b) - p), 1);
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+/* The read-ahead thread: keeps up to PARALLEL requests of what it is
+ * asked for in flight on its own multi handle, each landing in the cache
+ * as it ends, until ra_stop. */
+static void *ahead_main(void *arg) {
+  http_src *h = arg;
+  xfer xs[PARALLEL];
+  uint8_t *bufs[PARALLEL] = {NULL};
+  int busy[PARALLEL] = {0};
+  pthread_mutex_lock(&h->lock);
+  while (!h->ra_stop) {
+    int active = 0;
+    for (int i = 0; i < PARALLEL; i++) {
+      uint64_t off, len;
+      if (busy[i]) {
+        active++;
+        continue;
+      }
+      /* Each slot's buffer is kept while the thread has work, so that
+       * its pages are not mapped afresh at every request. */
+      if (!ahead_plan(h, &off, &len) ||
+          (bufs[i] == NULL && (bufs[i] = malloc((size_t)RUN_BYTES)) == NULL))
+        continue;
+      memset(&xs[i], 0, sizeof xs[i]);
+      xs[i].off = off;
+      xs[i].len = len;
+      xs[i].why = "ahead";
+      xs[i].r.buf = bufs[i];
+      xs[i].r.cap = (size_t)len;
+      if (xfer_start(h, &xs[i], h->ra_multi, h->ra_easy[i]) != CURLE_OK)
+        continue;
+      h->ra_fly[i].off = off;
+      h->ra_fly[i].len = len;
+      busy[i] = 1;
+      active++;
+    }
+    /* Reads waiting for a block it was asked for see what became of it:
+     * in flight, or not needed after all. */
+    pthread_cond_broadcast(&h->ra_done);
+    if (active == 0) {
+      /* Idle: the buffers go once it has stayed so for a while. */
+      int kept = 0;
+      for (int i = 0; i < PARALLEL; i++)
+        kept |= bufs[i] != NULL;
+      if (!kept) {
+        pthread_cond_wait(&h->ra_work, &h->lock);
+        continue;
+      }
+      struct timespec t;
+      clock_gettime(CLOCK_REALTIME, &t);
+      t.tv_sec += IDLE_SECONDS;
+      if (pthread_cond_timedwait(&h->ra_work, &h->lock, &t) == ETIMEDOUT)
+        for (int i = 0; i < PARALLEL; i++) {
+          free(bufs[i]);
+          bufs[i] = NULL;
+        }
+      continue;
+    }
+    pthread_mutex_unlock(&h->lock);
+    int running;
+    CURLMcode mc = curl_multi_perform(h->ra_multi, &running);
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->ra_multi, &left)) != NULL) {
+      int i = 0;
+      while (i < PARALLEL && h->ra_easy[i] != m->easy_handle)
+        i++;
+      if (m->msg != CURLMSG_DONE || i == PARALLEL || !busy[i])
+        continue;
+      xs[i].cc = m->data.result;
+      curl_easy_getinfo(h->ra_easy[i], CURLINFO_RESPONSE_CODE, &xs[i].r.status);
+      ahead_detach(h, h->ra_easy[i], &xs[i]);
+      ahead_land(h, &xs[i]);
+      busy[i] = 0;
+      pthread_mutex_lock(&h->lock);
+      h->ra_fly[i].len = 0;
+      pthread_cond_broadcast(&h->ra_done);
+      pthread_mutex_unlock(&h->lock);
+    }
+    int waiting = 0;
+    for (int i = 0; i < PARALLEL; i++)
+      waiting |= busy[i];
+    if (mc == CURLM_OK && waiting)
+      curl_multi_poll(h->ra_multi, NULL, 0, 1000, NULL);
+    pthread_mutex_lock(&h->lock);
+    if (mc != CURLM_OK)
+      break; /* the multi handle failed: reads fetch for themselves */
+  }
+  for (int i = 0; i < PARALLEL; i++) {
+    if (busy[i])
+      ahead_detach(h, h->ra_easy[i], &xs[i]);
+    free(bufs[i]);
+    h->ra_fly[i].len = 0;
+  }
+  if (!h->ra_stop)
+    h->ra_state = -1;
+  pthread_cond_broadcast(&h->ra_done);
+  pthread_mutex_unlock(&h->lock);
+  return NULL;
+}
+
+static CURL *new_easy(http_src *h, const char **why);
+
+/* Starts the read-ahead thread with its multi handle. 0 or -1. Called
+ * with h->lock held. */
+static int ahead_start(http_src *h) {
+  const char *why;
+  if ((h->ra_multi = curl_multi_init()) == NULL)
+    return -1;
+  curl_multi_setopt(h->ra_multi, CURLMOPT_MAXCONNECTS, (long)PARALLEL);
+  for (int i = 0; i < PARALLEL; i++)
+    if ((h->ra_easy[i] = new_easy(h, &why)) == NULL)
+      return -1;
+  if (pthread_create(&h->ra_thread, NULL, ahead_main, h) != 0)
+    return -1;
+  h->ra_made = 1;
+  h->ra_state = 1;
+  return 0;
+}
+
+/* A read in order by stream st ended at end, outside the key region.
+ * Once less than half of the stream's window lies ahead of it, the
+ * thread is asked for the next window, twice as large as the last (up
+ * to WINDOW_MAX; its end rounded up to RUN_BYTES, so that its requests
+ * are whole runs), from where what was asked for ends. The reads that
+ * follow then find their blocks cached or on their way. Called with
+ * h->lock held. */
+static void ahead_ask(http_src *h, struct stream *st, uint64_t end) {
+  if (st->ra_end == 0 || h->ra_state < 0 || h->changed ||
+      st->ra_end >= h->tail_off || st->ra_end >= end + st->win)
+    return;
+  st->win = st->win < WINDOW_MAX ? 2 * st->win : WINDOW_MAX;
+  uint64_t from = st->ra_end > end ? st->ra_end : end;
+  uint64_t to = (end + st->win + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES;
+  if (to > h->tail_off)
+    to = h->tail_off;
+  if (to <= st->ra_end)
+    return;
+  st->ra_end = to;
+  if (h->ra_state == 0 && ahead_start(h) != 0) {
+    h->ra_state = -1; /* reads fetch their windows themselves */
+    return;
+  }
+  if (h->ra_next < h->ra_end && from >= h->ra_next && from <= h->ra_end) {
+    if (to > h->ra_end)
+      h->ra_end = to; /* the same stream, further */
+  } else {
+    h->ra_next = from / BLOCK_BYTES * BLOCK_BYTES;
+    h->ra_end = to;
+    pthread_cond_broadcast(&h->ra_done); /* what it was asked for before */
+  }
+  pthread_cond_signal(&h->ra_work);
+  curl_multi_wakeup(h->ra_multi);
+}
+
 /* Serves [off, end) (below the tail, starting in a block that missed the
  * cache) into buf: the blocks that are in the cache from there, the ones
  * kept on disk from there, and the rest fetched, together with the window
@@ -821,8 +1120,13 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
   size_t nx = 0;
   int rc = 0;
   pthread_mutex_lock(&h->fetch_lock);
+  pthread_mutex_lock(&h->lock);
+  h->fill_lo = b0; /* the read-ahead thread leaves them alone */
+  h->fill_hi = last + 1;
+  pthread_mutex_unlock(&h->lock);
   /* The plan: each block served now or missing. A missing one starts a
-   * run of missing blocks, of one kind: wholly inside the read or not. */
+   * run of missing blocks, of one kind: wholly inside the read or not.
+   * Blocks the read-ahead thread fetches are left to it. */
   size_t cap = (size_t)(last - b0 + 1);
   if ((xs = calloc(cap, sizeof *xs)) == NULL ||
       (bufs = calloc(cap, sizeof *bufs)) == NULL) {
@@ -837,7 +1141,7 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
     int hit = h->changed ? -1
               : wanted   ? cache_copy(h, b, buf + (from - off),
                                       (size_t)(to - from), from)
-                         : cached(h, b);
+                         : cached(h, b) || ahead_busy(h, b);
     pthread_mutex_unlock(&h->lock);
     if (hit < 0) {
       rc = SST_ECHANGED;
@@ -858,7 +1162,7 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
       if (got) {
         memcpy(buf + (from - off), tmp + (from - bs), (size_t)(to - from));
         pthread_mutex_lock(&h->lock);
-        cache_put(h, b, tmp, (size_t)(be - bs));
+        cache_put(h, b, tmp, (size_t)(be - bs), 0);
         pthread_mutex_unlock(&h->lock);
       }
       free(tmp);
@@ -878,6 +1182,7 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
       x = &xs[nx++];
       x->off = bs;
       x->len = be - bs;
+      x->why = "read";
     }
   }
   /* Buffers of the runs that do not land in buf. */
@@ -896,33 +1201,13 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
     goto out;
   run_xfers(h, xs, nx);
   for (size_t i = 0; i < nx; i++) {
-    int r = xfer_result(h, &xs[i]);
+    int r = xfer_result(h, &xs[i], 0);
     if (r != 0 && (rc == 0 || r == SST_ECHANGED))
       rc = r;
   }
   if (rc != 0)
     goto out;
-  /* Kept on disk, within the room the directory grants. */
-  if (h->disk != NULL && h->strong_etag) {
-    uint64_t granted = 0;
-    for (size_t i = 0; i < nx; i++)
-      for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES)
-        granted += rec_cost(block_end(h, p / BLOCK_BYTES) - p);
-    int lock = disk_reserve(h, &granted);
-    for (size_t i = 0; i < nx; i++) {
-      for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len;
-           p += BLOCK_BYTES) {
-        uint64_t b = p / BLOCK_BYTES, n = block_end(h, b) - p;
-        if (rec_cost(n) > granted)
-          break;
-        granted -= rec_cost(n);
-        char name[64];
-        block_name(h, b, name, sizeof name);
-        disk_write(h, name, xs[i].r.buf + (p - xs[i].off), (size_t)n, p);
-      }
-    }
-    disk_done(lock);
-  }
+  disk_keep(h, xs, nx);
   /* The rest into the cache, and what the read wants of it into buf. */
   pthread_mutex_lock(&h->lock);
   for (size_t i = 0; i < nx; i++) {
@@ -931,7 +1216,7 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
     for (uint64_t p = xs[i].off; p < xs[i].off + xs[i].len; p += BLOCK_BYTES) {
       uint64_t b = p / BLOCK_BYTES, be = block_end(h, b);
       const uint8_t *src = bufs[i] + (p - xs[i].off);
-      cache_put(h, b, src, (size_t)(be - p));
+      cache_put(h, b, src, (size_t)(be - p), b > b1);
       uint64_t from = p > off ? p : off, to = be < end ? be : end;
       if (from < to)
         memcpy(buf + (from - off), src + (from - p), (size_t)(to - from));
@@ -939,6 +1224,9 @@ static int fill(http_src *h, uint8_t *buf, uint64_t off, uint64_t end,
   }
   pthread_mutex_unlock(&h->lock);
 out:
+  pthread_mutex_lock(&h->lock);
+  h->fill_lo = h->fill_hi = 0;
+  pthread_mutex_unlock(&h->lock);
   pthread_mutex_unlock(&h->fetch_lock);
   for (size_t i = 0; bufs != NULL && i < nx; i++)
     free(bufs[i]);
@@ -953,47 +1241,71 @@ static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
   uint64_t end = off + len;
   uint64_t below = end < h->tail_off ? end : h->tail_off;
   if (off < below) {
-    /* From the cache while it has the blocks; from the first miss on,
-     * fill serves the rest. */
+    /* From the cache while it has the blocks; a block the read-ahead
+     * thread is fetching is waited for; from any other miss on, fill
+     * serves the rest (up to such a block). */
     pthread_mutex_lock(&h->lock);
-    if (h->changed) {
-      pthread_mutex_unlock(&h->lock);
-      return SST_ECHANGED;
-    }
-    int in_order;
+    int in_order, rc = 0, missed = 0;
     struct stream *st = stream_of(h, off, below, &in_order);
+    int keys = off >= h->hint_off && off < h->hint_end;
     uint64_t p = off;
     while (p < below) {
       uint64_t b = p / BLOCK_BYTES;
       uint64_t stop = block_end(h, b) < below ? block_end(h, b) : below;
-      if (!cache_copy(h, b, buf + (p - off), (size_t)(stop - p), p))
+      if (h->changed) {
+        rc = SST_ECHANGED;
         break;
-      p = stop;
-    }
-    uint64_t ahead = 0;
-    if (p < below) {
-      if (p >= h->hint_off && p < h->hint_end) {
-        /* The key region: in large pieces at once while it is read in
-         * order (a listing); a lookup that lands alone in it fetches
-         * HINT_ALONE, not a whole window. */
-        uint64_t start = p / BLOCK_BYTES * BLOCK_BYTES;
-        uint64_t stop = in_order ? below + WINDOW_MAX : start + HINT_ALONE;
-        if (stop > h->hint_end)
-          stop = h->hint_end;
-        ahead = stop > below ? stop - below : 0;
-      } else if (in_order) {
-        st->win = st->win == 0           ? WINDOW_FIRST
-                  : st->win < WINDOW_MAX ? 2 * st->win
-                                         : WINDOW_MAX;
-        ahead = st->win;
       }
-    }
-    pthread_mutex_unlock(&h->lock);
-    if (p < below) {
-      int rc = fill(h, buf + (p - off), p, below, ahead);
+      if (cache_copy(h, b, buf + (p - off), (size_t)(stop - p), p)) {
+        p = stop;
+        continue;
+      }
+      if (ahead_busy(h, b)) {
+        pthread_cond_wait(&h->ra_done, &h->lock);
+        continue;
+      }
+      uint64_t upto = below;
+      for (uint64_t q = block_end(h, b); q < below;
+           q = block_end(h, q / BLOCK_BYTES))
+        if (ahead_busy(h, q / BLOCK_BYTES)) {
+          upto = q;
+          break;
+        }
+      uint64_t ahead = 0;
+      if (!missed && upto == below) {
+        if (p >= h->hint_off && p < h->hint_end) {
+          /* The key region: in large pieces at once while it is read in
+           * order (a listing); a lookup that lands alone in it fetches
+           * HINT_ALONE, not a whole window. */
+          uint64_t start = p / BLOCK_BYTES * BLOCK_BYTES;
+          uint64_t last = in_order ? below + WINDOW_MAX : start + HINT_ALONE;
+          if (last > h->hint_end)
+            last = h->hint_end;
+          ahead = last > below ? last - below : 0;
+        } else if (in_order) {
+          /* A window of its own; it grows at each miss only when no
+           * thread reads ahead (ahead_ask grows it otherwise). */
+          st->win = st->win == 0                              ? WINDOW_FIRST
+                    : st->win < WINDOW_MAX && h->ra_state < 0 ? 2 * st->win
+                                                              : st->win;
+          ahead = st->win;
+          if (below + ahead > st->ra_end)
+            st->ra_end = below + ahead;
+        }
+      }
+      missed = 1;
+      pthread_mutex_unlock(&h->lock);
+      rc = fill(h, buf + (p - off), p, upto, ahead);
+      pthread_mutex_lock(&h->lock);
       if (rc != 0)
-        return rc;
+        break;
+      p = upto;
     }
+    if (rc == 0 && in_order && !keys)
+      ahead_ask(h, st, below);
+    pthread_mutex_unlock(&h->lock);
+    if (rc != 0)
+      return rc;
   } else {
     pthread_mutex_lock(&h->lock);
     int changed = h->changed;
@@ -1019,6 +1331,23 @@ static void http_hint(sst_src *s, uint64_t off, uint64_t len) {
 
 static void http_close(sst_src *s) {
   http_src *h = (http_src *)s;
+  pthread_mutex_lock(&h->lock);
+  int running = h->ra_made;
+  h->ra_stop = 1;
+  pthread_cond_signal(&h->ra_work);
+  pthread_mutex_unlock(&h->lock);
+  if (running) {
+    curl_multi_wakeup(h->ra_multi);
+    pthread_join(h->ra_thread, NULL);
+  }
+  for (int i = 0; i < PARALLEL; i++) {
+    if (h->ra_easy[i] != NULL)
+      curl_easy_cleanup(h->ra_easy[i]);
+  }
+  if (h->ra_multi != NULL)
+    curl_multi_cleanup(h->ra_multi);
+  if (h->trace >= 0)
+    close(h->trace);
   for (int i = 0; i < PARALLEL; i++) {
     if (h->easy[i] == NULL)
       continue;
@@ -1036,6 +1365,8 @@ static void http_close(sst_src *s) {
   free(h->s3);
   pthread_mutex_destroy(&h->lock);
   pthread_mutex_destroy(&h->fetch_lock);
+  pthread_cond_destroy(&h->ra_work);
+  pthread_cond_destroy(&h->ra_done);
 }
 
 static const struct sst_src_ops http_ops = {http_pread, http_close, http_hint};
@@ -1143,8 +1474,15 @@ int sst_http_open(const char *url, const char *cache_dir, uint64_t cache_max,
   h->disk_max = cache_max ? cache_max : DISK_MAX_DEFAULT;
   pthread_mutex_init(&h->lock, NULL);
   pthread_mutex_init(&h->fetch_lock, NULL);
+  pthread_cond_init(&h->ra_work, NULL);
+  pthread_cond_init(&h->ra_done, NULL);
+  /* A line a request, for whoever wants to see what is fetched and why. */
+  const char *trace = getenv("SST_HTTP_LOG");
+  h->trace = trace != NULL && *trace != '\0'
+                 ? open(trace, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+                 : -1;
   int rc;
-  xfer x = {.r = {.cap = (size_t)TAIL_BYTES}};
+  xfer x = {.r = {.cap = (size_t)TAIL_BYTES}, .why = "open"};
   response *r = &x.r;
   if ((r->buf = malloc(r->cap)) == NULL) {
     rc = sst_error_set(err, ENOMEM, "%s: out of memory", url);

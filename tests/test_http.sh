@@ -5,8 +5,10 @@
 # a mount, a listing, a read and a whole-tree diff make, a server that
 # is down fails only the reads made meanwhile (EIO, after retries), a
 # table replaced on the server fails reads with EIO (never other bytes),
-# a second mount over a cache on disk (-o cache=DIR) fetches no data, and
-# a missing URL fails the mount with the server's status.
+# a large value read in order is fetched ahead of its reads by the
+# daemon's read-ahead thread (SST_HTTP_LOG says which request was made
+# why), a second mount over a cache on disk (-o cache=DIR) fetches no
+# data, and a missing URL fails the mount with the server's status.
 #
 # Usage: bash tests/test_http.sh BINDIR    (BINDIR holds sst, sstfs)
 #
@@ -197,13 +199,19 @@ check "diff -r: at least 256 KiB a request" [ "$avg" -ge 262144 ]
 mkdir -p big && head -c $((64 << 20)) /dev/urandom >big/large.bin
 run "$SST" pack big www/big.sstable
 check "pack a 64 MiB value" status_is 0
+# SST_HTTP_LOG: the daemon says why it made each request (open, read:
+# a read waiting for it, ahead: its thread reading ahead of the reads).
+export SST_HTTP_LOG=$WORK/log/big.why
 mount_url bigm "$URL/big.sstable"
+unset SST_HTTP_LOG
 big_pid=${own_pids[-1]}
 mem_before=$(hwm "$big_pid")
 before=$(requests)
+why_before=$(wc -l <log/big.why)
 run cmp bigm/large.bin big/large.bin
 check "a 64 MiB value read over http is right" status_is 0
 n=$(($(requests) - before))
+tail -n +$((why_before + 1)) log/big.why >big.why
 avg=$(bytes_per_request "$before")
 conns=$(connections "$before")
 mem_after=$(hwm "$big_pid")
@@ -211,6 +219,15 @@ echo "# requests: cat of a 64 MiB value $n, $avg bytes each on average," \
   "on $conns connections; daemon peak memory $mem_before KiB after the" \
   "mount, $mem_after KiB after the read"
 check "... in at most 48 requests" [ "$n" -le 48 ]
+ahead=$(grep -c '^ahead ' big.why)
+asked=$(grep -c '^read ' big.why)
+echo "# requests: of the 64 MiB value, $ahead made ahead of the reads by the" \
+  "daemon's read-ahead thread, $asked by reads that found their bytes missing"
+check "... each of them in the log of SST_HTTP_LOG" [ "$(wc -l <big.why)" -eq "$n" ]
+check "... at most 3 of them made by a read that found its bytes missing" \
+  [ "$asked" -le 3 ]
+check "... the others made ahead, before a read asked for their bytes" \
+  [ "$ahead" -eq $((n - asked)) ]
 check "... of at least 1 MiB each on average" [ "$avg" -ge 1048576 ]
 check "... several of them in flight at once" [ "$conns" -ge 2 ]
 if sanitized; then

@@ -3,6 +3,8 @@
 # failing, and over HTTPS, from a real nginx on loopback:
 #   - through tests/delay_proxy.py at 20 ms per round trip, a mount lists
 #     and reads the packed tree (ls, find, cat, diff -r), in few requests;
+#     a large value read in order is fetched ahead of its reads by the
+#     daemon's read-ahead thread (SST_HTTP_LOG tells which requests);
 #   - real HTTP 503 answers (from the proxy, in front of nginx): a few at
 #     open or at a read are retried and the mount or the read succeeds;
 #     503 every time fails that read alone with EIO, logged once with the
@@ -208,6 +210,35 @@ check "diff -r of the tree and the mount through the proxy" status_is 0
 echo "# through the proxy: diff -r $(($(requests) - before)) requests, $(ms_since "$t0") ms"
 fusermount3 -u "$WORK/slow"
 
+# A large value read in order at 20 ms a round trip: the daemon's
+# read-ahead thread asks for each window before the reads reach it, so
+# that (SST_HTTP_LOG says why each request was made) no more than the
+# first reads make requests of their own and wait a round trip.
+mkdir -p big && head -c $((16 << 20)) /dev/urandom >big/large.bin
+run "$SST" pack big www/big.sstable
+check "pack a 16 MiB value" status_is 0
+export SST_HTTP_LOG=$WORK/log/big.why
+mount_url bigslow "$PROXY/big.sstable"
+unset SST_HTTP_LOG
+before=$(requests)
+from=$(wc -l <log/big.why)
+t0=$EPOCHREALTIME
+run cmp bigslow/large.bin big/large.bin
+check "a 16 MiB value read through the proxy is right" status_is 0
+ms=$(ms_since "$t0")
+n=$(($(requests) - before))
+tail -n +$((from + 1)) log/big.why >big.why
+ahead=$(grep -c '^ahead ' big.why)
+asked=$(grep -c '^read ' big.why)
+echo "# through the proxy: 16 MiB value $n requests, $ahead of them made" \
+  "ahead, $asked by reads that found their bytes missing, $ms ms"
+check "... each request in the log of SST_HTTP_LOG" [ "$(wc -l <big.why)" -eq "$n" ]
+check "... at most 3 made by a read that found its bytes missing" \
+  [ "$asked" -le 3 ]
+check "... the others made ahead, before a read asked for their bytes" \
+  [ "$ahead" -eq $((n - asked)) -a "$ahead" -ge 4 ]
+fusermount3 -u "$WORK/bigslow"
+
 # ---- HTTP 503, resets, a timeout ------------------------------------------------
 
 # Each case on a fresh mount, which holds only what open fetched (the
@@ -345,7 +376,7 @@ run "$SST" get "$TLS_URL/records.sstable" beta
 check "sst get against an untrusted certificate fails too" \
   eval '[ "$rc" -ne 0 ] && grep -qi certificate err'
 
-for f in log/slow log/retried log/failing log/reset log/stalled; do
+for f in log/slow log/bigslow log/retried log/failing log/reset log/stalled; do
   check "no sanitizer report in $f" sanitizer_free "$f"
 done
 
