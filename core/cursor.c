@@ -198,20 +198,6 @@ const sst_entry *sst_cursor_entry(const sst_cursor *c) {
 
 int sst_cursor_next(sst_cursor *c) { return live(c, step(c)); }
 
-/* The block that holds file offset pos (blocks lie in file order: the
- * last one starting at or before pos), or -1 when pos is before them. */
-static int64_t block_at(const sst_reader *r, uint64_t pos) {
-  uint64_t lo = 0, hi = r->f.block_count;
-  while (lo < hi) {
-    uint64_t mid = lo + (hi - lo) / 2;
-    if (sst_table_block_off(r, mid) <= pos)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return (int64_t)lo - 1;
-}
-
 /* The last restart point of the loaded block at or before entry offset
  * target. 0 or SST_ECORRUPT. */
 static int restart_before(const sst_block *b, size_t target, size_t *off) {
@@ -233,15 +219,15 @@ int sst_cursor_seek_position(sst_cursor *c, uint64_t pos) {
   c->status = 0;
   c->valid = 0;
   c->bound = BOUND_NONE;
-  int64_t bi = block_at(c->r, pos);
+  int64_t bi = sst_table_block_at(c->r, pos);
   if (bi < 0)
     return SST_ENOTFOUND;
   int rc = load_block(c, (uint64_t)bi);
   if (rc)
     return stop(c, rc);
-  if (pos - c->h.block_off >= c->b.entries_len)
+  if (pos - c->h.pos >= c->b.entries_len)
     return SST_ENOTFOUND;
-  size_t target = (size_t)(pos - c->h.block_off);
+  size_t target = (size_t)(pos - c->h.pos);
   if (restart_before(&c->b, target, &c->be.off))
     return stop(c, SST_ECORRUPT);
   size_t prev_len = 0;

@@ -89,8 +89,9 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   f->props_off = sst_get_u64(in + 104);
   /* A feature this reader does not know (such as a codec) is a table
    * from a newer writer, not damage: the footer's checksum was good. */
-  if ((f->features & ~(SST_FEATURE_META | SST_FEATURE_XATTRS |
-                       SST_FEATURE_VALUES | SST_FEATURE_DICT)) != 0)
+  if ((f->features &
+       ~(SST_FEATURE_META | SST_FEATURE_XATTRS | SST_FEATURE_VALUES |
+         SST_FEATURE_DICT | SST_FEATURE_KEYZ | SST_FEATURE_BLOCKSUM)) != 0)
     return SST_EVERSION;
   if ((f->features & (SST_FEATURE_META | SST_FEATURE_XATTRS)) ==
       SST_FEATURE_XATTRS)
@@ -101,25 +102,32 @@ int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f) {
   return 0;
 }
 
-uint8_t *sst_handle_encode(uint8_t *p, uint32_t version, const sst_handle *h,
-                           uint64_t keys_base, uint64_t filter_base) {
+uint8_t *sst_handle_encode(uint8_t *p, uint32_t version, unsigned features,
+                           const sst_handle *h, uint64_t keys_base,
+                           uint64_t filter_base) {
   assert(keys_base <= h->block_off && filter_base <= h->filter_off);
   p = sst_put_varint(p, h->values_off);
   p = sst_put_varint(p, h->values_len);
   if (version >= 2)
     p = sst_put_varint(p, h->block_off - keys_base);
   p = sst_put_varint(p, h->block_len);
+  if (version >= 2 && (features & SST_FEATURE_KEYZ))
+    p = sst_put_varint(p, h->raw_len);
   p = sst_put_varint(p, h->filter_off - filter_base);
   return sst_put_varint(p, h->filter_len);
 }
 
 int sst_handle_decode(const uint8_t *p, const uint8_t *limit, uint32_t version,
-                      sst_handle *h, uint64_t keys_base, uint64_t filter_base) {
+                      unsigned features, sst_handle *h, uint64_t keys_base,
+                      uint64_t filter_base) {
   uint64_t rel, block_rel = 0;
+  h->raw_len = 0;
   if ((p = sst_get_varint(p, limit, &h->values_off)) == NULL ||
       (p = sst_get_varint(p, limit, &h->values_len)) == NULL ||
       (version >= 2 && (p = sst_get_varint(p, limit, &block_rel)) == NULL) ||
       (p = sst_get_varint(p, limit, &h->block_len)) == NULL ||
+      (version >= 2 && (features & SST_FEATURE_KEYZ) &&
+       (p = sst_get_varint(p, limit, &h->raw_len)) == NULL) ||
       (p = sst_get_varint(p, limit, &rel)) == NULL ||
       (p = sst_get_varint(p, limit, &h->filter_len)) == NULL || p != limit)
     return SST_ECORRUPT;
@@ -129,6 +137,7 @@ int sst_handle_decode(const uint8_t *p, const uint8_t *limit, uint32_t version,
     return SST_ECORRUPT;
   h->block_off =
       version >= 2 ? keys_base + block_rel : h->values_off + h->values_len;
+  h->pos = h->block_off; /* the reader sets it for compressed key blocks */
   h->filter_off = filter_base + rel;
   return 0;
 }
@@ -141,7 +150,7 @@ static int64_t unzigzag(uint64_t u) {
   return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
 
-uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version,
+uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version, unsigned features,
                               const sst_value_ref *v) {
   (void)version; /* read by the assert only: unused under NDEBUG */
   assert(!(v->flags & SST_FLAG_TOMBSTONE) ||
@@ -154,8 +163,10 @@ uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version,
     p = sst_put_varint(p, v->block);
   if (v->flags & SST_FLAG_CHUNKED)
     p = sst_put_varint(p, v->stored);
-  sst_put_u32(p, v->checksum);
-  p += 4;
+  if (!sst_ref_sumless(features, v->flags)) {
+    sst_put_u32(p, v->checksum);
+    p += 4;
+  }
   if (!(v->flags & SST_FLAG_META))
     return p;
   unsigned mb = v->type;
@@ -224,7 +235,8 @@ static int xattrs_valid(const uint8_t *buf, size_t len) {
 }
 
 int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
-                         uint32_t version, sst_value_ref *v) {
+                         uint32_t version, unsigned features,
+                         sst_value_ref *v) {
   const uint8_t *start = p;
   if (p >= limit)
     return SST_ECORRUPT;
@@ -248,10 +260,13 @@ int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
   if ((v->flags & SST_FLAG_CHUNKED) &&
       (p = sst_get_varint(p, limit, &v->stored)) == NULL)
     return SST_ECORRUPT;
-  if (limit - p < 4)
-    return SST_ECORRUPT;
-  v->checksum = sst_get_u32(p);
-  p += 4;
+  v->checksum = 0;
+  if (!sst_ref_sumless(features, v->flags)) {
+    if (limit - p < 4)
+      return SST_ECORRUPT;
+    v->checksum = sst_get_u32(p);
+    p += 4;
+  }
   if ((v->flags & SST_FLAG_TOMBSTONE) &&
       (v->len != 0 || v->flags != SST_FLAG_TOMBSTONE))
     return SST_ECORRUPT;

@@ -40,10 +40,20 @@ typedef struct sst_footer {
   uint64_t props_off; /* properties block (= index_off when none) */
 } sst_footer;
 
+/* Largest decompressed key block a reader accepts. */
+#define SST_KEYZ_RAW_MAX ((uint64_t)64 << 20)
+
 /* Where a key block and its filter partition lie. */
 typedef struct sst_handle {
   uint64_t values_off, values_len; /* the block's values */
   uint64_t block_off, block_len;   /* block without its checksum */
+  /* SST_FEATURE_KEYZ: 0 when the block is stored as it is, else its
+   * length once decompressed (block_len is then the stored length). */
+  uint64_t raw_len;
+  /* Where the positions of its entries start: block_off, or in a table
+   * with SST_FEATURE_KEYZ, the block's offset in the key region as if
+   * every block were stored decompressed. Not stored in the index. */
+  uint64_t pos;
   uint64_t filter_off, filter_len; /* absolute; partition with checksum */
 } sst_handle;
 
@@ -57,15 +67,17 @@ void sst_footer_encode(const sst_footer *f, uint8_t out[SST_FOOTER_SIZE]);
 int sst_footer_decode(const uint8_t in[SST_FOOTER_SIZE], sst_footer *f);
 
 /* An index entry's payload. encode returns the end of what it wrote (at
- * most 60 bytes); decode returns 0 or SST_ECORRUPT. filter_off is stored
+ * most 70 bytes); decode returns 0 or SST_ECORRUPT. filter_off is stored
  * relative to the filter region; in version 2, block_off relative to
  * keys_off (keys_base; 0 for version 1, where the block follows its
  * values).
  * encode REQUIRES keys_base <= block_off and filter_base <= filter_off. */
-uint8_t *sst_handle_encode(uint8_t *p, uint32_t version, const sst_handle *h,
-                           uint64_t keys_base, uint64_t filter_base);
+uint8_t *sst_handle_encode(uint8_t *p, uint32_t version, unsigned features,
+                           const sst_handle *h, uint64_t keys_base,
+                           uint64_t filter_base);
 int sst_handle_decode(const uint8_t *p, const uint8_t *limit, uint32_t version,
-                      sst_handle *h, uint64_t keys_base, uint64_t filter_base);
+                      unsigned features, sst_handle *h, uint64_t keys_base,
+                      uint64_t filter_base);
 
 /* A data entry's payload: flags, value length, the value's offset from
  * the start of its block's values (values_off; with SST_FLAG_SHARED the
@@ -95,10 +107,16 @@ typedef struct sst_value_ref {
 
 /* encode REQUIRES a valid ref for the version (what decode accepts) and
  * room for SST_VALUE_REF_MAX + xattr_len bytes. */
-uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version,
+uint8_t *sst_value_ref_encode(uint8_t *p, uint32_t version, unsigned features,
                               const sst_value_ref *v);
 int sst_value_ref_decode(const uint8_t *p, const uint8_t *limit,
-                         uint32_t version, sst_value_ref *v);
+                         uint32_t version, unsigned features, sst_value_ref *v);
+
+/* Whether an entry with these flags stores no checksum of its own: a
+ * packed value in a table with SST_FEATURE_BLOCKSUM. */
+static inline int sst_ref_sumless(unsigned features, unsigned flags) {
+  return (features & SST_FEATURE_BLOCKSUM) && (flags & SST_FLAG_PACKED);
+}
 
 /* Metadata bits (the byte after the checksum of a META entry). */
 #define SST_MB_TYPE 0x03u

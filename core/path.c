@@ -410,7 +410,7 @@ int sst_tree_open_stack(const sst_reader *const *readers, size_t n,
   for (size_t i = 0; i < n; i++) {
     sst_info info;
     sst_reader_info(readers[i], &info);
-    if (info.file_size >= MAX_POS / n) /* positions in a stack: pos*n+i */
+    if (info.position_end >= MAX_POS / n) /* in a stack: pos*n+i */
       return EFBIG;
   }
   sst_tree *t = calloc(1, sizeof *t);

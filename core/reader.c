@@ -191,6 +191,7 @@ static uint64_t key_head(const uint8_t *key, size_t len) {
 
 static int build_heads(sst_reader *r, sst_error *err) {
   uint64_t n = r->f.block_count;
+  r->pos_end = r->f.filter_off;
   if (n == 0)
     return 0;
   const uint8_t *first, *last;
@@ -206,14 +207,16 @@ static int build_heads(sst_reader *r, sst_error *err) {
     common++;
   r->common = first;
   r->common_len = common;
+  int keyz = (r->f.features & SST_FEATURE_KEYZ) != 0;
   if ((r->heads = malloc(n * sizeof *r->heads)) == NULL ||
-      (r->refs = malloc(n * sizeof *r->refs)) == NULL)
+      (r->refs = malloc(n * sizeof *r->refs)) == NULL ||
+      (keyz && (r->kz = malloc(n * sizeof *r->kz)) == NULL))
     return sst_error_set(err, ENOMEM, "%s: out of memory", r->path);
   /* Version 1: values, block, values, block... up to filter_off.
    * Version 2: values up to keys_off, blocks from there to filter_off. */
   int v1 = r->f.version == 1;
   uint64_t values_off = SST_HEADER_SIZE, filter_off = r->f.filter_off;
-  uint64_t block_off = r->f.keys_off;
+  uint64_t block_off = r->f.keys_off, pos = r->f.keys_off;
   for (uint64_t i = 0; i < n; i++) {
     const uint8_t *k;
     size_t kl;
@@ -222,9 +225,14 @@ static int build_heads(sst_reader *r, sst_error *err) {
         h.values_off != values_off || h.block_len > UINT32_MAX ||
         (!v1 && h.block_off != block_off) ||
         (r->f.filter_probes && h.filter_off != filter_off) ||
-        h.filter_off - r->f.filter_off > UINT32_MAX)
+        h.filter_off - r->f.filter_off > UINT32_MAX ||
+        (h.raw_len != 0 && (h.raw_len < 4 || h.raw_len > SST_KEYZ_RAW_MAX)))
       return sst_error_set(err, SST_ECORRUPT, "%s: index entry %llu malformed",
                            r->path, (unsigned long long)i);
+    if (keyz) {
+      r->kz[i] = (struct sst_block_z){pos, (uint32_t)h.raw_len};
+      pos += (h.raw_len ? h.raw_len : h.block_len) + SST_TRAILER_SIZE;
+    }
     r->refs[i] =
         (struct sst_block_ref){h.values_off, h.block_off, (uint32_t)h.block_len,
                                (uint32_t)(h.filter_off - r->f.filter_off)};
@@ -237,6 +245,7 @@ static int build_heads(sst_reader *r, sst_error *err) {
   for (uint64_t j = 0; j < r->vb_count; j++)
     if (r->vblocks[j].off == values_off)
       values_off += r->vblocks[j].stored;
+  r->pos_end = keyz ? pos : r->f.filter_off;
   if (values_off != (v1 ? r->f.filter_off : r->f.keys_off) ||
       (!v1 && block_off != r->f.filter_off) ||
       (r->f.filter_probes && filter_off != r->f.filter_off + r->f.filter_len))
@@ -340,7 +349,7 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
     goto fail;
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
-  if (r->vblocks != NULL &&
+  if ((r->vblocks != NULL || r->kz != NULL) &&
       (rc = sst_vcache_new(r, r->o.cache_bytes ? r->o.cache_bytes
                                                : (uint64_t)4 << 20)) != 0) {
     rc = sst_error_set(err, rc, "%s: out of memory", path);
@@ -373,6 +382,7 @@ void sst_reader_close(sst_reader *r) {
   free(r->checked);
   free(r->heads);
   free(r->refs);
+  free(r->kz);
   free(r->dict);
   free(r->vblocks);
   ZSTD_freeDDict(r->ddict);
@@ -388,6 +398,10 @@ void sst_reader_info(const sst_reader *r, sst_info *out) {
   memset(out, 0, sizeof *out);
   out->format_version = r->f.version;
   out->file_size = r->size;
+  out->position_end = r->pos_end;
+  uint64_t kstart = r->f.version == 1 ? 0 : r->f.keys_off;
+  out->key_blocks_stored = r->f.version == 1 ? 0 : r->f.filter_off - kstart;
+  out->key_blocks_raw = r->f.version == 1 ? 0 : r->pos_end - kstart;
   out->key_count = r->f.key_count;
   out->tombstone_count = r->f.tombstone_count;
   out->key_bytes = r->f.key_bytes;
@@ -417,8 +431,8 @@ int sst_table_handle(const sst_reader *r, uint64_t i, sst_handle *h,
   if (i >= r->index.restart_count ||
       sst_block_restart_entry(&r->index, (uint32_t)i, &key, &key_len, &payload,
                               &payload_len) ||
-      sst_handle_decode(payload, payload + payload_len, r->f.version, h,
-                        r->f.keys_off, r->f.filter_off))
+      sst_handle_decode(payload, payload + payload_len, r->f.version,
+                        r->f.features, h, r->f.keys_off, r->f.filter_off))
     return SST_ECORRUPT;
   uint64_t data_end = r->f.filter_off, values_end = sst_table_values_end(r);
   uint64_t filter_end = r->f.filter_off + r->f.filter_len;
@@ -527,33 +541,70 @@ static int read_keys(const sst_reader *r, void *buf, size_t len, uint64_t off) {
   return sst_src_pread(r->src, buf, len, off);
 }
 
+int64_t sst_table_block_at(const sst_reader *r, uint64_t pos) {
+  uint64_t lo = 0, hi = r->f.block_count;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (sst_table_block_pos(r, mid) <= pos)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return (int64_t)lo - 1;
+}
+
+/* Makes b->own hold at least need bytes. */
+static int own_room(sst_block *b, size_t need) {
+  if (b->own_cap >= need)
+    return 0;
+  size_t cap = need < 8192 ? 8192 : need;
+  uint8_t *n = realloc(b->own, cap);
+  if (n == NULL)
+    return ENOMEM;
+  b->own = n;
+  b->own_cap = cap;
+  return 0;
+}
+
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always) {
   assert(i < r->f.block_count);
+  /* A compressed block is decompressed to the start of b->own; read with
+   * pread, its stored bytes go after that room. */
+  size_t raw = (size_t)h->raw_len, len = (size_t)h->block_len;
   const uint8_t *p;
-  if (r->o.pread_blocks && (!always || r->data == NULL)) {
-    size_t need = (size_t)h->block_len + 4; /* and its checksum */
-    if (b->own_cap < need) {
-      size_t cap = need < 8192 ? 8192 : need;
-      uint8_t *n = realloc(b->own, cap);
-      if (n == NULL)
-        return ENOMEM;
-      b->own = n;
-      b->own_cap = cap;
-    }
-    int rc = read_keys(r, b->own, need, h->block_off);
-    if (rc)
+  int rc;
+  /* Checked when it was decoded; `always` (verify) reads it again. */
+  if (raw && !always) {
+    if ((rc = own_room(b, raw)))
       return rc;
-    p = b->own;
+    if (sst_vcache_get_keys(r, i, h, b->own))
+      return sst_block_open(b, b->own, raw);
+  }
+  if (r->o.pread_blocks && (!always || r->data == NULL)) {
+    if ((rc = own_room(b, raw + len + 4))) /* and its checksum */
+      return rc;
+    if ((rc = read_keys(r, b->own + raw, len + 4, h->block_off)))
+      return rc;
+    p = b->own + raw;
   } else {
+    if (raw && (rc = own_room(b, raw)))
+      return rc;
     p = r->data + h->block_off;
   }
   if (always || !is_checked(r, i, CHECKED_BLOCK)) {
-    if (sst_get_u32(p + h->block_len) != sst_checksum(p, (size_t)h->block_len))
+    if (sst_get_u32(p + len) != sst_checksum(p, len))
       return SST_ECHECKSUM;
     set_checked(r, i, CHECKED_BLOCK);
   }
-  return sst_block_open(b, p, (size_t)h->block_len);
+  if (raw) {
+    if ((rc = sst_vread_unzip(b->own, raw, p, len)))
+      return rc;
+    p = b->own;
+    len = raw;
+    sst_vcache_put_keys(r, i, h, p);
+  }
+  return sst_block_open(b, p, len);
 }
 
 int sst_table_filter(const sst_reader *r, uint64_t i, const sst_handle *h,
@@ -572,7 +623,7 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
                     sst_entry *e) {
   sst_value_ref v;
   if (sst_value_ref_decode(be->payload, be->payload + be->payload_len,
-                           r->f.version, &v))
+                           r->f.version, r->f.features, &v))
     return SST_ECORRUPT;
   /* The bytes the entry occupies in the file. */
   uint64_t stored = v.len;
@@ -609,7 +660,7 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
   e->source = 0;
   e->value_len = v.len;
   e->value_checksum = v.checksum;
-  e->position = h->block_off + be->off;
+  e->position = h->pos + be->off;
   if (v.flags & SST_FLAG_META) {
     sst_meta *m = &e->meta;
     m->type = v.type;
@@ -631,9 +682,8 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
     m->link_id = v.link_id;
     m->xattr_len = v.xattr_len;
     m->xattr_off =
-        v.xattr_len
-            ? h->block_off + (uint64_t)(be->payload - b->data) + v.xattr_pos
-            : 0;
+        v.xattr_len ? h->pos + (uint64_t)(be->payload - b->data) + v.xattr_pos
+                    : 0;
     m->xattrs = NULL;
   }
   return 0;
@@ -644,8 +694,25 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
     return 0;
   uint64_t off = e->meta.xattr_off, len = e->meta.xattr_len;
   if (len > SST_XATTRS_MAX || off < sst_table_values_end(r) ||
-      off > r->f.filter_off || len > r->f.filter_off - off)
+      off > r->pos_end || len > r->pos_end - off)
     return SST_ECORRUPT;
+  if (r->kz != NULL) {
+    /* Positions in decompressed blocks: read the block. */
+    int64_t bi = sst_table_block_at(r, off);
+    if (bi < 0)
+      return SST_ECORRUPT;
+    sst_handle h;
+    sst_table_cached_handle(r, (uint64_t)bi, &h);
+    sst_block b = {0};
+    int rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0);
+    if (rc == 0 &&
+        (off - h.pos > b.entries_len || len > b.entries_len - (off - h.pos)))
+      rc = SST_ECORRUPT;
+    if (rc == 0)
+      memcpy(buf, b.data + (off - h.pos), (size_t)len);
+    free(b.own);
+    return rc;
+  }
   if (r->o.pread_blocks)
     return read_keys(r, buf, (size_t)len, off);
   memcpy(buf, r->data + off, (size_t)len);

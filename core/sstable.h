@@ -453,11 +453,15 @@ typedef struct sst_entry {
                               SST_FLAG_PACKED: in its value block's bytes;
                               SST_FLAG_CHUNKED: of its first stored byte */
   uint32_t value_checksum; /* of the value; SST_FLAG_CHUNKED: of its chunk
-                              table (each chunk has its own) */
+                              table (each chunk has its own);
+                              SST_FLAG_PACKED with SST_FEATURE_BLOCKSUM: 0
+                              (its value block's checksums cover it) */
   uint64_t value_block;    /* SST_FLAG_PACKED: the value block */
   uint64_t value_stored;   /* SST_FLAG_CHUNKED: bytes stored in the file */
-  uint64_t position;       /* file offset of the entry: unique and stable
-                              (in a stack: offset * n + source) */
+  uint64_t position;       /* offset of the entry in the key region, as if
+                              no key block were compressed (FORMAT.md,
+                              Positions): unique and stable (in a stack:
+                              position * n + source) */
   unsigned source;         /* in a stack: the index of the table the
                               entry comes from; 0 otherwise */
   sst_meta meta;           /* valid when flags & SST_FLAG_META */
@@ -556,6 +560,10 @@ typedef struct sst_info {
   uint64_t key_region;   /* bytes from the first key block to the end
                             of the file: key blocks, filters, the
                             metadata dictionary, index, footer */
+  /* The key blocks with their checksums: bytes stored, and bytes once
+   * decompressed (equal unless SST_FEATURE_KEYZ compressed some). */
+  uint64_t key_blocks_stored, key_blocks_raw;
+  uint64_t position_end; /* every entry's position is below it */
   /* Compressed values (SST_FEATURE_VALUES): value blocks, the chunk size
    * of larger values, the compression dictionary's size (0 if none). */
   uint64_t value_blocks;
@@ -569,6 +577,10 @@ typedef struct sst_info {
 #define SST_FEATURE_XATTRS 2u /* some entries carry extended attributes */
 #define SST_FEATURE_VALUES 4u /* value blocks or chunked values */
 #define SST_FEATURE_DICT 8u   /* a compression dictionary */
+#define SST_FEATURE_KEYZ 16u  /* key blocks may be compressed */
+/* A packed value is checked by its value block's checksum alone: its
+ * entry stores none (sst_entry.value_checksum is 0). */
+#define SST_FEATURE_BLOCKSUM 32u
 
 void sst_reader_info(const sst_reader *r, sst_info *out);
 const char *sst_reader_path(const sst_reader *r);

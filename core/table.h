@@ -43,6 +43,13 @@ struct sst_reader {
     uint32_t block_len;
     uint32_t filter_rel; /* partition offset - filter_off */
   } * refs;
+  /* SST_FEATURE_KEYZ: for each key block, where the positions of its
+   * entries start and its decompressed length (0: stored as it is). */
+  struct sst_block_z {
+    uint64_t pos;
+    uint32_t raw_len;
+  } * kz;
+  uint64_t pos_end; /* every entry's position is below it */
   const uint8_t *common;
   size_t common_len;
   sst_attr *dict; /* version 2: the metadata dictionary */
@@ -82,17 +89,24 @@ static inline void sst_table_cached_handle(const sst_reader *r, uint64_t i,
     h->values_len =
         (i + 1 < r->f.block_count ? b[1].values_off : r->f.keys_off) -
         b->values_off;
+  h->raw_len = r->kz ? r->kz[i].raw_len : 0;
+  h->pos = r->kz ? r->kz[i].pos : b->block_off;
   h->filter_off = r->f.filter_off + b->filter_rel;
   h->filter_len =
       (i + 1 < r->f.block_count ? b[1].filter_rel : r->f.filter_len) -
       b->filter_rel;
 }
 
-/* Where block i starts. REQUIRES i < block_count. */
-static inline uint64_t sst_table_block_off(const sst_reader *r, uint64_t i) {
+/* Where the positions of block i's entries start.
+ * REQUIRES i < block_count. */
+static inline uint64_t sst_table_block_pos(const sst_reader *r, uint64_t i) {
   assert(i < r->f.block_count);
-  return r->refs[i].block_off;
+  return r->kz ? r->kz[i].pos : r->refs[i].block_off;
 }
+
+/* The last block whose positions start at or before pos (blocks lie in
+ * order), or -1 when pos is before them. */
+int64_t sst_table_block_at(const sst_reader *r, uint64_t pos);
 
 /* Index of the last block whose first key is <= key, or -1 if key is
  * before the first block. Returns 0 or SST_ECORRUPT. */
@@ -100,7 +114,8 @@ int sst_table_find_block(const sst_reader *r, const uint8_t *key,
                          size_t key_len, int64_t *block);
 
 /* Frames key block i, whose handle is h, after checking its checksum
- * (once per reader, or every time when `always` is set).
+ * (once per reader, or every time when `always` is set) and, when it is
+ * stored compressed, decompressing it into b->own.
  * REQUIRES i < block_count. */
 int sst_table_block(const sst_reader *r, uint64_t i, const sst_handle *h,
                     sst_block *b, int always);
@@ -139,6 +154,15 @@ int sst_vread_check_block(const sst_reader *r, uint64_t i);
 int sst_vread_check_table(const sst_reader *r, const sst_entry *e);
 int sst_vread_value(const sst_reader *r, const sst_entry *e,
                     const uint8_t **value);
+/* Decoded key block i (handle h, raw_len bytes) in the cache: copied
+ * into dst on a hit (1), or 0; put keeps a copy of it. */
+int sst_vcache_get_keys(const sst_reader *r, uint64_t i, const sst_handle *h,
+                        uint8_t *dst);
+void sst_vcache_put_keys(const sst_reader *r, uint64_t i, const sst_handle *h,
+                         const uint8_t *src);
+/* Decompresses src (zstd, no dictionary) into exactly dst_len bytes:
+ * 0, SST_ECORRUPT or ENOMEM. */
+int sst_vread_unzip(void *dst, size_t dst_len, const void *src, size_t src_len);
 /* Chunks of a value of len bytes. */
 uint64_t sst_chunk_count(uint64_t len, uint32_t chunk);
 

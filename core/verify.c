@@ -38,7 +38,7 @@ static int bad_key(verify_state *s, const uint8_t *key, size_t len,
                    uint64_t off, int code, const char *what) {
   char shown[128];
   sst_key_render(key, len, shown, sizeof shown);
-  return sst_error_set(s->err, code, "%s: key '%s' at offset %llu: %s",
+  return sst_error_set(s->err, code, "%s: key '%s' at position %llu: %s",
                        s->r->path, shown, (unsigned long long)off, what);
 }
 
@@ -68,11 +68,11 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   }
   if (s->entries > 0 &&
       sst_key_cmp(s->key, be->key_len, s->prev, s->prev_len) <= 0)
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+    return bad_key(s, s->key, be->key_len, h->pos + be->off, SST_ECORRUPT,
                    "keys out of order");
   sst_entry e;
   if (sst_table_entry(s->r, h, b, be, &e))
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+    return bad_key(s, s->key, be->key_len, h->pos + be->off, SST_ECORRUPT,
                    "bad value reference");
   /* A packed value lies in its value block, not in the walk; an empty
    * one takes no bytes (a compressed table places it at its block's
@@ -84,7 +84,7 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   if (!shared)
     skip_vblocks(s, e.value_offset);
   if (!shared && e.value_offset != s->data_pos)
-    return bad_key(s, s->key, be->key_len, h->block_off + be->off, SST_ECORRUPT,
+    return bad_key(s, s->key, be->key_len, h->pos + be->off, SST_ECORRUPT,
                    "value not where the layout puts it");
   if (e.flags & SST_FLAG_META) {
     s->meta_seen = 1;

@@ -121,6 +121,9 @@ struct sst_writer {
   /* Compression (zstd_level > 0). */
   sst_zpool *zp; /* compresses blocks and chunks, in order */
   ZSTD_DCtx *dctx;
+  ZSTD_CCtx *kctx; /* compresses key blocks, on the writer's thread */
+  uint8_t *kbuf;   /* a compressed key block */
+  size_t kbuf_cap;
   ZSTD_CDict *cdict;
   ZSTD_DDict *ddict;
   uint8_t *zdict;
@@ -1047,7 +1050,13 @@ int sst_writer_open(const char *path, const sst_writer_options *opts,
     w->vcap = w->o.value_block + w->small_max;
     w->rb_cap = w->vcap > w->o.chunk_size ? w->vcap : w->o.chunk_size;
     w->zcap = ZSTD_compressBound(w->rb_cap);
+    w->features |= SST_FEATURE_KEYZ | SST_FEATURE_BLOCKSUM;
     if ((w->dctx = ZSTD_createDCtx()) == NULL ||
+        (w->kctx = ZSTD_createCCtx()) == NULL ||
+        ZSTD_isError(ZSTD_CCtx_setParameter(w->kctx, ZSTD_c_compressionLevel,
+                                            w->o.zstd_level)) ||
+        ZSTD_isError(
+            ZSTD_CCtx_setParameter(w->kctx, ZSTD_c_contentSizeFlag, 0)) ||
         (w->vbuf = malloc(w->vcap)) == NULL ||
         (w->cbuf = malloc(w->o.chunk_size)) == NULL) {
       rc = ENOMEM;
@@ -1122,10 +1131,10 @@ static int accept_key(sst_writer *w, const uint8_t *key, size_t len) {
 static int write_index_entry(sst_writer *w, const uint8_t *key, size_t key_len,
                              const sst_handle *h) {
   uint8_t head[80], rst[4];
-  uint8_t payload[60];
-  size_t plen =
-      (size_t)(sst_handle_encode(payload, SST_FORMAT_VERSION, h, 0, 0) -
-               payload);
+  uint8_t payload[70];
+  size_t plen = (size_t)(sst_handle_encode(payload, SST_FORMAT_VERSION,
+                                           w->features, h, 0, 0) -
+                         payload);
   uint8_t *p = sst_put_varint(head, 0);
   p = sst_put_varint(p, key_len);
   p = sst_put_varint(p, plen);
@@ -1182,6 +1191,35 @@ static int index_add(sst_writer *w, const sst_handle *h, uint64_t mark) {
   return index_ready(w);
 }
 
+/* A key block of a compressed table, compressed when that saves at least
+ * an eighth of it (decompressing costs every lookup that reads it): the
+ * bytes to store, and h's block_len and raw_len set; NULL on failure. */
+static const uint8_t *compress_key_block(sst_writer *w, const uint8_t *data,
+                                         size_t len, sst_handle *h) {
+  size_t bound = ZSTD_compressBound(len);
+  if (w->kbuf_cap < bound) {
+    uint8_t *n = realloc(w->kbuf, bound);
+    if (n == NULL) {
+      fail(w, ENOMEM, "out of memory");
+      return NULL;
+    }
+    w->kbuf = n;
+    w->kbuf_cap = bound;
+  }
+  size_t n = ZSTD_compress2(w->kctx, w->kbuf, w->kbuf_cap, data, len);
+  if (ZSTD_isError(n)) {
+    fail(w, EIO, "key block compression");
+    return NULL;
+  }
+  if (n > len - len / 8) {
+    h->raw_len = 0;
+    return data;
+  }
+  h->block_len = n;
+  h->raw_len = len;
+  return w->kbuf;
+}
+
 static int flush_block(sst_writer *w, uint64_t mark) {
   const uint8_t *data;
   size_t len;
@@ -1190,6 +1228,9 @@ static int flush_block(sst_writer *w, uint64_t mark) {
   /* block_off relative to the key region, which starts after the values;
    * the value run is filled in by index_ready. */
   sst_handle h = {.block_off = w->keys.size, .block_len = len};
+  if (w->kctx != NULL && (data = compress_key_block(w, data, len, &h)) == NULL)
+    return w->err;
+  len = (size_t)h.block_len;
   uint8_t trailer[SST_TRAILER_SIZE];
   sst_put_u32(trailer, sst_checksum(data, len));
   int wrc;
@@ -1298,8 +1339,9 @@ static int add_entry(sst_writer *w, const uint8_t *key, size_t key_len,
   if (v.xattr_len > sizeof small - SST_VALUE_REF_MAX &&
       (payload = malloc(SST_VALUE_REF_MAX + v.xattr_len)) == NULL)
     return fail(w, ENOMEM, "out of memory");
-  size_t plen =
-      (size_t)(sst_value_ref_encode(payload, SST_FORMAT_VERSION, &v) - payload);
+  size_t plen = (size_t)(sst_value_ref_encode(payload, SST_FORMAT_VERSION,
+                                              w->features, &v) -
+                         payload);
   int rc = sst_block_builder_add(&w->block, key, key_len, payload, plen);
   if (payload != small)
     free(payload);
@@ -1423,9 +1465,9 @@ int sst_writer_set_meta(sst_writer *w, const sst_meta *m) {
     uint8_t *tmp = malloc(SST_VALUE_REF_MAX + m->xattr_len);
     if (tmp == NULL)
       return ENOMEM;
-    uint8_t *end = sst_value_ref_encode(tmp, SST_FORMAT_VERSION, &probe);
+    uint8_t *end = sst_value_ref_encode(tmp, SST_FORMAT_VERSION, 0, &probe);
     sst_value_ref back;
-    int bad = sst_value_ref_decode(tmp, end, SST_FORMAT_VERSION, &back);
+    int bad = sst_value_ref_decode(tmp, end, SST_FORMAT_VERSION, 0, &back);
     free(tmp);
     if (bad)
       return SST_EINVAL;
@@ -1933,6 +1975,8 @@ void sst_writer_free(sst_writer *w) {
   sst_spill_free(&w->index_restarts);
   sst_zpool_free(w->zp);
   ZSTD_freeDCtx(w->dctx);
+  ZSTD_freeCCtx(w->kctx);
+  free(w->kbuf);
   ZSTD_freeCDict(w->cdict);
   ZSTD_freeDDict(w->ddict);
   free(w->zdict);

@@ -96,6 +96,9 @@ run "$SST" info t.sstable
 check "info: metadata and the two regions" eval \
   'status_is 0 && out_has "format version: 2" && out_has "metadata: yes" &&
    out_has "value region: " && out_has "key region: "'
+# Key blocks compressed: stored bytes fewer than decoded ones.
+check "info: key blocks stored compressed" awk \
+  '/^key blocks stored:/ { ok = $4 < $7 } END { exit !ok }' out
 
 run "$SST" unpack t.sstable tree
 check "unpack it" eval \

@@ -32,6 +32,12 @@ static void info_print(const char *path, const sst_info *in) {
   if (in->format_version >= 2) {
     printf("value region: %" PRIu64 " bytes\n", in->value_region);
     printf("key region: %" PRIu64 " bytes\n", in->key_region);
+    printf("key blocks stored: %" PRIu64 " bytes for %" PRIu64
+           " bytes of key blocks (%.1f%%)\n",
+           in->key_blocks_stored, in->key_blocks_raw,
+           in->key_blocks_raw ? 100.0 * (double)in->key_blocks_stored /
+                                    (double)in->key_blocks_raw
+                              : 100.0);
     if (in->features & SST_FEATURE_VALUES) {
       printf("compression: zstd, %" PRIu64 " value blocks, chunks of %" PRIu32
              " bytes\n",
@@ -63,11 +69,13 @@ const command_help cmd_info_help = {
         "    values). A version 2 table also shows the sizes of its value\n"
         "    region (the values, at the start of the file) and its key\n"
         "    region (key blocks, filters, metadata, index and footer, after\n"
-        "    them), its compression (zstd or none, value blocks, chunk size,\n"
-        "    the dictionary's size), the bytes its values take in the file\n"
-        "    against the bytes they hold (compressed and uncompressed; a\n"
-        "    value shared by several keys counts once stored, once per key\n"
-        "    held), and the values stored once for several keys\n"
+        "    them), the bytes its key blocks take against their size\n"
+        "    decompressed, its compression (zstd or none, value blocks,\n"
+        "    chunk size, the dictionary's size), the bytes its values take\n"
+        "    in the file against the bytes they hold (compressed and\n"
+        "    uncompressed; a value shared by several keys counts once\n"
+        "    stored, once per key held), and the values stored once for\n"
+        "    several keys\n"
         "    (deduplicated: how many keys, how many bytes they hold). Only\n"
         "    the footer, index and properties are read: use sst verify to\n"
         "    check the whole file.\n"
