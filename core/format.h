@@ -40,8 +40,9 @@ typedef struct sst_footer {
   uint64_t props_off; /* properties block (= index_off when none) */
 } sst_footer;
 
-/* Largest decompressed key block a reader accepts. */
-#define SST_KEYZ_RAW_MAX ((uint64_t)64 << 20)
+/* Largest decompressed key block a reader accepts; the writer stores a
+ * larger one as it is. */
+#define SST_KEYZ_RAW_MAX ((uint64_t)4 << 20)
 
 /* Where a key block and its filter partition lie. */
 typedef struct sst_handle {

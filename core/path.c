@@ -261,7 +261,9 @@ struct sst_tree {
  * the first key under it above. The root is 1 (prefix "", position 0). */
 #define PREFIX_BITS 17
 #define POS_SHIFT (1 + PREFIX_BITS)
-#define MAX_POS (1ull << (64 - POS_SHIFT))
+/* Positions below 2^44, so that every inode number stays below 2^62: the
+ * staging mount numbers base entries 2^62 + inode, hard links above. */
+#define MAX_POS (1ull << (62 - POS_SHIFT))
 
 static uint64_t file_ino(uint64_t pos) { return pos << 1; }
 

@@ -169,6 +169,7 @@ static int check_block_in(verify_state *s, uint64_t bi, sst_block *b) {
     return sst_error_set(s->err, SST_ECORRUPT,
                          "%s: index entry %llu: malformed block handle",
                          r->path, (unsigned long long)bi);
+  h.pos = sst_table_block_pos(r, bi); /* not in the index: from open */
   if (h.values_off != s->data_pos)
     return bad_block(s, bi, &h, SST_ECORRUPT, "values misplaced");
   int rc = sst_table_block(r, bi, &h, b, 1);

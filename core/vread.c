@@ -351,7 +351,8 @@ int sst_vcache_get_keys(const sst_reader *r, uint64_t i, const sst_handle *h,
 
 void sst_vcache_put_keys(const sst_reader *r, uint64_t i, const sst_handle *h,
                          const uint8_t *src) {
-  if (r->vcache == NULL)
+  /* Not one that would crowd out the rest (or be kept as a spare). */
+  if (r->vcache == NULL || h->raw_len > r->vcache->cap / 8)
     return;
   piece pc = key_piece(i, h);
   size_t cap = 0;

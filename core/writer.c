@@ -1196,6 +1196,9 @@ static int index_add(sst_writer *w, const sst_handle *h, uint64_t mark) {
  * bytes to store, and h's block_len and raw_len set; NULL on failure. */
 static const uint8_t *compress_key_block(sst_writer *w, const uint8_t *data,
                                          size_t len, sst_handle *h) {
+  h->raw_len = 0;
+  if (len > SST_KEYZ_RAW_MAX)
+    return data;
   size_t bound = ZSTD_compressBound(len);
   if (w->kbuf_cap < bound) {
     uint8_t *n = realloc(w->kbuf, bound);
@@ -1211,10 +1214,8 @@ static const uint8_t *compress_key_block(sst_writer *w, const uint8_t *data,
     fail(w, EIO, "key block compression");
     return NULL;
   }
-  if (n > len - len / 8) {
-    h->raw_len = 0;
+  if (n > len - len / 8)
     return data;
-  }
   h->block_len = n;
   h->raw_len = len;
   return w->kbuf;

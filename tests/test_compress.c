@@ -973,6 +973,57 @@ START_TEST(compressed_key_blocks) {
 }
 END_TEST
 
+/* "key-NUMBER-" and 100 bytes that differ from the next key's. */
+static int make_long_key(char *key, int i) {
+  int n = sprintf(key, "key-%08d-", i);
+  for (int k = 0; k < 100; k++)
+    key[n++] = (char)('a' + (i * 31 + k * 7) % 26);
+  key[n] = '\0';
+  return n;
+}
+
+/* A key block decoded larger than a reader accepts (4 MiB) is stored as
+ * it is, so the table opens; the reader's cache keeps no block that
+ * large. */
+START_TEST(huge_key_block_stays_raw) {
+  const char *p = tu_path("keyhuge");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.block_keys = 0;         /* by size only */
+  o.block_bytes = 6u << 20; /* the first block: about 6 MiB */
+  enum { N = 200000 };
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  for (int i = 0; i < N; i++) {
+    char key[128];
+    int n = make_long_key(key, i);
+    ck_assert_int_eq(sst_writer_add(w, key, (size_t)n, key, 6), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader *r;
+  sst_error err;
+  ck_assert_int_eq(sst_reader_open(p, NULL, &r, &err), 0);
+  sst_info in;
+  sst_reader_info(r, &in);
+  ck_assert_uint_ge(in.block_count, 2);
+  ck_assert_uint_gt(in.key_blocks_stored, 4u << 20); /* the first, raw */
+  for (int i = 0; i < N; i += 997) {
+    char key[128];
+    int n = make_long_key(key, i);
+    const uint8_t *v;
+    uint64_t len;
+    ck_assert_int_eq(sst_reader_get(r, key, (size_t)n, &v, &len), 0);
+    ck_assert(len == 6 && memcmp(v, key, 6) == 0);
+  }
+  ck_assert_int_eq(sst_reader_verify(r, &err), 0);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 /* Options out of range are refused at open. */
 START_TEST(bad_options_refused) {
   const char *p = tu_path("badopt");
@@ -1007,6 +1058,7 @@ int main(void) {
   tcase_add_test(tc, order_while_entries_wait);
   tcase_add_test(tc, queue_overflow);
   tcase_add_test(tc, compressed_key_blocks);
+  tcase_add_test(tc, huge_key_block_stays_raw);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
