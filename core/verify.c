@@ -93,10 +93,14 @@ static int check_entry(verify_state *s, uint64_t bi, const sst_handle *h,
   }
   e.key = s->key;
   /* Compressed pieces are read and checked again, not taken from the
-   * cache of an earlier read. */
-  if ((e.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
-          ? sst_vread_check(s->r, &e, 1)
-          : sst_reader_value_check(s->r, &e))
+   * cache of an earlier read. A packed value without a checksum of its
+   * own has nothing to check but its block, which is checked once, after
+   * the key blocks (decompressing its block for each of its values made
+   * verify of 100,000 small files take 12 s). */
+  int sumless = sst_ref_sumless(s->r->f.features, e.flags);
+  if (!sumless && ((e.flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))
+                       ? sst_vread_check(s->r, &e, 1)
+                       : sst_reader_value_check(s->r, &e)))
     return bad_key(s, s->key, be->key_len, e.value_offset, SST_ECHECKSUM,
                    "value checksum mismatch");
   if (!shared)
