@@ -18,6 +18,7 @@
 
 #include "spill.h"
 #include "table.h"
+#include "warm_frame.h"
 
 /* ---- The value-block section ---- */
 
@@ -390,6 +391,17 @@ static void dctx_put(ZSTD_DCtx *d) {
   }
   pthread_mutex_unlock(&dctx_mu);
   ZSTD_freeDCtx(d);
+}
+
+void sst_reader_warm(const sst_reader *r) {
+  if (r->vblocks == NULL && r->kz == NULL)
+    return;
+  uint8_t *out = malloc(WARM_RAW);
+  ZSTD_DCtx *d = out ? dctx_get() : NULL;
+  if (d != NULL)
+    (void)ZSTD_decompressDCtx(d, out, WARM_RAW, warm_frame, sizeof warm_frame);
+  dctx_put(d); /* kept for the first read */
+  free(out);
 }
 
 int sst_vread_unzip(void *dst, size_t dst_len, const void *src,

@@ -9,9 +9,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-int sstfs_daemonize(int foreground) {
+int sstfs_daemonize(int foreground, void (*on_ready)(void *), void *arg) {
   if (foreground) {
     (void)!chdir("/");
+    if (on_ready != NULL)
+      on_ready(arg);
     return 0;
   }
   int ready[2];
@@ -58,6 +60,8 @@ int sstfs_daemonize(int foreground) {
     if (null > 2)
       close(null);
   }
+  if (on_ready != NULL)
+    on_ready(arg);
   char c = 0;
   (void)!write(ready[1], &c, 1);
   close(ready[1]);

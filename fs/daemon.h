@@ -16,8 +16,9 @@
  * With foreground set, it only changes directory to "/". Returns 0 (in
  * the child) or -1 with a message on stderr. Call it while the process
  * runs a single thread: the child is made with _Fork(), which skips
- * fork()'s handlers. */
-int sstfs_daemonize(int foreground);
+ * fork()'s handlers. When on_ready is not NULL, the child (or, in the
+ * foreground, the process) calls on_ready(arg) before the parent exits. */
+int sstfs_daemonize(int foreground, void (*on_ready)(void *), void *arg);
 
 /* Whether mountpoint is a directory one can mount on: 0, or -1 with one
  * line on stderr naming it and the reason (for a dead mount, how to clear

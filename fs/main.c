@@ -95,7 +95,8 @@ static const char usage_text[] =
     "                     table, else from 0444 for files, 0555 for dirs\n"
     "    -o block_cache=SIZE  bytes of decompressed value blocks and chunks\n"
     "                     kept, per table, for tables with compressed values\n"
-    "                     (default 512K); each is decompressed and checked once\n"
+    "                     (default 512K); each is decompressed and checked "
+    "once\n"
     "                     while kept. SIZE: a number of bytes, or with K, M,\n"
     "                     G or T (powers of 1024)\n"
     "    -o cache=DIR     keep the blocks fetched of tables behind URLs in\n"
@@ -210,6 +211,14 @@ static int parse_size(const char *option, const char *arg, uint64_t min,
 /* What the library reports on its own (a table behind a URL that
  * changed, a request that failed after its retries). */
 static void log_library(const char *line) { sstfs_log("%s", line); }
+
+/* In the daemon, before the mount command returns: the decoder's code is
+ * mapped once the first read comes (sst_reader_warm). */
+static void warm_readers(void *arg) {
+  const sstfs *fs = arg;
+  for (size_t i = 0; i < fs->n; i++)
+    sst_reader_warm(fs->readers[i]);
+}
 
 static void *idle_thread(void *arg) { return arg; }
 
@@ -393,7 +402,7 @@ int main(int argc, char *argv[]) {
     openlog("sstfs", LOG_PID, LOG_DAEMON);
   if (!opts.singlethread && !opts.foreground)
     bind_thread_start();
-  if (sstfs_daemonize(opts.foreground) != 0)
+  if (sstfs_daemonize(opts.foreground, warm_readers, &fs) != 0)
     goto out_unmount;
 
   if (opts.singlethread) {

@@ -414,7 +414,7 @@ static int sstfs_stage_run(int argc, char *argv[]) {
   }
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
-  if (sstfs_daemonize(opts.foreground) != 0)
+  if (sstfs_daemonize(opts.foreground, NULL, NULL) != 0)
     goto out_unmount;
   S.created = 0; /* mounted: from here on the area is kept */
   {
