@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_mount_compress.sh — tables with compressed values (sst pack's
 # default) through the read-only and the staging mount: the tree comes
-# back as it was, reads at any offset of a large file are right, a
+# back as it was, reads at any offset of a large file are right, the
+# detached daemon has the zstd decoder mapped before its first read, a
 # damaged chunk fails the reads that touch it alone (EIO, one log line),
 # and a staging mount over a compressed base reads it, changes it and
 # commits compressed or not.
@@ -48,6 +49,11 @@ mount_table() {
   "$SSTFS" -f "$@" "$mnt" 2>"log/$mnt" &
   own_daemon $!
   wait_mounted "$WORK/$mnt" $!
+}
+# zstd_rss PID: KiB of libzstd resident in process PID.
+zstd_rss() {
+  awk '/^[0-9a-f]+-[0-9a-f]+ / { z = /libzstd/; next }
+       z && $1 == "Rss:" { kb += $2 } END { print kb + 0 }' "/proc/$1/smaps"
 }
 unmount() { fusermount3 -u "$WORK/$1"; }
 
@@ -107,6 +113,22 @@ check "rsync -aHXc finds no difference after unpack" eval \
   'status_is 0 && [ ! -s out ]'
 
 # ---- read-only mount ---------------------------------------------------------------
+
+# sst_reader_warm: a detached daemon (whose resident set holds only the
+# pages it touched since its fork) has the decoder's code mapped when the
+# mount command returns, before any read.
+mkdir -p bg log
+if "$SSTFS" c.sstable bg 2>log/bg; then
+  pid=$(pgrep -nf "sstfs c.sstable bg")
+  own_daemon "$pid"
+  kb=$(zstd_rss "$pid")
+  check "the zstd decoder is mapped before the first read ($kb KiB)" \
+    [ "$kb" -ge 64 ]
+  fusermount3 -u bg
+  check "the detached daemon exits at unmount" gone "$pid"
+else
+  check "mount c.sstable detached" false
+fi
 
 if mount_table mnt c.sstable; then
   run diff -r --no-dereference src mnt
