@@ -25,7 +25,11 @@
  * miss in the region named by sst_src_hint (the reader's key blocks,
  * filters and metadata) fetches WINDOW_MAX of it at once when it
  * continues reads in order, and HINT_ALONE after it otherwise (a lookup).
- * Outside that region, every read in order that leaves less than the
+ * Outside that region, the first miss of a large value read in order
+ * from its start (sst_src_value: the reader says so) fetches up to the
+ * next RUN_BYTES boundary and asks the thread below at once for the rest
+ * of the value up to WINDOW_MAX ahead, not a window that doubles a round
+ * trip at a time. Every read in order that leaves less than the
  * stream's window asked for ahead of it asks a thread of the table's own
  * (started then) for more, the window doubled up to WINDOW_MAX: the
  * thread keeps up to PARALLEL requests of RUN_BYTES in flight on its own
@@ -124,6 +128,7 @@ struct slot {
 struct stream {
   uint64_t next;   /* where the next read in order starts */
   uint64_t win;    /* its read-ahead window (0: none yet) */
+  uint64_t vend;   /* the end of the value it read from the start, or 0 */
   uint64_t ra_end; /* the end of what is fetched or asked for ahead of it */
   uint64_t tick;   /* last use: the least recent is replaced */
   unsigned reads;  /* reads in order so far; 0: the slot is free */
@@ -145,6 +150,10 @@ typedef struct http_src {
   uint64_t tick;
   struct stream streams[STREAMS];
   uint64_t hint_off, hint_end; /* sst_src_hint: read it in large pieces */
+  struct {
+    uint64_t off, end;
+  } vstart[STREAMS]; /* sst_src_value: the last values read from the start */
+  unsigned nvstart;
   int changed;
   uint64_t fill_lo, fill_hi; /* the blocks a miss is fetching (fill) */
   /* The read-ahead thread (started at the first window it is asked for;
@@ -842,6 +851,11 @@ static struct stream *stream_of(http_src *h, uint64_t off, uint64_t end,
   found->tick = ++h->tick;
   if (end > found->next)
     found->next = end;
+  for (int i = 0; i < STREAMS; i++)
+    if (h->vstart[i].end > off && h->vstart[i].off == off) {
+      found->vend = h->vstart[i].end; /* a read of that value from its start */
+      h->vstart[i].end = 0;
+    }
   return found;
 }
 
@@ -1066,20 +1080,10 @@ static int ahead_start(http_src *h) {
   return 0;
 }
 
-/* A read in order by stream st ended at end, outside the key region.
- * Once less than half of the stream's window lies ahead of it, the
- * thread is asked for the next window, twice as large as the last (up
- * to WINDOW_MAX; its end rounded up to RUN_BYTES, so that its requests
- * are whole runs), from where what was asked for ends. The reads that
- * follow then find their blocks cached or on their way. Called with
- * h->lock held. */
-static void ahead_ask(http_src *h, struct stream *st, uint64_t end) {
-  if (st->ra_end == 0 || h->ra_state < 0 || h->changed ||
-      st->ra_end >= h->tail_off || st->ra_end >= end + st->win)
-    return;
-  st->win = st->win < WINDOW_MAX ? 2 * st->win : WINDOW_MAX;
-  uint64_t from = st->ra_end > end ? st->ra_end : end;
-  uint64_t to = (end + st->win + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES;
+/* Asks the thread for [from, to) of stream st, to where what was asked
+ * for ends (st->ra_end). Called with h->lock held. */
+static void ahead_to(http_src *h, struct stream *st, uint64_t from,
+                     uint64_t to) {
   if (to > h->tail_off)
     to = h->tail_off;
   if (to <= st->ra_end)
@@ -1099,6 +1103,23 @@ static void ahead_ask(http_src *h, struct stream *st, uint64_t end) {
   }
   pthread_cond_signal(&h->ra_work);
   curl_multi_wakeup(h->ra_multi);
+}
+
+/* A read in order by stream st ended at end, outside the key region.
+ * Once less than half of the stream's window lies ahead of it, the
+ * thread is asked for the next window, twice as large as the last (up
+ * to WINDOW_MAX; its end rounded up to RUN_BYTES, so that its requests
+ * are whole runs), from where what was asked for ends. The reads that
+ * follow then find their blocks cached or on their way. Called with
+ * h->lock held. */
+static void ahead_ask(http_src *h, struct stream *st, uint64_t end) {
+  if (st->ra_end == 0 || h->ra_state < 0 || h->changed ||
+      st->ra_end >= h->tail_off || st->ra_end >= end + st->win)
+    return;
+  st->win = st->win < WINDOW_MAX ? 2 * st->win : WINDOW_MAX;
+  uint64_t from = st->ra_end > end ? st->ra_end : end;
+  ahead_to(h, st, from,
+           (end + st->win + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES);
 }
 
 /* Serves [off, end) (below the tail, starting in a block that missed the
@@ -1282,6 +1303,36 @@ static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
           if (last > h->hint_end)
             last = h->hint_end;
           ahead = last > below ? last - below : 0;
+        } else if (in_order && st->win == 0 &&
+                   st->vend > below + WINDOW_FIRST && h->ra_state >= 0) {
+          /* The first miss of a large value read in order from its
+           * start: most likely a read of all of it (cat, cp). Grown from
+           * WINDOW_FIRST, doubling as the reads catch up with it, the
+           * window would take a round trip a step to reach WINDOW_MAX
+           * (8 MiB of a 64 MiB value were read before 3 requests were
+           * in flight, at 20 ms a round trip). So this miss fetches up
+           * to the next RUN_BYTES boundary, on connections already
+           * open, and the thread is asked at once for the rest of the
+           * value up to WINDOW_MAX ahead of the read, in whole runs:
+           * both go out now. Neither goes past the value's last block. */
+          uint64_t vlast =
+              (st->vend + BLOCK_BYTES - 1) / BLOCK_BYTES * BLOCK_BYTES;
+          uint64_t rest = st->vend - below;
+          uint64_t to =
+              (below + WINDOW_FIRST + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES;
+          if (to > vlast)
+            to = vlast;
+          if (to > h->tail_off)
+            to = h->tail_off;
+          ahead = to - below;
+          st->ra_end = to;
+          st->win = rest < WINDOW_MAX ? rest : WINDOW_MAX;
+          uint64_t run_end =
+              (below + st->win + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES;
+          if (run_end > vlast)
+            run_end = vlast;
+          if (run_end > to)
+            ahead_to(h, st, to, run_end);
         } else if (in_order) {
           /* A window of its own; it grows at each miss only when no
            * thread reads ahead (ahead_ask grows it otherwise). */
@@ -1319,6 +1370,15 @@ static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
            (size_t)(end - from));
   }
   return 0;
+}
+
+static void http_value(sst_src *s, uint64_t off, uint64_t len) {
+  http_src *h = (http_src *)s;
+  pthread_mutex_lock(&h->lock);
+  h->vstart[h->nvstart].off = off;
+  h->vstart[h->nvstart].end = off + len;
+  h->nvstart = (h->nvstart + 1) % STREAMS;
+  pthread_mutex_unlock(&h->lock);
 }
 
 static void http_hint(sst_src *s, uint64_t off, uint64_t len) {
@@ -1369,7 +1429,8 @@ static void http_close(sst_src *s) {
   pthread_cond_destroy(&h->ra_done);
 }
 
-static const struct sst_src_ops http_ops = {http_pread, http_close, http_hint};
+static const struct sst_src_ops http_ops = {http_pread, http_close, http_hint,
+                                            http_value};
 
 /* ---- open ------------------------------------------------------------- */
 

@@ -20,7 +20,8 @@ typedef struct sst_src sst_src;
 struct sst_src_ops {
   int (*pread)(sst_src *s, void *buf, size_t len, uint64_t off);
   void (*close)(sst_src *s);
-  void (*hint)(sst_src *s, uint64_t off, uint64_t len); /* or NULL */
+  void (*hint)(sst_src *s, uint64_t off, uint64_t len);  /* or NULL */
+  void (*value)(sst_src *s, uint64_t off, uint64_t len); /* or NULL */
 };
 
 struct sst_src {
@@ -70,6 +71,17 @@ static inline int sst_src_pread(sst_src *s, void *buf, size_t len,
 static inline void sst_src_hint(sst_src *s, uint64_t off, uint64_t len) {
   if (s->ops != NULL && s->ops->hint != NULL)
     s->ops->hint(s, off, len);
+}
+
+/* Says that a read of the value stored at [off, off + len) begins at its
+ * start, its first bytes read next at off: a remote source that then
+ * sees reads go on in order takes it for a read of the whole value (cat,
+ * cp) and fetches ahead of it in large pieces from the first, rather
+ * than growing its window a round trip at a time. Nothing for a local
+ * file. */
+static inline void sst_src_value(sst_src *s, uint64_t off, uint64_t len) {
+  if (s->ops != NULL && s->ops->value != NULL)
+    s->ops->value(s, off, len);
 }
 
 void sst_src_close(sst_src *s);

@@ -547,6 +547,10 @@ static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
   } else if (e->flags & SST_FLAG_CHUNKED) {
     uint8_t *out = buf;
     size_t left = len;
+    /* A large value read from its start (cat, cp): a remote source may
+     * read ahead of it in large pieces at once. */
+    if (off == 0 && r->o.pread_blocks)
+      sst_src_value(r->src, e->value_offset, e->value_stored);
     while (rc == 0 && left > 0) {
       uint64_t c = off / r->chunk_size;
       size_t from = (size_t)(off - c * r->chunk_size);
