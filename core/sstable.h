@@ -396,7 +396,8 @@ typedef struct sst_reader_options {
    * (default 0). */
   int pread_blocks;
   /* Bytes of decompressed value blocks and chunks kept for the next read
-   * (0: the default, 4 MiB). Only tables with compressed values use it. */
+   * (0: the default, 4 MiB), and never less than two of the table's
+   * largest. Only tables with compressed values use it. */
   uint64_t cache_bytes;
   /* Tables read from a URL: a directory (it must exist) where the blocks
    * fetched are kept, keyed by URL and ETag, for the next open of the

@@ -95,10 +95,10 @@ static const char usage_text[] =
     "                     table, else from 0444 for files, 0555 for dirs\n"
     "    -o block_cache=SIZE  bytes of decompressed value blocks and chunks\n"
     "                     kept, per table, for tables with compressed values\n"
-    "                     (default 512K); each is decompressed and checked "
-    "once\n"
-    "                     while kept. SIZE: a number of bytes, or with K, M,\n"
-    "                     G or T (powers of 1024)\n"
+    "                     (default 512K, and at least two of the table's\n"
+    "                     largest blocks or chunks); each is decompressed and\n"
+    "                     checked once while kept. SIZE: a number of bytes,\n"
+    "                     or with K, M, G or T (powers of 1024)\n"
     "    -o cache=DIR     keep the blocks fetched of tables behind URLs in\n"
     "                     DIR (it must exist), for the next mount of the same\n"
     "                     version: such a mount asks the server only whether\n"
@@ -309,9 +309,10 @@ int main(int argc, char *argv[]) {
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
   ro.pread_blocks = 1;
-  /* 512 KiB: four 128 KiB value blocks or chunks, enough for reads in
-   * order and for a tree's key blocks, and it keeps the daemon's peak
-   * within 1.5 times squashfuse_ll's (docs/BENCHMARKS.md). */
+  /* 512 KiB: four 128 KiB value blocks or chunks (sst pack's default),
+   * enough for reads in order and for a tree's key blocks; half of the
+   * former 1 MiB, for the daemon's peak (docs/BENCHMARKS.md). The reader
+   * keeps room for two of a table's largest pieces whatever the bound. */
   ro.cache_bytes = (uint64_t)512 << 10;
   if (fs.conf.block_cache != NULL &&
       parse_size("block_cache", fs.conf.block_cache, 1, &ro.cache_bytes) != 0) {

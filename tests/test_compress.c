@@ -3,12 +3,14 @@
  * any offset, through every read call, is the value written. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zstd.h>
 
+#include "format.h"
 #include "sstable.h"
 #include "testutil.h"
 #include "warm_frame.h"
@@ -1059,6 +1061,69 @@ START_TEST(warm_decoder) {
 }
 END_TEST
 
+/* The reader's cache keeps two of the table's largest pieces whatever
+ * its bound: with a block of 256 KiB and a bound of 64 KiB, the block that
+ * served one small value serves the others from memory. Seen here by
+ * damaging the value region between the reads: a fresh reader of the
+ * damaged file fails. */
+START_TEST(cache_holds_large_blocks) {
+  const char *p = tu_path("bigblocks");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.value_block = 1u << 20;
+  enum { N = 64, LEN = 4000 };
+  static char bv[N][LEN];
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  for (int i = 0; i < N; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", i);
+    for (int j = 0; j < LEN; j++)
+      bv[i][j] = (char)('a' + (i * 7 + j / 5) % 26);
+    ck_assert_int_eq(sst_writer_add(w, key, 4, bv[i], LEN), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.pread_blocks = 1;
+  ro.cache_bytes = 64u << 10;
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  sst_info in;
+  sst_reader_info(r, &in);
+  ck_assert_uint_eq(in.value_blocks, 1);
+  const uint8_t *v;
+  uint64_t len;
+  ck_assert_int_eq(sst_reader_get(r, "k000", 4, &v, &len), 0);
+  ck_assert(len == LEN && memcmp(v, bv[0], LEN) == 0);
+
+  int fd = open(p, O_WRONLY);
+  ck_assert_int_ge(fd, 0);
+  static uint8_t junk[1u << 20];
+  memset(junk, 0xAA, sizeof junk);
+  ck_assert_uint_le(in.value_region, sizeof junk);
+  ck_assert_int_eq(pwrite(fd, junk, (size_t)in.value_region, SST_HEADER_SIZE),
+                   (ssize_t)in.value_region);
+  close(fd);
+
+  for (int i = 1; i < N; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", i);
+    ck_assert_int_eq(sst_reader_get(r, key, 4, &v, &len), 0);
+    ck_assert(len == LEN && memcmp(v, bv[i], LEN) == 0);
+  }
+  sst_reader_close(r);
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_get(r, "k001", 4, &v, &len), SST_ECHECKSUM);
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 /* Options out of range are refused at open. */
 START_TEST(bad_options_refused) {
   const char *p = tu_path("badopt");
@@ -1095,6 +1160,7 @@ int main(void) {
   tcase_add_test(tc, compressed_key_blocks);
   tcase_add_test(tc, huge_key_block_stays_raw);
   tcase_add_test(tc, warm_decoder);
+  tcase_add_test(tc, cache_holds_large_blocks);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
