@@ -1116,7 +1116,9 @@ static void ahead_ask(http_src *h, struct stream *st, uint64_t end) {
   if (st->ra_end == 0 || h->ra_state < 0 || h->changed ||
       st->ra_end >= h->tail_off || st->ra_end >= end + st->win)
     return;
-  st->win = st->win < WINDOW_MAX ? 2 * st->win : WINDOW_MAX;
+  /* Never past WINDOW_MAX: a window set to the rest of a value is not a
+   * power of two. */
+  st->win = st->win < WINDOW_MAX / 2 ? 2 * st->win : WINDOW_MAX;
   uint64_t from = st->ra_end > end ? st->ra_end : end;
   ahead_to(h, st, from,
            (end + st->win + RUN_BYTES - 1) / RUN_BYTES * RUN_BYTES);
@@ -1335,11 +1337,17 @@ static int http_pread(sst_src *s, void *out, size_t len, uint64_t off) {
             ahead_to(h, st, to, run_end);
         } else if (in_order) {
           /* A window of its own; it grows at each miss only when no
-           * thread reads ahead (ahead_ask grows it otherwise). */
-          st->win = st->win == 0                              ? WINDOW_FIRST
-                    : st->win < WINDOW_MAX && h->ra_state < 0 ? 2 * st->win
-                                                              : st->win;
-          ahead = st->win;
+           * thread reads ahead (ahead_ask grows it otherwise). While the
+           * thread runs, the window is its work: a miss then fetches
+           * WINDOW_FIRST at most after its bytes (else a read that
+           * misses beside the thread's requests, as reads that run at
+           * once can, would fetch a whole window of its own). */
+          st->win = st->win == 0                                  ? WINDOW_FIRST
+                    : st->win < WINDOW_MAX / 2 && h->ra_state < 0 ? 2 * st->win
+                    : h->ra_state < 0                             ? WINDOW_MAX
+                                                                  : st->win;
+          ahead = h->ra_state > 0 && st->win > WINDOW_FIRST ? WINDOW_FIRST
+                                                            : st->win;
           if (below + ahead > st->ra_end)
             st->ra_end = below + ahead;
         }
