@@ -13,11 +13,12 @@
  * group keeps the terminal's job-control signals away from it; it keeps
  * the session's controlling terminal, but never reads or writes it. The
  * parent exits 0 once the child is set up, 1 if the child fails first.
- * With foreground set, it only changes directory to "/". Returns 0 (in
- * the child) or -1 with a message on stderr. Call it while the process
- * runs a single thread: the child is made with _Fork(), which skips
- * fork()'s handlers. When on_ready is not NULL, the child (or, in the
- * foreground, the process) calls on_ready(arg) before the parent exits. */
+ * With foreground set, it only changes directory to "/" (and calls
+ * on_ready, below). Returns 0 (in the child) or -1 with a message on
+ * stderr. Call it while the process runs a single thread: the child is
+ * made with _Fork(), which skips fork()'s handlers. When on_ready is not
+ * NULL, the child (or, in the foreground, the process) calls
+ * on_ready(arg) before the parent exits. */
 int sstfs_daemonize(int foreground, void (*on_ready)(void *), void *arg);
 
 /* Whether mountpoint is a directory one can mount on: 0, or -1 with one

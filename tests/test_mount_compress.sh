@@ -119,7 +119,7 @@ check "rsync -aHXc finds no difference after unpack" eval \
 # mount command returns, before any read.
 mkdir -p bg log
 if "$SSTFS" c.sstable bg 2>log/bg; then
-  pid=$(pgrep -nf "sstfs c.sstable bg")
+  pid=$(pgrep -nf -- "$SSTFS c.sstable bg")
   own_daemon "$pid"
   kb=$(zstd_rss "$pid")
   check "the zstd decoder is mapped before the first read ($kb KiB)" \
