@@ -254,21 +254,6 @@ static int build_heads(sst_reader *r, sst_error *err) {
   return 0;
 }
 
-/* The bound of the cache of decompressed pieces: the option (default
- * 4 MiB), but room for at least two of the table's largest value blocks
- * or chunks. A piece larger than the bound is never kept, and reads of
- * the small values of one block would each decompress it again (a table
- * packed with --value-block 1M under a mount's 512 KiB). */
-static uint64_t cache_bound(const sst_reader *r) {
-  uint64_t cap = r->o.cache_bytes ? r->o.cache_bytes : (uint64_t)4 << 20;
-  uint64_t largest = r->vblocks != NULL ? r->chunk_size : 0;
-  for (uint64_t i = 0; r->vblocks != NULL && i < r->vb_count; i++)
-    if (r->vblocks[i].raw_len > largest)
-      largest = r->vblocks[i].raw_len;
-  largest = (largest + (64u << 10) - 1) / (64u << 10) * (64u << 10);
-  return cap < 2 * largest ? 2 * largest : cap;
-}
-
 int sst_reader_open(const char *path, const sst_reader_options *opts,
                     sst_reader **out, sst_error *err) {
   *out = NULL;
@@ -365,7 +350,8 @@ int sst_reader_open(const char *path, const sst_reader_options *opts,
   if ((rc = build_heads(r, err)) != 0)
     goto fail;
   if ((r->vblocks != NULL || r->kz != NULL) &&
-      (rc = sst_vcache_new(r, cache_bound(r))) != 0) {
+      (rc = sst_vcache_new(r, r->o.cache_bytes ? r->o.cache_bytes
+                                               : (uint64_t)4 << 20)) != 0) {
     rc = sst_error_set(err, rc, "%s: out of memory", path);
     goto fail;
   }

@@ -143,6 +143,10 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
  * calling thread. */
 int sst_vread_section(sst_reader *r, const uint8_t *p, const uint8_t *limit);
 int sst_vread_dict(sst_reader *r, const uint8_t *p, size_t len);
+/* The reader's cache of decompressed pieces, bounded by cap bytes but
+ * with room for at least two of the table's largest value blocks or
+ * chunks (a piece larger than the bound is never kept, and reads of the
+ * small values of one block would each decompress it again). */
 int sst_vcache_new(sst_reader *r, uint64_t cap);
 void sst_vcache_free(struct sst_vcache *c);
 int sst_vread_whole(const sst_reader *r, const sst_entry *e, void *buf);

@@ -142,6 +142,13 @@ static uint32_t bucket_of(const struct sst_vcache *c, const piece *pc) {
 }
 
 int sst_vcache_new(sst_reader *r, uint64_t cap) {
+  uint64_t largest = r->vblocks != NULL ? r->chunk_size : 0;
+  for (uint64_t i = 0; r->vblocks != NULL && i < r->vb_count; i++)
+    if (r->vblocks[i].raw_len > largest)
+      largest = r->vblocks[i].raw_len;
+  largest = (largest + BUF_ROUND - 1) / BUF_ROUND * BUF_ROUND; /* buf_get's */
+  if (cap < 2 * largest)
+    cap = 2 * largest;
   struct sst_vcache *c = calloc(1, sizeof *c);
   if (c == NULL)
     return ENOMEM;
