@@ -506,6 +506,37 @@ int sst_reader_value(const sst_reader *r, const sst_entry *e,
 int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
                     void *buf, size_t len, size_t *got);
 
+/* Pieces of a value held in the reader's cache for a caller that sends
+ * them on as they are (a FUSE reply from its iovec), with no copy and no
+ * buffer of the caller's. */
+#define SST_SPAN_MAX 10
+typedef struct sst_span {
+  const uint8_t *data;
+  size_t len;
+} sst_span;
+typedef struct sst_spans {
+  sst_span span[SST_SPAN_MAX]; /* the bytes read, in order */
+  int count;
+  /* The library's: what sst_reader_release gives back. */
+  int32_t slot[SST_SPAN_MAX];
+  uint8_t *own[SST_SPAN_MAX];
+  size_t own_cap[SST_SPAN_MAX];
+} sst_spans;
+
+/* sst_reader_read of a value stored in value blocks or chunks, into
+ * spans of the decompressed, checked pieces instead of a buffer: the
+ * span[0 .. count) concatenated are the *got bytes read. The pieces stay
+ * in memory, and the cache keeps them past its bound if need be, until
+ * sst_reader_release(r, s), which every call that returned 0 needs.
+ * ENOTSUP for a value stored as it is or a reader with no cache, E2BIG
+ * for a read over more than SST_SPAN_MAX chunks: read those with
+ * sst_reader_read. On an error nothing is held. */
+int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
+                          size_t len, sst_spans *s, size_t *got);
+
+/* Gives back the pieces s holds; s may then be used again. */
+void sst_reader_release(const sst_reader *r, sst_spans *s);
+
 /* Adds key with the value of entry e of table r (not a tombstone),
  * whatever way r stores it, reading a large value a piece at a time.
  * Returns 0 or the first error; *read_rc is that error when it came from

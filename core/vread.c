@@ -113,6 +113,7 @@ struct slot {
   piece pc;
   uint8_t *data; /* NULL: free */
   size_t len, cap;
+  int32_t pins;         /* spans handed out and not yet released */
   int32_t newer, older; /* the LRU list; older also links free slots */
   int32_t chain;        /* the next in its hash bucket */
 };
@@ -296,36 +297,44 @@ static void buf_put(struct sst_vcache *c, uint8_t *p, size_t cap) {
   pthread_mutex_unlock(&c->mu);
 }
 
-/* Keeps data (len bytes of a buffer of cap from buf_get) as piece pc's,
- * evicting the least recently used; gives it back when it cannot be
- * kept. */
-static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
-                      size_t len, size_t cap) {
-  if (cap > c->cap) {
-    buf_put(c, data, cap);
-    return;
-  }
-  pthread_mutex_lock(&c->mu);
-  if (cache_find(c, pc) >= 0) {
-    buf_put_locked(c, data, cap); /* another thread was first */
-    pthread_mutex_unlock(&c->mu);
-    return;
-  }
-  /* Evicts the least recently used until there is room and a slot. */
-  while (c->free < 0 || c->used + cap > c->cap) {
-    int32_t v = c->oldest; /* set: some slot is in use */
+/* Evicts the least recently used slots that no span holds until need
+ * more bytes fit under the bound and a slot is free, or none is left to
+ * evict. REQUIRES c->mu held. */
+static void evict_locked(struct sst_vcache *c, uint64_t need) {
+  int32_t v = c->oldest;
+  while (v >= 0 && (c->free < 0 || c->used + need > c->cap)) {
     struct slot *s = &c->slots[v];
-    lru_unlink(c, v);
-    int32_t *link = &c->buckets[bucket_of(c, &s->pc)];
-    while (*link != v)
-      link = &c->slots[*link].chain;
-    *link = s->chain;
-    c->used -= s->cap;
-    buf_put_locked(c, s->data, s->cap);
-    s->data = NULL;
-    s->older = c->free;
-    c->free = v;
+    int32_t next = s->newer;
+    if (s->pins == 0) {
+      lru_unlink(c, v);
+      int32_t *link = &c->buckets[bucket_of(c, &s->pc)];
+      while (*link != v)
+        link = &c->slots[*link].chain;
+      *link = s->chain;
+      c->used -= s->cap;
+      buf_put_locked(c, s->data, s->cap);
+      s->data = NULL;
+      s->older = c->free;
+      c->free = v;
+    }
+    v = next;
   }
+}
+
+/* Keeps data (len bytes of a buffer of cap from buf_get) as piece pc's,
+ * evicting the least recently used, with pins spans holding it. Returns
+ * its slot, or -1 when it cannot be kept: a slot holds pc already, the
+ * buffer is larger than the bound, or every slot is held by a span; the
+ * buffer stays the caller's then. Slots held by spans may take the cache
+ * past its bound until they are released. REQUIRES c->mu held. */
+static int32_t cache_put_locked(struct sst_vcache *c, const piece *pc,
+                                uint8_t *data, size_t len, size_t cap,
+                                int32_t pins) {
+  if (cap > c->cap || cache_find(c, pc) >= 0)
+    return -1;
+  evict_locked(c, cap);
+  if (c->free < 0)
+    return -1;
   int32_t i = c->free;
   struct slot *s = &c->slots[i];
   c->free = s->older;
@@ -333,11 +342,21 @@ static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
   s->data = data;
   s->len = len;
   s->cap = cap;
+  s->pins = pins;
   uint32_t b = bucket_of(c, pc);
   s->chain = c->buckets[b];
   c->buckets[b] = i;
   lru_push(c, i);
   c->used += cap;
+  return i;
+}
+
+/* cache_put_locked with no span; a buffer not kept is given back. */
+static void cache_put(struct sst_vcache *c, const piece *pc, uint8_t *data,
+                      size_t len, size_t cap) {
+  pthread_mutex_lock(&c->mu);
+  if (cache_put_locked(c, pc, data, len, cap, 0) < 0)
+    buf_put_locked(c, data, cap);
   pthread_mutex_unlock(&c->mu);
 }
 
@@ -430,12 +449,10 @@ static int read_stored(const sst_reader *r, uint64_t off, void *buf,
   return 0;
 }
 
-/* Copies [from, from + n) of the piece's raw bytes into dst, from the
- * cache or by reading, decompressing and checking the piece. */
-static int piece_read(const sst_reader *r, const piece *pc, size_t from,
-                      void *dst, size_t n, int fresh) {
-  if (!fresh && r->vcache && cache_get(r->vcache, pc, from, dst, n))
-    return 0;
+/* Reads, checks and decompresses piece pc into a buffer of buf_get's
+ * (*raw, *raw_cap), which the caller keeps or gives back. */
+static int piece_load(const sst_reader *r, const piece *pc, uint8_t **rawp,
+                      size_t *raw_capp) {
   struct sst_vcache *c = r->vcache;
   size_t raw_cap = 0, stored_cap = 0;
   uint8_t *raw = buf_get(c, pc->raw_len, &raw_cap);
@@ -472,11 +489,75 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
     buf_put(c, raw, raw_cap);
     return rc;
   }
+  *rawp = raw;
+  *raw_capp = raw_cap;
+  return 0;
+}
+
+/* Copies [from, from + n) of the piece's raw bytes into dst, from the
+ * cache or by reading, decompressing and checking the piece. */
+static int piece_read(const sst_reader *r, const piece *pc, size_t from,
+                      void *dst, size_t n, int fresh) {
+  if (!fresh && r->vcache && cache_get(r->vcache, pc, from, dst, n))
+    return 0;
+  uint8_t *raw;
+  size_t raw_cap;
+  int rc = piece_load(r, pc, &raw, &raw_cap);
+  if (rc)
+    return rc;
   memcpy(dst, raw + from, n);
-  if (c && !fresh)
-    cache_put(c, pc, raw, pc->raw_len, raw_cap);
+  if (r->vcache && !fresh)
+    cache_put(r->vcache, pc, raw, pc->raw_len, raw_cap);
   else
-    buf_put(c, raw, raw_cap);
+    buf_put(r->vcache, raw, raw_cap);
+  return 0;
+}
+
+/* Marks slot i held by one more span, and the most recently used.
+ * REQUIRES c->mu held. */
+static void slot_pin(struct sst_vcache *c, int32_t i) {
+  c->slots[i].pins++;
+  lru_unlink(c, i);
+  lru_push(c, i);
+}
+
+/* Adds to s the span [from, from + n) of piece pc, held in the cache (or,
+ * when the cache cannot keep it, in a buffer of the span's own) until
+ * sst_reader_release. REQUIRES s->count < SST_SPAN_MAX. */
+static int piece_span(const sst_reader *r, const piece *pc, size_t from,
+                      size_t n, sst_spans *s) {
+  if (from > pc->raw_len || n > pc->raw_len - from)
+    return SST_ECORRUPT;
+  struct sst_vcache *c = r->vcache;
+  int k = s->count;
+  s->own[k] = NULL;
+  s->own_cap[k] = 0;
+  pthread_mutex_lock(&c->mu);
+  int32_t i = cache_find(c, pc);
+  if (i >= 0) {
+    slot_pin(c, i);
+  } else {
+    pthread_mutex_unlock(&c->mu);
+    uint8_t *raw;
+    size_t raw_cap;
+    int rc = piece_load(r, pc, &raw, &raw_cap);
+    if (rc)
+      return rc;
+    pthread_mutex_lock(&c->mu);
+    if ((i = cache_find(c, pc)) >= 0) { /* another thread was first */
+      buf_put_locked(c, raw, raw_cap);
+      slot_pin(c, i);
+    } else if ((i = cache_put_locked(c, pc, raw, pc->raw_len, raw_cap, 1)) <
+               0) {
+      s->own[k] = raw;
+      s->own_cap[k] = raw_cap;
+    }
+  }
+  s->slot[k] = i;
+  s->span[k].data = (i >= 0 ? c->slots[i].data : s->own[k]) + from;
+  s->span[k].len = n;
+  s->count++;
+  pthread_mutex_unlock(&c->mu);
   return 0;
 }
 
@@ -582,6 +663,67 @@ static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
 int sst_reader_read(const sst_reader *r, const sst_entry *e, uint64_t off,
                     void *buf, size_t len, size_t *got) {
   return vread(r, e, off, buf, len, got, 0);
+}
+
+int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
+                          size_t len, sst_spans *s, size_t *got) {
+  s->count = 0;
+  *got = 0;
+  if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) || r->vcache == NULL)
+    return ENOTSUP;
+  if (e->flags & SST_FLAG_TOMBSTONE)
+    return SST_ENOTFOUND;
+  if (off >= e->value_len || len == 0)
+    return 0;
+  if (len > e->value_len - off)
+    len = (size_t)(e->value_len - off);
+  int rc = 0;
+  if (e->flags & SST_FLAG_PACKED) {
+    piece pc = block_piece(r, e->value_block);
+    rc = piece_span(r, &pc, (size_t)(e->value_offset + off), len, s);
+  } else {
+    uint64_t cs = r->chunk_size;
+    if ((off + len - 1) / cs - off / cs >= SST_SPAN_MAX)
+      return E2BIG;
+    if (off == 0 && r->o.pread_blocks)
+      sst_src_value(r->src, e->value_offset, e->value_stored);
+    uint64_t at = off;
+    size_t left = len;
+    while (rc == 0 && left > 0) {
+      uint64_t c = at / cs;
+      size_t from = (size_t)(at - c * cs);
+      piece pc;
+      if ((rc = chunk_piece(r, e, c, &pc)) != 0)
+        break;
+      size_t n = pc.raw_len - from < left ? pc.raw_len - from : left;
+      rc = piece_span(r, &pc, from, n, s);
+      at += n;
+      left -= n;
+    }
+  }
+  if (rc) {
+    sst_reader_release(r, s);
+    return rc;
+  }
+  *got = len;
+  return 0;
+}
+
+void sst_reader_release(const sst_reader *r, sst_spans *s) {
+  struct sst_vcache *c = r->vcache;
+  if (c == NULL || s->count == 0)
+    return;
+  pthread_mutex_lock(&c->mu);
+  for (int k = 0; k < s->count; k++) {
+    if (s->slot[k] >= 0)
+      c->slots[s->slot[k]].pins--;
+    else
+      buf_put_locked(c, s->own[k], s->own_cap[k]);
+  }
+  if (c->used > c->cap) /* past the bound while spans held slots */
+    evict_locked(c, 0);
+  pthread_mutex_unlock(&c->mu);
+  s->count = 0;
 }
 
 int sst_vread_check_block(const sst_reader *r, uint64_t i) {

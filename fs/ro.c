@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -226,8 +227,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   }
 }
 
-/* The reply buffer of each worker thread (listings, reads of compressed
- * values) is kept from one request to the next: the kernel asks for up
+/* The reply buffer of each worker thread (listings, and reads of
+ * compressed values that sst_reader_read_spans does not take: over more
+ * than SST_SPAN_MAX chunks, or plain values behind a URL) is kept from
+ * one request to the next: the kernel asks for up
  * to max_pages (here 1 MiB), and a buffer that large allocated per
  * request would be mapped and unmapped about once per directory of a
  * find. One larger than SST_TBUF_KEEP is freed once its reply is sent
@@ -248,11 +251,30 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
   }
   if (size > e->value_len - (uint64_t)off)
     size = (size_t)(e->value_len - (uint64_t)off);
-  char *buf = thread_buf(size ? size : 1);
+  const sst_reader *r = fs->readers[e->source];
+  /* Replied from the reader's cache, where the pieces are decompressed
+   * anyway: no reply buffer of the thread's, and no copy. */
+  sst_spans sp;
   size_t got = 0;
-  int rc = buf ? sst_reader_read(fs->readers[e->source], e, (uint64_t)off, buf,
-                                 size, &got)
-               : ENOMEM;
+  int rc = sst_reader_read_spans(r, e, (uint64_t)off, size, &sp, &got);
+  if (rc == 0) {
+    struct iovec iov[SST_SPAN_MAX];
+    for (int k = 0; k < sp.count; k++) {
+      iov[k].iov_base = (void *)sp.span[k].data;
+      iov[k].iov_len = sp.span[k].len;
+    }
+    fuse_reply_iov(req, iov, sp.count);
+    sst_reader_release(r, &sp);
+    return;
+  }
+  if (rc != ENOTSUP && rc != E2BIG) {
+    if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
+      value_failed(fs, ino, e, rc);
+    fuse_reply_err(req, sstfs_errno(rc));
+    return;
+  }
+  char *buf = thread_buf(size ? size : 1);
+  rc = buf ? sst_reader_read(r, e, (uint64_t)off, buf, size, &got) : ENOMEM;
   if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
     value_failed(fs, ino, e, rc);
   if (rc)

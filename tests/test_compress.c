@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,32 @@ static void write_table(const char *p, const sst_writer_options *o, int stream,
   sst_writer_free(w);
 }
 
+/* sst_reader_read_spans of [off, off + want) of v: the spans hold v's
+ * bytes; plain values (ENOTSUP) are read with sst_reader_read. */
+static void check_spans(const sst_reader *r, const sst_entry *e, const value *v,
+                        uint64_t off, size_t want) {
+  sst_spans sp;
+  size_t n;
+  int rc = sst_reader_read_spans(r, e, off, want, &sp, &n);
+  if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))) {
+    ck_assert_int_eq(rc, ENOTSUP);
+    return;
+  }
+  ck_assert_int_eq(rc, 0);
+  size_t left = (size_t)(v->len - off);
+  ck_assert_uint_eq(n, left < want ? left : want);
+  size_t at = 0;
+  for (int k = 0; k < sp.count; k++) {
+    ck_assert_uint_gt(sp.span[k].len, 0);
+    ck_assert_uint_le(at + sp.span[k].len, n);
+    ck_assert(memcmp(sp.span[k].data, v->bytes + off + at, sp.span[k].len) ==
+              0);
+    at += sp.span[k].len;
+  }
+  ck_assert_uint_eq(at, n);
+  sst_reader_release(r, &sp);
+}
+
 /* Every value, through get, value, value_pread, value_check and read at
  * offsets around chunk edges, equals what was written. */
 static void check_table(const char *p, const sst_reader_options *ro) {
@@ -136,6 +163,8 @@ static void check_table(const char *p, const sst_reader_options *ro) {
       size_t left = (size_t)(v->len - offs[k]);
       ck_assert_uint_eq(n, left < want ? left : want);
       ck_assert(memcmp(buf, v->bytes + offs[k], n) == 0);
+      check_spans(r, &e, v, offs[k], want);
+      check_spans(r, &e, v, offs[k], 300000);
     }
     free(buf);
   }
@@ -1124,6 +1153,211 @@ START_TEST(cache_holds_large_blocks) {
 }
 END_TEST
 
+/* Spans stay readable while the cache evicts around them, also when
+ * more are held than the cache has slots (then in buffers of their own),
+ * and are given back; a read over more chunks than SST_SPAN_MAX is E2BIG,
+ * a damaged piece holds nothing, and a plain table's value is ENOTSUP. */
+START_TEST(spans_outlive_eviction) {
+  const char *p = tu_path("spans");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.value_block = 4096;
+  enum { N = 400, LEN = 1500, HELD = 80, BIG = 12 * 131072 + 5 };
+  static char bv[N][LEN];
+  static uint8_t big[BIG];
+  for (size_t j = 0; j < BIG; j++)
+    big[j] = (uint8_t)('a' + (j * 13 + j / 7) % 26);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "big", 3, big, BIG), 0);
+  for (int i = 0; i < N; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", i);
+    for (int j = 0; j < LEN; j++)
+      bv[i][j] = (char)('a' + (i * 7 + j / 5) % 26);
+    ck_assert_int_eq(sst_writer_add(w, key, 4, bv[i], LEN), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.pread_blocks = 1;
+  ro.cache_bytes = 8u << 10; /* the floor: two chunks, 64 slots */
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  static sst_spans held[HELD];
+  sst_entry e;
+  size_t n;
+  for (int i = 0; i < HELD; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", i * (N / HELD));
+    ck_assert_int_eq(sst_reader_find(r, key, 4, &e), 0);
+    ck_assert_int_eq(sst_reader_read_spans(r, &e, 10, LEN, &held[i], &n), 0);
+    ck_assert_uint_eq(n, LEN - 10);
+    ck_assert_int_eq(held[i].count, 1);
+  }
+  /* Other blocks and chunks come and go meanwhile. */
+  ck_assert_int_eq(sst_reader_find(r, "big", 3, &e), 0);
+  uint8_t *buf = malloc(BIG);
+  for (uint64_t off = 0; off < BIG; off += 100000) {
+    ck_assert_int_eq(sst_reader_read(r, &e, off, buf, 100000, &n), 0);
+    ck_assert(memcmp(buf, big + off, n) == 0);
+  }
+  for (int i = 0; i < N; i++) {
+    const uint8_t *v;
+    uint64_t len;
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", N - 1 - i);
+    ck_assert_int_eq(sst_reader_get(r, key, 4, &v, &len), 0);
+    ck_assert(len == LEN && memcmp(v, bv[N - 1 - i], LEN) == 0);
+  }
+  for (int i = 0; i < HELD; i++) {
+    ck_assert(memcmp(held[i].span[0].data, bv[i * (N / HELD)] + 10, LEN - 10) ==
+              0);
+    sst_reader_release(r, &held[i]);
+    ck_assert_int_eq(held[i].count, 0);
+  }
+  /* At most SST_SPAN_MAX chunks at once. */
+  sst_spans sp;
+  uint64_t most = (uint64_t)SST_SPAN_MAX * 131072;
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 0, most, &sp, &n), 0);
+  ck_assert_int_eq(sp.count, SST_SPAN_MAX);
+  ck_assert_uint_eq(n, most);
+  sst_reader_release(r, &sp);
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 1, most, &sp, &n), E2BIG);
+  ck_assert_int_eq(sst_reader_read(r, &e, 1, buf, most, &n), 0);
+  ck_assert(n == most && memcmp(buf, big + 1, n) == 0);
+  /* Past the end: nothing. */
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, BIG, 10, &sp, &n), 0);
+  ck_assert(n == 0 && sp.count == 0);
+  sst_reader_close(r);
+
+  /* A damaged chunk: an error, nothing held. */
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_find(r, "big", 3, &e), 0);
+  int fd = open(p, O_WRONLY);
+  ck_assert_int_ge(fd, 0);
+  uint8_t junk[8]; /* in chunk 0's stored bytes, past the frame header */
+  memset(junk, 0x55, sizeof junk);
+  ck_assert_int_eq(pwrite(fd, junk, sizeof junk, (off_t)e.value_offset + 8),
+                   (ssize_t)sizeof junk);
+  close(fd);
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 0, 1000, &sp, &n),
+                   SST_ECHECKSUM);
+  ck_assert(n == 0 && sp.count == 0);
+  sst_reader_close(r);
+
+  /* A plain table: read in place, not through spans. */
+  o.zstd_level = 0;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "a", 1, bv[0], LEN), 0);
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  ck_assert_int_eq(sst_reader_find(r, "a", 1, &e), 0);
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 0, 10, &sp, &n), ENOTSUP);
+  sst_reader_close(r);
+  free(buf);
+  unlink(p);
+}
+END_TEST
+
+/* Threads that read spans of the same few blocks and chunks at once, in
+ * a cache that holds two chunks: each gets its own bytes. */
+enum { TS_N = 300, TS_LEN = 1800, TS_BIG = 6 * 131072 + 77 };
+static char ts_small[TS_N][TS_LEN];
+static uint8_t ts_big[TS_BIG];
+static const sst_reader *ts_r;
+
+static void *spans_thread(void *arg) {
+  tu_rng rng;
+  tu_rng_seed(&rng, (uint64_t)(uintptr_t)arg);
+  sst_entry big;
+  if (sst_reader_find(ts_r, "big", 3, &big) != 0)
+    return "find big";
+  for (int round = 0; round < 3000; round++) {
+    sst_entry e = big;
+    const uint8_t *want;
+    uint64_t off, len;
+    if (round % 2) {
+      int i = (int)tu_rng_below(&rng, TS_N);
+      char key[16];
+      snprintf(key, sizeof key, "k%03d", i);
+      if (sst_reader_find(ts_r, key, 4, &e) != 0)
+        return "find";
+      off = tu_rng_below(&rng, TS_LEN);
+      len = TS_LEN;
+      want = (const uint8_t *)ts_small[i];
+    } else {
+      off = tu_rng_below(&rng, TS_BIG);
+      len = TS_BIG;
+      want = ts_big;
+    }
+    size_t size = 1 + (size_t)tu_rng_below(&rng, 300000), n;
+    sst_spans sp;
+    if (sst_reader_read_spans(ts_r, &e, off, size, &sp, &n) != 0)
+      return "read_spans";
+    if (n != (len - off < size ? len - off : size))
+      return "length";
+    size_t at = 0;
+    for (int k = 0; k < sp.count; k++) {
+      if (memcmp(sp.span[k].data, want + off + at, sp.span[k].len) != 0)
+        return "bytes";
+      at += sp.span[k].len;
+    }
+    sst_reader_release(ts_r, &sp);
+    if (at != n)
+      return "spans' length";
+  }
+  return NULL;
+}
+
+START_TEST(spans_from_threads) {
+  const char *p = tu_path("tspans");
+  sst_writer_options o;
+  sst_writer_options_init(&o);
+  o.no_sync = 1;
+  o.zstd_level = 1;
+  o.value_block = 8192;
+  for (size_t j = 0; j < TS_BIG; j++)
+    ts_big[j] = (uint8_t)('a' + (j * 11 + j / 9) % 26);
+  sst_writer *w;
+  ck_assert_int_eq(sst_writer_open(p, &o, &w, NULL), 0);
+  ck_assert_int_eq(sst_writer_add(w, "big", 3, ts_big, TS_BIG), 0);
+  for (int i = 0; i < TS_N; i++) {
+    char key[16];
+    snprintf(key, sizeof key, "k%03d", i);
+    for (int j = 0; j < TS_LEN; j++)
+      ts_small[i][j] = (char)('a' + (i * 5 + j / 3) % 26);
+    ck_assert_int_eq(sst_writer_add(w, key, 4, ts_small[i], TS_LEN), 0);
+  }
+  ck_assert_int_eq(sst_writer_finish(w, NULL), 0);
+  sst_writer_free(w);
+  sst_reader_options ro;
+  sst_reader_options_init(&ro);
+  ro.pread_blocks = 1;
+  ro.cache_bytes = 1; /* the floor */
+  sst_reader *r;
+  ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
+  ts_r = r;
+  enum { T = 4 };
+  pthread_t t[T];
+  for (uintptr_t i = 0; i < T; i++)
+    ck_assert_int_eq(pthread_create(&t[i], NULL, spans_thread, (void *)(i + 1)),
+                     0);
+  for (int i = 0; i < T; i++) {
+    void *res;
+    pthread_join(t[i], &res);
+    ck_assert_msg(res == NULL, "thread %d: %s", i, (const char *)res);
+  }
+  sst_reader_close(r);
+  unlink(p);
+}
+END_TEST
+
 /* Options out of range are refused at open. */
 START_TEST(bad_options_refused) {
   const char *p = tu_path("badopt");
@@ -1161,6 +1395,8 @@ int main(void) {
   tcase_add_test(tc, huge_key_block_stays_raw);
   tcase_add_test(tc, warm_decoder);
   tcase_add_test(tc, cache_holds_large_blocks);
+  tcase_add_test(tc, spans_outlive_eviction);
+  tcase_add_test(tc, spans_from_threads);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
