@@ -95,7 +95,7 @@ static const char usage_text[] =
     "                     table, else from 0444 for files, 0555 for dirs\n"
     "    -o block_cache=SIZE  bytes of decompressed value blocks and chunks\n"
     "                     kept, per table, for tables with compressed values\n"
-    "                     (default 512K, and at least two of the table's\n"
+    "                     (default 256K, and at least two of the table's\n"
     "                     largest blocks or chunks); each is decompressed and\n"
     "                     checked once while kept. SIZE: a number of bytes,\n"
     "                     or with K, M, G or T (powers of 1024)\n"
@@ -309,11 +309,14 @@ int main(int argc, char *argv[]) {
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
   ro.pread_blocks = 1;
-  /* 512 KiB: four 128 KiB value blocks or chunks (sst pack's default),
-   * enough for reads in order and for a tree's key blocks; half of the
-   * former 1 MiB, for the daemon's peak (docs/BENCHMARKS.md). The reader
-   * keeps room for two of a table's largest pieces whatever the bound. */
-  ro.cache_bytes = (uint64_t)512 << 10;
+  /* 256 KiB: two 128 KiB value blocks or chunks (sst pack's default),
+   * the piece a read is in and the one before it, which reads in order
+   * need; a reply holds its pieces in the cache past the bound while it
+   * is sent (sst_reader_read_spans). Cold tar and grep -r of /usr/include
+   * took the same time as with 512 KiB, for a smaller peak
+   * (docs/BENCHMARKS.md). The reader keeps room for two of a table's
+   * largest pieces whatever the bound. */
+  ro.cache_bytes = (uint64_t)256 << 10;
   if (fs.conf.block_cache != NULL &&
       parse_size("block_cache", fs.conf.block_cache, 1, &ro.cache_bytes) != 0) {
     status = 2;
