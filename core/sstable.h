@@ -537,6 +537,10 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
 /* Gives back the pieces s holds; s may then be used again. */
 void sst_reader_release(const sst_reader *r, sst_spans *s);
 
+/* Empties the reader's cache of decompressed pieces, but for those that
+ * spans hold: the next read of any piece reads and decompresses it. */
+void sst_reader_drop_cache(const sst_reader *r);
+
 /* Adds key with the value of entry e of table r (not a tombstone),
  * whatever way r stores it, reading a large value a piece at a time.
  * Returns 0 or the first error; *read_rc is that error when it came from

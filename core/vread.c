@@ -48,7 +48,7 @@ int sst_vread_section(sst_reader *r, const uint8_t *p, const uint8_t *limit) {
     if (gap > values_end - end || stored == 0 ||
         stored > values_end - end - gap || raw_len == 0 ||
         raw_len > SST_VBLOCK_MAX || ((stored2 & 1) && stored != raw_len) ||
-        stored > ZSTD_compressBound((size_t)raw_len))
+        stored > ZSTD_COMPRESSBOUND((size_t)raw_len))
       return SST_ECORRUPT;
     b->off = end + gap;
     b->stored = (uint32_t)stored;
@@ -567,7 +567,10 @@ uint64_t sst_chunk_count(uint64_t len, uint32_t chunk) {
   return len / chunk + (len % chunk != 0);
 }
 
-/* Chunk c of value e: where its stored bytes lie and how to check them. */
+/* Chunk c of value e: where its stored bytes lie and how to check them.
+ * The bound is zstd.h's macro, not a call into libzstd: a first read of
+ * a chunk then runs no code of libzstd's that a read of a value block
+ * does not (the daemon rehearses one read before it serves any). */
 static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
                        piece *pc) {
   uint64_t cs = r->chunk_size, n = sst_chunk_count(e->value_len, r->chunk_size);
@@ -595,7 +598,7 @@ static int chunk_piece(const sst_reader *r, const sst_entry *e, uint64_t c,
   if (start > end || end > tab_rel || end - start == 0 ||
       (c + 1 == n && end != tab_rel) ||
       (pc->raw && end - start != pc->raw_len) ||
-      end - start > ZSTD_compressBound(pc->raw_len))
+      end - start > ZSTD_COMPRESSBOUND(pc->raw_len))
     return SST_ECORRUPT;
   pc->off = e->value_offset + start;
   pc->stored = (size_t)(end - start);
@@ -724,6 +727,18 @@ void sst_reader_release(const sst_reader *r, sst_spans *s) {
     evict_locked(c, 0);
   pthread_mutex_unlock(&c->mu);
   s->count = 0;
+}
+
+void sst_reader_drop_cache(const sst_reader *r) {
+  struct sst_vcache *c = r->vcache;
+  if (c == NULL)
+    return;
+  pthread_mutex_lock(&c->mu);
+  uint64_t cap = c->cap;
+  c->cap = 0; /* nothing fits: every slot not held goes */
+  evict_locked(c, 1);
+  c->cap = cap;
+  pthread_mutex_unlock(&c->mu);
 }
 
 int sst_vread_check_block(const sst_reader *r, uint64_t i) {

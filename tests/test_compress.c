@@ -1093,8 +1093,9 @@ END_TEST
 /* The reader's cache keeps two of the table's largest pieces whatever
  * its bound: with a block of 256 KiB and a bound of 64 KiB, the block that
  * served one small value serves the others from memory. Seen here by
- * damaging the value region between the reads: a fresh reader of the
- * damaged file fails. */
+ * damaging the value region between the reads: the same reader fails
+ * once its cache is dropped (sst_reader_drop_cache), and so does a fresh
+ * reader of the damaged file. */
 START_TEST(cache_holds_large_blocks) {
   const char *p = tu_path("bigblocks");
   sst_writer_options o;
@@ -1145,6 +1146,9 @@ START_TEST(cache_holds_large_blocks) {
     ck_assert_int_eq(sst_reader_get(r, key, 4, &v, &len), 0);
     ck_assert(len == LEN && memcmp(v, bv[i], LEN) == 0);
   }
+  /* Once the cache is dropped, the block is read again: damaged now. */
+  sst_reader_drop_cache(r);
+  ck_assert_int_eq(sst_reader_get(r, "k002", 4, &v, &len), SST_ECHECKSUM);
   sst_reader_close(r);
   ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
   ck_assert_int_eq(sst_reader_get(r, "k001", 4, &v, &len), SST_ECHECKSUM);
