@@ -538,7 +538,8 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
 void sst_reader_release(const sst_reader *r, sst_spans *s);
 
 /* Empties the reader's cache of decompressed pieces, but for those that
- * spans hold: the next read of any piece reads and decompresses it. */
+ * spans hold, and frees their memory: the next read of any piece reads
+ * and decompresses it. */
 void sst_reader_drop_cache(const sst_reader *r);
 
 /* Adds key with the value of entry e of table r (not a tombstone),

@@ -738,6 +738,10 @@ void sst_reader_drop_cache(const sst_reader *r) {
   c->cap = 0; /* nothing fits: every slot not held goes */
   evict_locked(c, 1);
   c->cap = cap;
+  for (int i = 0; i < SPARES; i++) { /* and their memory with them */
+    free(c->spares[i].p);
+    c->spares[i].p = NULL;
+  }
   pthread_mutex_unlock(&c->mu);
 }
 
