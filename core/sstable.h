@@ -527,7 +527,8 @@ typedef struct sst_spans {
  * spans of the decompressed, checked pieces instead of a buffer: the
  * span[0 .. count) concatenated are the *got bytes read. The pieces stay
  * in memory, and the cache keeps them past its bound if need be, until
- * sst_reader_release(r, s), which every call that returned 0 needs.
+ * sst_reader_release(r, s), which every call that returned 0 needs
+ * before r is closed.
  * ENOTSUP for a value stored as it is or a reader with no cache, E2BIG
  * for a read over more than SST_SPAN_MAX chunks: read those with
  * sst_reader_read. On an error nothing is held. */
@@ -539,7 +540,7 @@ void sst_reader_release(const sst_reader *r, sst_spans *s);
 
 /* Empties the reader's cache of decompressed pieces, but for those that
  * spans hold, and frees their memory: the next read of any piece reads
- * and decompresses it. */
+ * and decompresses it. Safe while other threads read. */
 void sst_reader_drop_cache(const sst_reader *r);
 
 /* Adds key with the value of entry e of table r (not a tombstone),

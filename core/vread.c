@@ -299,10 +299,10 @@ static void buf_put(struct sst_vcache *c, uint8_t *p, size_t cap) {
 
 /* Evicts the least recently used slots that no span holds until need
  * more bytes fit under the bound and a slot is free, or none is left to
- * evict. REQUIRES c->mu held. */
-static void evict_locked(struct sst_vcache *c, uint64_t need) {
+ * evict; with all, every slot that no span holds. REQUIRES c->mu held. */
+static void evict_locked(struct sst_vcache *c, uint64_t need, int all) {
   int32_t v = c->oldest;
-  while (v >= 0 && (c->free < 0 || c->used + need > c->cap)) {
+  while (v >= 0 && (all || c->free < 0 || c->used + need > c->cap)) {
     struct slot *s = &c->slots[v];
     int32_t next = s->newer;
     if (s->pins == 0) {
@@ -332,7 +332,7 @@ static int32_t cache_put_locked(struct sst_vcache *c, const piece *pc,
                                 int32_t pins) {
   if (cap > c->cap || cache_find(c, pc) >= 0)
     return -1;
-  evict_locked(c, cap);
+  evict_locked(c, cap, 0);
   if (c->free < 0)
     return -1;
   int32_t i = c->free;
@@ -672,10 +672,10 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
                           size_t len, sst_spans *s, size_t *got) {
   s->count = 0;
   *got = 0;
-  if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) || r->vcache == NULL)
-    return ENOTSUP;
   if (e->flags & SST_FLAG_TOMBSTONE)
     return SST_ENOTFOUND;
+  if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) || r->vcache == NULL)
+    return ENOTSUP;
   if (off >= e->value_len || len == 0)
     return 0;
   if (len > e->value_len - off)
@@ -724,7 +724,7 @@ void sst_reader_release(const sst_reader *r, sst_spans *s) {
       buf_put_locked(c, s->own[k], s->own_cap[k]);
   }
   if (c->used > c->cap) /* past the bound while spans held slots */
-    evict_locked(c, 0);
+    evict_locked(c, 0, 0);
   pthread_mutex_unlock(&c->mu);
   s->count = 0;
 }
@@ -734,10 +734,7 @@ void sst_reader_drop_cache(const sst_reader *r) {
   if (c == NULL)
     return;
   pthread_mutex_lock(&c->mu);
-  uint64_t cap = c->cap;
-  c->cap = 0; /* nothing fits: every slot not held goes */
-  evict_locked(c, 1);
-  c->cap = cap;
+  evict_locked(c, 0, 1);
   for (int i = 0; i < SPARES; i++) { /* and their memory with them */
     free(c->spares[i].p);
     c->spares[i].p = NULL;
