@@ -212,65 +212,19 @@ static int parse_size(const char *option, const char *arg, uint64_t min,
  * changed, a request that failed after its retries). */
 static void log_library(const char *line) { sstfs_log("%s", line); }
 
-struct first_child {
-  char name[NAME_MAX + 1];
-  int found;
-};
-
-static int take_first(void *ctx, const char *name, const sst_node *node,
-                      uint64_t next_cookie) {
-  (void)node;
-  (void)next_cookie;
-  struct first_child *fc = ctx;
-  /* No snprintf: its code is not among a request's, and the daemon would
-   * keep those pages of libc mapped for nothing. */
-  size_t n = strlen(name);
-  if (n < sizeof fc->name) {
-    memcpy(fc->name, name, n + 1);
-    fc->found = 1;
-  }
-  return 1;
-}
-
 /* In the daemon, before the mount command returns: the decoder's code is
  * mapped once the first read comes (sst_reader_warm), and so is the code
- * of a lookup and a read. The daemon looks up the first name of each
- * directory from the root down to a file, and reads a byte of it (then
- * forgets the piece it decompressed). The
- * command ran that code before it detached, but the daemon does not
- * inherit the mapping of code pages, so after a drop of the page cache
- * the first lookup and read waited for them from disk
- * (docs/BENCHMARKS.md). Not for tables behind URLs: no request is made
- * for it. */
+ * of lookups and reads (sstfs_rehearse), unless a table is behind a URL:
+ * a rehearsal would make requests for it. */
 static void warm_readers(void *arg) {
   sstfs *fs = arg;
+  int remote = 0;
   for (size_t i = 0; i < fs->n; i++) {
     sst_reader_warm(fs->readers[i]);
-    if (sst_reader_fd(fs->readers[i]) < 0)
-      return;
+    remote |= sst_reader_fd(fs->readers[i]) < 0;
   }
-  uint64_t dir = SST_TREE_ROOT;
-  for (int depth = 0; depth < 16; depth++) {
-    struct first_child fc = {.found = 0};
-    sst_node n;
-    if (sst_tree_list(fs->tree, dir, 0, take_first, &fc) != 0 || !fc.found ||
-        sst_tree_lookup(fs->tree, dir, fc.name, &n) != 0 ||
-        sst_tree_stat(fs->tree, n.ino, &n) != 0)
-      return;
-    if (n.is_dir) {
-      dir = n.ino;
-      continue;
-    }
-    sst_spans sp;
-    size_t got;
-    const sst_reader *r = fs->readers[n.entry.source];
-    if (n.type == SST_TYPE_FILE &&
-        sst_reader_read_spans(r, &n.entry, 0, 1, &sp, &got) == 0) {
-      sst_reader_release(r, &sp);
-      sst_reader_drop_cache(r); /* a first read of it reads as any other */
-    }
-    return;
-  }
+  if (!remote)
+    sstfs_rehearse(fs);
 }
 
 static void *idle_thread(void *arg) { return arg; }

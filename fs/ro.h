@@ -57,4 +57,14 @@ typedef struct sstfs {
 /* The low-level operations; the session's userdata is an sstfs. */
 extern const struct fuse_lowlevel_ops sstfs_ops;
 
+/* Runs what requests run, without a request: from the root down, the
+ * lookups of the first names (at most 64) until it has read a small value
+ * and a byte of a compressed large one the way op_read does, then empties
+ * the readers' caches. A daemon calls it after it has detached, before it
+ * serves any request: a forked process does not inherit the mapping of
+ * code pages, so after a drop of the page cache its first lookup and read
+ * waited for several pages of code from disk (docs/BENCHMARKS.md). Reads
+ * the table: not for tables behind URLs. */
+void sstfs_rehearse(sstfs *fs);
+
 #endif
