@@ -35,6 +35,8 @@ const char *sst_strerror(int code) {
     return "two file names give the same key";
   case SST_ECHANGED:
     return "file changed while it was read";
+  case SST_ENOSPANS:
+    return "value not readable as spans of the cache";
   default:
     return code > 0 ? strerror(code) : "unknown error";
   }

@@ -52,6 +52,7 @@ enum {
   SST_EINVAL,             /* bad argument */
   SST_EDUPKEY,            /* two file names give the same key */
   SST_ECHANGED,           /* a file changed while it was read */
+  SST_ENOSPANS,           /* read_spans: read this with sst_reader_read */
 };
 
 /* Text for any code returned by this library (errno values included).
@@ -529,9 +530,10 @@ typedef struct sst_spans {
  * in memory, and the cache keeps them past its bound if need be, until
  * sst_reader_release(r, s), which every call that returned 0 needs
  * before r is closed.
- * ENOTSUP for a value stored as it is or a reader with no cache, E2BIG
- * for a read over more than SST_SPAN_MAX chunks: read those with
- * sst_reader_read. On an error nothing is held. */
+ * SST_ENOSPANS for a value stored as it is, a reader with no cache, or a
+ * read over more than SST_SPAN_MAX chunks: read those with
+ * sst_reader_read (a code of its own, so that no error from below is
+ * taken for it). On an error nothing is held. */
 int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
                           size_t len, sst_spans *s, size_t *got);
 

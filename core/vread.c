@@ -675,7 +675,7 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
   if (e->flags & SST_FLAG_TOMBSTONE)
     return SST_ENOTFOUND;
   if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) || r->vcache == NULL)
-    return ENOTSUP;
+    return SST_ENOSPANS;
   if (off >= e->value_len || len == 0)
     return 0;
   if (len > e->value_len - off)
@@ -687,7 +687,7 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
   } else {
     uint64_t cs = r->chunk_size;
     if ((off + len - 1) / cs - off / cs >= SST_SPAN_MAX)
-      return E2BIG;
+      return SST_ENOSPANS;
     if (off == 0 && r->o.pread_blocks)
       sst_src_value(r->src, e->value_offset, e->value_stored);
     uint64_t at = off;

@@ -267,7 +267,7 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
     sst_reader_release(r, &sp);
     return;
   }
-  if (rc != ENOTSUP && rc != E2BIG) {
+  if (rc != SST_ENOSPANS) {
     if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
       value_failed(fs, ino, e, rc);
     fuse_reply_err(req, sstfs_errno(rc));

@@ -106,14 +106,14 @@ static void write_table(const char *p, const sst_writer_options *o, int stream,
 }
 
 /* sst_reader_read_spans of [off, off + want) of v: the spans hold v's
- * bytes; plain values (ENOTSUP) are read with sst_reader_read. */
+ * bytes; plain values (SST_ENOSPANS) are read with sst_reader_read. */
 static void check_spans(const sst_reader *r, const sst_entry *e, const value *v,
                         uint64_t off, size_t want) {
   sst_spans sp;
   size_t n;
   int rc = sst_reader_read_spans(r, e, off, want, &sp, &n);
   if (!(e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED))) {
-    ck_assert_int_eq(rc, ENOTSUP);
+    ck_assert_int_eq(rc, SST_ENOSPANS);
     return;
   }
   ck_assert_int_eq(rc, 0);
@@ -1159,9 +1159,9 @@ END_TEST
 
 /* Spans stay readable while the cache evicts around them, also when
  * more are held than the cache has slots (then in buffers of their own),
- * and are given back; a read over more chunks than SST_SPAN_MAX is E2BIG,
- * a read that fails at its second chunk holds nothing, and a plain
- * table's value is ENOTSUP. */
+ * and are given back; a read over more chunks than SST_SPAN_MAX and a
+ * plain table's value are SST_ENOSPANS (for sst_reader_read), and a read
+ * that fails at its second chunk holds nothing. */
 START_TEST(spans_outlive_eviction) {
   const char *p = tu_path("spans");
   sst_writer_options o;
@@ -1238,7 +1238,8 @@ START_TEST(spans_outlive_eviction) {
   ck_assert_int_eq(sp.count, SST_SPAN_MAX);
   ck_assert_uint_eq(n, most);
   sst_reader_release(r, &sp);
-  ck_assert_int_eq(sst_reader_read_spans(r, &e, 1, most, &sp, &n), E2BIG);
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 1, most, &sp, &n),
+                   SST_ENOSPANS);
   ck_assert_int_eq(sst_reader_read(r, &e, 1, buf, most, &n), 0);
   ck_assert(n == most && memcmp(buf, big + 1, n) == 0);
   /* Past the end: nothing. */
@@ -1284,7 +1285,7 @@ START_TEST(spans_outlive_eviction) {
   sst_writer_free(w);
   ck_assert_int_eq(sst_reader_open(p, &ro, &r, NULL), 0);
   ck_assert_int_eq(sst_reader_find(r, "a", 1, &e), 0);
-  ck_assert_int_eq(sst_reader_read_spans(r, &e, 0, 10, &sp, &n), ENOTSUP);
+  ck_assert_int_eq(sst_reader_read_spans(r, &e, 0, 10, &sp, &n), SST_ENOSPANS);
   sst_reader_close(r);
   free(buf);
   unlink(p);
