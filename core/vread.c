@@ -620,6 +620,57 @@ static piece block_piece(const sst_reader *r, uint64_t i) {
 
 /* ---- Reading ---- */
 
+/* What a read does with each piece it covers: [from, from + n) of pc. */
+typedef int (*piece_fn)(const sst_reader *r, const piece *pc, size_t from,
+                        size_t n, void *ctx);
+
+/* Calls fn for each piece that [off, off + len) of e's value covers, in
+ * order, until one fails. REQUIRES e packed or chunked, 0 < len <=
+ * value_len - off. */
+static int each_piece(const sst_reader *r, const sst_entry *e, uint64_t off,
+                      size_t len, piece_fn fn, void *ctx) {
+  if (e->flags & SST_FLAG_PACKED) {
+    piece pc = block_piece(r, e->value_block);
+    return fn(r, &pc, (size_t)(e->value_offset + off), len, ctx);
+  }
+  /* A large value read from its start (cat, cp): a remote source may
+   * read ahead of it in large pieces at once. */
+  if (off == 0 && r->o.pread_blocks)
+    sst_src_value(r->src, e->value_offset, e->value_stored);
+  int rc = 0;
+  while (rc == 0 && len > 0) {
+    uint64_t c = off / r->chunk_size;
+    size_t from = (size_t)(off - c * r->chunk_size);
+    piece pc;
+    if ((rc = chunk_piece(r, e, c, &pc)) != 0)
+      break;
+    size_t n = pc.raw_len - from < len ? pc.raw_len - from : len;
+    rc = fn(r, &pc, from, n, ctx);
+    off += n;
+    len -= n;
+  }
+  return rc;
+}
+
+/* The end of the read into buf, and whether its pieces bypass the cache. */
+struct copy_to {
+  uint8_t *out;
+  int fresh;
+};
+
+static int copy_piece(const sst_reader *r, const piece *pc, size_t from,
+                      size_t n, void *ctx) {
+  struct copy_to *to = ctx;
+  int rc = piece_read(r, pc, from, to->out, n, to->fresh);
+  to->out += n;
+  return rc;
+}
+
+static int span_piece(const sst_reader *r, const piece *pc, size_t from,
+                      size_t n, void *ctx) {
+  return piece_span(r, pc, from, n, ctx);
+}
+
 /* sst_reader_read; with fresh, every piece read from the file and
  * checked again, whatever the cache holds (verify). */
 static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
@@ -631,30 +682,10 @@ static int vread(const sst_reader *r, const sst_entry *e, uint64_t off,
     return 0;
   if (len > e->value_len - off)
     len = (size_t)(e->value_len - off);
-  int rc = 0;
-  if (e->flags & SST_FLAG_PACKED) {
-    piece pc = block_piece(r, e->value_block);
-    rc = piece_read(r, &pc, (size_t)(e->value_offset + off), buf, len, fresh);
-  } else if (e->flags & SST_FLAG_CHUNKED) {
-    uint8_t *out = buf;
-    size_t left = len;
-    /* A large value read from its start (cat, cp): a remote source may
-     * read ahead of it in large pieces at once. */
-    if (off == 0 && r->o.pread_blocks)
-      sst_src_value(r->src, e->value_offset, e->value_stored);
-    while (rc == 0 && left > 0) {
-      uint64_t c = off / r->chunk_size;
-      size_t from = (size_t)(off - c * r->chunk_size);
-      piece pc;
-      if ((rc = chunk_piece(r, e, c, &pc)) != 0)
-        break;
-      size_t n = pc.raw_len - from < left ? pc.raw_len - from : left;
-      if ((rc = piece_read(r, &pc, from, out, n, fresh)) != 0)
-        break;
-      out += n;
-      off += n;
-      left -= n;
-    }
+  int rc;
+  if (e->flags & (SST_FLAG_PACKED | SST_FLAG_CHUNKED)) {
+    struct copy_to to = {.out = buf, .fresh = fresh};
+    rc = each_piece(r, e, off, len, copy_piece, &to);
   } else {
     rc = read_stored(r, e->value_offset + off, buf, len);
   }
@@ -680,30 +711,11 @@ int sst_reader_read_spans(const sst_reader *r, const sst_entry *e, uint64_t off,
     return 0;
   if (len > e->value_len - off)
     len = (size_t)(e->value_len - off);
-  int rc = 0;
-  if (e->flags & SST_FLAG_PACKED) {
-    piece pc = block_piece(r, e->value_block);
-    rc = piece_span(r, &pc, (size_t)(e->value_offset + off), len, s);
-  } else {
-    uint64_t cs = r->chunk_size;
-    if ((off + len - 1) / cs - off / cs >= SST_SPAN_MAX)
-      return SST_ENOSPANS;
-    if (off == 0 && r->o.pread_blocks)
-      sst_src_value(r->src, e->value_offset, e->value_stored);
-    uint64_t at = off;
-    size_t left = len;
-    while (rc == 0 && left > 0) {
-      uint64_t c = at / cs;
-      size_t from = (size_t)(at - c * cs);
-      piece pc;
-      if ((rc = chunk_piece(r, e, c, &pc)) != 0)
-        break;
-      size_t n = pc.raw_len - from < left ? pc.raw_len - from : left;
-      rc = piece_span(r, &pc, from, n, s);
-      at += n;
-      left -= n;
-    }
-  }
+  uint64_t cs = r->chunk_size;
+  if ((e->flags & SST_FLAG_CHUNKED) &&
+      (off + len - 1) / cs - off / cs >= SST_SPAN_MAX)
+    return SST_ENOSPANS;
+  int rc = each_piece(r, e, off, len, span_piece, s);
   if (rc) {
     sst_reader_release(r, s);
     return rc;
