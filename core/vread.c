@@ -238,6 +238,12 @@ static int cache_get(struct sst_vcache *c, const piece *pc, size_t from,
   return hit;
 }
 
+/* The size of a new buffer for len bytes. */
+static size_t buf_cap(size_t len) {
+  size_t round = len < (32u << 10) ? BUF_ROUND_SMALL : BUF_ROUND;
+  return (len + round - 1) / round * round;
+}
+
 /* A buffer of at least len bytes (*cap says how many): a spare one, or
  * a new one. NULL when out of memory. */
 static uint8_t *buf_get(struct sst_vcache *c, size_t len, size_t *cap) {
@@ -259,8 +265,7 @@ static uint8_t *buf_get(struct sst_vcache *c, size_t len, size_t *cap) {
     }
     pthread_mutex_unlock(&c->mu);
   }
-  size_t round = len < (32u << 10) ? BUF_ROUND_SMALL : BUF_ROUND;
-  *cap = (len + round - 1) / round * round;
+  *cap = buf_cap(len);
   return malloc(*cap ? *cap : 1);
 }
 
@@ -319,6 +324,20 @@ static void evict_locked(struct sst_vcache *c, uint64_t need, int all) {
     }
     v = next;
   }
+}
+
+/* Makes room under the bound for a piece of raw_len bytes about to be
+ * loaded and kept: the buffer of the least recently used piece then
+ * takes the new one (buf_get finds it among the spares) rather than wait
+ * beside it as a spare, so that a full cache holds no more than its
+ * bound while it reads. Evicting before the load or after it at insert
+ * drops the same piece. */
+static void cache_make_room(struct sst_vcache *c, size_t raw_len) {
+  pthread_mutex_lock(&c->mu);
+  size_t need = buf_cap(raw_len);
+  if (need <= c->cap)
+    evict_locked(c, need, 0);
+  pthread_mutex_unlock(&c->mu);
 }
 
 /* Keeps data (len bytes of a buffer of cap from buf_get) as piece pc's,
@@ -500,6 +519,8 @@ static int piece_read(const sst_reader *r, const piece *pc, size_t from,
                       void *dst, size_t n, int fresh) {
   if (!fresh && r->vcache && cache_get(r->vcache, pc, from, dst, n))
     return 0;
+  if (r->vcache && !fresh)
+    cache_make_room(r->vcache, pc->raw_len);
   uint8_t *raw;
   size_t raw_cap;
   int rc = piece_load(r, pc, &raw, &raw_cap);
@@ -538,6 +559,7 @@ static int piece_span(const sst_reader *r, const piece *pc, size_t from,
     slot_pin(c, i);
   } else {
     pthread_mutex_unlock(&c->mu);
+    cache_make_room(c, pc->raw_len);
     uint8_t *raw;
     size_t raw_cap;
     int rc = piece_load(r, pc, &raw, &raw_cap);
