@@ -85,7 +85,16 @@ static const char usage_text[] =
     "OPTIONS\n"
     "    -f               stay in the foreground (log to stderr, not syslog)\n"
     "    -d               debug: foreground, and print every FUSE request\n"
-    "    -s               serve requests on one thread\n"
+    "    -s               serve requests on one thread, whatever the tables\n"
+    "    -o threads       serve requests on a pool of threads (libfuse's\n"
+    "                     -o max_threads=N and max_idle_threads=N bound it).\n"
+    "                     The default is one thread when every TABLE is a\n"
+    "                     file, and the pool when one is a URL, whose reads\n"
+    "                     wait on the network. On one thread a request's\n"
+    "                     work is done between two reads of the kernel's\n"
+    "                     queue; the pool lets reads that wait on a slow disk\n"
+    "                     overlap, and costs the daemon memory of its own\n"
+    "                     (thread stacks and start-up code, about 0.5 MiB)\n"
     "    -o flat          every key at the top level, '/' escaped as %2F\n"
     "    -o uid=N,gid=N   owner of every file (default: the owner stored "
     "in the\n"
@@ -138,6 +147,7 @@ static const struct fuse_opt conf_opts[] = {
     CONF_OPT("block_cache=%s", block_cache, 0),
     CONF_OPT("cache_size=%s", cache_size, 0),
     CONF_OPT("cache=%s", cache_dir, 0),
+    CONF_OPT("threads", threads, 1),
     SSTFS_HELP_OPTS,
     FUSE_OPT_KEY("-V", SSTFS_KEY_VERSION),
     FUSE_OPT_KEY("--version", SSTFS_KEY_VERSION),
@@ -216,14 +226,18 @@ static void log_library(const char *line) { sstfs_log("%s", line); }
  * mapped once the first read comes (sst_reader_warm), and so is the code
  * of lookups and reads (sstfs_rehearse), unless a table is behind a URL:
  * a rehearsal would make requests for it. */
+static int any_remote(const sstfs *fs) {
+  for (size_t i = 0; i < fs->n; i++)
+    if (sst_reader_fd(fs->readers[i]) < 0)
+      return 1;
+  return 0;
+}
+
 static void warm_readers(void *arg) {
   sstfs *fs = arg;
-  int remote = 0;
-  for (size_t i = 0; i < fs->n; i++) {
+  for (size_t i = 0; i < fs->n; i++)
     sst_reader_warm(fs->readers[i]);
-    remote |= sst_reader_fd(fs->readers[i]) < 0;
-  }
-  if (!remote)
+  if (!any_remote(fs))
     sstfs_rehearse(fs);
 }
 
@@ -301,6 +315,11 @@ int main(int argc, char *argv[]) {
     goto out_args;
   if (fuse_opt_add_arg(&args, fs.conf.args[fs.conf.nargs - 1]) != 0 ||
       fuse_parse_cmdline(&args, &opts) != 0 || opts.mountpoint == NULL) {
+    status = 2;
+    goto out_opts;
+  }
+  if (opts.singlethread && fs.conf.threads) {
+    fprintf(stderr, "sstfs: -s and -o threads contradict each other\n");
     status = 2;
     goto out_opts;
   }
@@ -397,6 +416,10 @@ int main(int argc, char *argv[]) {
     fprintf(stderr, "sstfs: %s: %s\n", first, sst_strerror(rc));
     goto out_reader;
   }
+  /* One thread unless a table is behind a URL: local reads take
+   * microseconds, and threads cost the daemon its own memory without
+   * speeding up the reads measured in docs/BENCHMARKS.md. */
+  int one_thread = opts.singlethread || (!fs.conf.threads && !any_remote(&fs));
   if (add_mount_opts(&args, first) != 0) {
     fprintf(stderr, "sstfs: out of memory\n");
     goto out_tree;
@@ -411,12 +434,12 @@ int main(int argc, char *argv[]) {
     goto out_signals;
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
-  if (!opts.singlethread && !opts.foreground)
+  if (!one_thread && !opts.foreground)
     bind_thread_start();
   if (sstfs_daemonize(opts.foreground, warm_readers, &fs) != 0)
     goto out_unmount;
 
-  if (opts.singlethread) {
+  if (one_thread) {
     rc = fuse_session_loop(se);
   } else {
     struct fuse_loop_config *lc = fuse_loop_cfg_create();

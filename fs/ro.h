@@ -24,6 +24,7 @@ typedef struct config {
   char *block_cache; /* -o block_cache=SIZE: decompressed pieces kept */
   char *cache_dir;   /* -o cache=DIR: blocks of tables behind URLs */
   char *cache_size;  /* -o cache_size=SIZE: the bound of cache_dir */
+  int threads;       /* -o threads: a pool of threads for local tables too */
   int show_help, show_version;
 } config;
 

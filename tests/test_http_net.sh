@@ -300,11 +300,24 @@ mount_url stalled "$PROXY/tree.sstable"
 from=$(proxy_lines)
 fault stall 1
 t0=$EPOCHREALTIME
-run cat "stalled/$FILE"
+cat "stalled/$FILE" >out 2>err &
+reader=$!
+# While that read waits, a listing is answered: a mount of a URL serves
+# requests on a pool of threads (a mount of files on one thread).
+sleep 0.5
+t1=$EPOCHREALTIME
+ls stalled/d03 >ls.out
+ls_ms=$(ms_since "$t1")
+waiting=0
+alive "$reader" && waiting=1
+wait "$reader"
+rc=$?
 ms=$(ms_since "$t0")
-echo "# a request never answered: the read took $ms ms"
+echo "# a request never answered: the read took $ms ms; an ls meanwhile $ls_ms ms"
 check "a request never answered times out, and the read succeeds" \
   eval 'status_is 0 && cmp -s out "src/$FILE"'
+check "... and while it waits, ls of a directory is answered" eval \
+  '[ "$waiting" -eq 1 ] && ls src/d03 | cmp -s - ls.out'
 check "... after one stalled request" [ "$(proxied stall "$from")" -eq 1 ]
 fault
 fusermount3 -u "$WORK/stalled"

@@ -582,6 +582,38 @@ elif mount_fg mem mem.sstable; then
   unmount_fg mem
 fi
 
+# Threads: a mount of local tables is served by one thread, even to
+# three readers that ask at once; -o threads gives it libfuse's pool, which
+# starts a worker beside the thread that waits for the unmount; -s with
+# -o threads is a usage error. threads NAME: daemon NAME's thread count.
+threads() { awk '$1 == "Threads:" { print $2 }' "/proc/${daemon[$1]}/status"; }
+three_readers() {
+  local a b
+  cat "$MNT"/d0*/* >/dev/null &
+  a=$!
+  cat "$MNT"/d1*/* >/dev/null &
+  b=$!
+  cat "$MNT"/big/* >/dev/null
+  wait "$a" "$b"
+}
+if mount_fg onethread mem.sstable; then
+  three_readers
+  n=$(threads onethread)
+  check "local tables, three readers at once: one thread serves (${n:-?})" \
+    [ "${n:-0}" -eq 1 ]
+  unmount_fg onethread
+fi
+if mount_fg pool mem.sstable -o threads; then
+  three_readers
+  n=$(threads pool)
+  check "-o threads: a pool serves (${n:-?} threads)" [ "${n:-0}" -ge 2 ]
+  unmount_fg pool
+fi
+mkdir -p "$WORK/mnt/contra"
+run "$SSTFS" -s -o threads mem.sstable "$WORK/mnt/contra"
+check "-s with -o threads: a usage error that says why" eval \
+  'status_is 2 && err_has "-s and -o threads contradict each other"'
+
 # How listings reach the daemon, read from its -d log: the first batch of a
 # directory comes with attributes (READDIRPLUS) but is small, so find,
 # which never stats, gets the rest as plain names; directories are opened
