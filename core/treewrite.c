@@ -109,6 +109,13 @@ void sst_scan_options_init(sst_scan_options *opts) {
   memset(opts, 0, sizeof *opts);
 }
 
+void sst_tree_writer_options_init(sst_writer_options *o) {
+  sst_writer_options_init(o);
+  o->zstd_level = SST_TREE_ZSTD_LEVEL;
+  o->value_block = SST_TREE_VALUE_BLOCK;
+  o->dedup = 1;
+}
+
 /* Makes room for `need` elements of `size` bytes in p, whose capacity
  * *cap doubles from `first`. Returns the array, or NULL (p unchanged). */
 static void *grow(void *p, size_t *cap, size_t need, size_t size,

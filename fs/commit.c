@@ -335,7 +335,7 @@ int stage_commit(stage *s, char *err, size_t errlen) {
     goto done;
   sst_error serr;
   sst_writer_options wo;
-  sst_writer_options_init(&wo);
+  sst_tree_writer_options_init(&wo); /* sst pack's table, byte for byte */
   wo.zstd_level = s->conf.zstd_level;
   wo.dedup = !s->conf.nodedup;
   long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* compress on every core */

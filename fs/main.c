@@ -335,13 +335,13 @@ int main(int argc, char *argv[]) {
   sst_reader_options_init(&ro);
   ro.release_pages = 1; /* keep the daemon small whatever is read */
   ro.pread_blocks = 1;
-  /* 256 KiB: two 128 KiB value blocks or chunks (sst pack's default),
-   * the piece a read is in and the one before it, which reads in order
-   * need; a reply holds its pieces in the cache past the bound while it
-   * is sent (sst_reader_read_spans). Cold tar and grep -r of /usr/include
-   * took the same time as with 512 KiB, for a smaller peak
-   * (docs/BENCHMARKS.md). The reader keeps room for two of a table's
-   * largest pieces whatever the bound. */
+  /* 256 KiB: two 128 KiB chunks of a large value (sst pack's default;
+   * its value blocks of 256 KiB get 512 KiB, see below), the piece a read
+   * is in and the one before it, which reads in order need; a reply holds its
+   * pieces in the cache past the bound while it is sent
+   * (sst_reader_read_spans). Cold tar and grep -r of /usr/include took the same
+   * time as with 512 KiB, for a smaller peak (docs/BENCHMARKS.md). The reader
+   * keeps room for two of a table's largest pieces whatever the bound. */
   ro.cache_bytes = (uint64_t)256 << 10;
   if (fs.conf.block_cache != NULL &&
       parse_size("block_cache", fs.conf.block_cache, 1, &ro.cache_bytes) != 0) {

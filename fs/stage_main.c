@@ -118,7 +118,7 @@ static const char stage_usage[] =
     "    -o stagedir=DIR   the staging area (default OUT.stage)\n"
     "    -o compress=zstd[:LEVEL]|none\n"
     "                      compress OUT's values with zstd at LEVEL (1 to\n"
-    "                      19; zstd alone is 6, the default), or store them\n"
+    "                      19; zstd alone is 10, the default), or store them\n"
     "                      as they are (see sst pack --help), on one\n"
     "                      thread for each CPU online\n"
     "    -o nodedup        store every copy of identical files (by default\n"
@@ -343,14 +343,14 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     }
     S.nbase++;
   }
-  S.conf.zstd_level = 6;
+  S.conf.zstd_level = SST_TREE_ZSTD_LEVEL;
   if (S.conf.compress != NULL) {
     char *end = NULL;
     long level = -1;
     if (strcmp(S.conf.compress, "none") == 0)
       level = 0;
     else if (strcmp(S.conf.compress, "zstd") == 0)
-      level = 6;
+      level = SST_TREE_ZSTD_LEVEL;
     else if (strncmp(S.conf.compress, "zstd:", 5) == 0) {
       level = strtol(S.conf.compress + 5, &end, 10);
       if (end == S.conf.compress + 5 || *end != '\0' || level < 1 || level > 19)

@@ -369,7 +369,7 @@ const command_help cmd_build_help = {
         "        missing keys then read a key block).\n" COMPRESS_HELP(
             "none (values are read in place; records are often\n"
             "        small, and a lookup then decodes nothing)",
-            "--no-dedup",
+            "6", "--no-dedup",
             "16K (a lookup decompresses little;\n"
             "        with the dictionary, records compress about as well as\n"
             "        in 128K blocks)") "    -h, --help\n"
@@ -477,7 +477,7 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       o->writer.filter_bits_per_key = 0;
       break;
     case OPT_COMPRESS:
-      rc = parse_compress(c, optarg, &o->writer);
+      rc = parse_compress(c, optarg, SST_CLI_ZSTD_LEVEL, &o->writer);
       break;
     case OPT_VALUE_BLOCK:
       rc = parse_value_block(c, optarg, &o->writer);

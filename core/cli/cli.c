@@ -205,13 +205,14 @@ unsigned default_jobs(void) {
   return n < 1 ? 1 : n > SST_THREADS_MAX ? SST_THREADS_MAX : (unsigned)n;
 }
 
-int parse_compress(const command *c, const char *arg, sst_writer_options *o) {
+int parse_compress(const command *c, const char *arg, int zstd_level,
+                   sst_writer_options *o) {
   if (strcmp(arg, "none") == 0) {
     o->zstd_level = 0;
     return 0;
   }
   if (strcmp(arg, "zstd") == 0) {
-    o->zstd_level = SST_CLI_ZSTD_LEVEL;
+    o->zstd_level = zstd_level;
     return 0;
   }
   if (strncmp(arg, "zstd:", 5) == 0) {

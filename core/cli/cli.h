@@ -126,10 +126,12 @@ int parse_size(const command *c, const char *opt, const char *arg,
 int parse_count(const command *c, const char *opt, const char *arg,
                 uint32_t *out);
 
-/* --compress: "zstd" (level SST_CLI_ZSTD_LEVEL), "zstd:LEVEL" (1..19) or
- * "none"; sets o->zstd_level. */
+/* --compress: "zstd" (level zstd_level), "zstd:LEVEL" (1..19) or "none";
+ * sets o->zstd_level. zstd alone is level SST_CLI_ZSTD_LEVEL for sst build
+ * and sst merge, SST_TREE_ZSTD_LEVEL (sstpath.h) for sst pack. */
 #define SST_CLI_ZSTD_LEVEL 6
-int parse_compress(const command *c, const char *arg, sst_writer_options *o);
+int parse_compress(const command *c, const char *arg, int zstd_level,
+                   sst_writer_options *o);
 
 /* -j, --jobs: how many threads compress (1..SST_THREADS_MAX); sets
  * o->threads. default_jobs() is one a CPU online. */
@@ -139,10 +141,11 @@ int parse_value_block(const command *c, const char *arg, sst_writer_options *o);
 unsigned default_jobs(void);
 
 /* The help text of --compress and --dedup, for commands that write. */
-#define COMPRESS_HELP(dflt, dedup_dflt, block_dflt)                            \
+#define COMPRESS_HELP(dflt, zstd_level, dedup_dflt, block_dflt)                \
   "    --compress zstd[:LEVEL]|none\n"                                         \
   "        Compress values with zstd at LEVEL (1 to 19; zstd alone is\n"       \
-  "        level 6), or store them as they are (none). Compressed, small\n"    \
+  "        level " zstd_level                                                  \
+  "), or store them as they are (none). Compressed, small\n"                   \
   "        values are stored together in blocks (--value-block), each\n"       \
   "        compressed as one (with a dictionary trained on them when it\n"     \
   "        makes the table smaller), and larger ones in chunks of 128 KiB,\n"  \

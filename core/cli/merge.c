@@ -210,7 +210,7 @@ const command_help cmd_merge_help = {
         "        Keys per key block in OUT (default 64).\n" COMPRESS_HELP(
             "zstd (level 6) when an input table has compressed\n"
             "        values, else none",
-            "--dedup when an input table has compressed values",
+            "6", "--dedup when an input table has compressed values",
             "128K") "    -q, "
                     "--quiet\n"
                     "        No "
@@ -284,7 +284,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
         return EXIT_USAGE;
       break;
     case OPT_COMPRESS:
-      if (parse_compress(c, optarg, &wo) != 0)
+      if (parse_compress(c, optarg, SST_CLI_ZSTD_LEVEL, &wo) != 0)
         return EXIT_USAGE;
       compress_set = 1;
       break;

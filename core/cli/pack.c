@@ -295,8 +295,11 @@ const command_help cmd_pack_help = {
         "    --strict\n"
         "        Fail on a device, FIFO or socket (and with --no-metadata,\n"
         "        a symbolic link) instead of skipping it.\n" COMPRESS_HELP(
-            "zstd (level 6)", "--dedup",
-            "128K") "    --block-keys N\n"
+            "zstd (level 10): with 256K blocks, a tree of source files\n"
+            "        packs smaller than mksquashfs -comp zstd makes it, and\n"
+            "        several times as fast (docs/BENCHMARKS.md)",
+            "10", "--dedup",
+            "256K") "    --block-keys N\n"
                     "        Keys per index entry: a key block holds at "
                     "most N keys\n"
                     "        (default 64).\n"
@@ -353,9 +356,7 @@ int cmd_pack(const command *c, int argc, char **argv) {
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   packer p = {.c = c};
-  sst_writer_options_init(&p.writer);
-  p.writer.zstd_level = SST_CLI_ZSTD_LEVEL;
-  p.writer.dedup = 1;
+  sst_tree_writer_options_init(&p.writer);
   p.writer.threads = default_jobs();
   int opt;
   while ((opt = getopt_long(argc, argv, ":j:qh", longopts, NULL)) != -1) {
@@ -377,7 +378,7 @@ int cmd_pack(const command *c, int argc, char **argv) {
       p.writer.filter_bits_per_key = 0;
       break;
     case OPT_COMPRESS:
-      if (parse_compress(c, optarg, &p.writer) != 0)
+      if (parse_compress(c, optarg, SST_TREE_ZSTD_LEVEL, &p.writer) != 0)
         return EXIT_USAGE;
       break;
     case OPT_VALUE_BLOCK:
