@@ -466,14 +466,17 @@ static size_t held_size(sst_writer *w, const ZSTD_CDict *cd) {
  * tries several segment sizes and keeps the best on held-out samples:
  * on /usr/include that took about twice the CPU, on the one thread
  * while the workers waited, and made a table 0.4% larger than k = 100
- * does (python3's and perl's libraries: 0.3% and 0.1%). */
+ * does (python3's and perl's libraries: 0.3% and 0.1%). A frequency
+ * table of 2^18 entries sampled at accel 4, rather than 2^20 at 1, took
+ * sst pack of /usr/include (level 10) from 1.25 to 1.14 s for 2 KB more
+ * in 12.9 MB (docs/BENCHMARKS.md). */
 static size_t train(void *d, size_t cap, const void *all, sst_writer *w) {
   ZDICT_fastCover_params_t fp;
   memset(&fp, 0, sizeof fp);
   fp.k = 100;
   fp.d = 8;
-  fp.f = 20;
-  fp.accel = 1;
+  fp.f = 18;
+  fp.accel = 4;
   fp.zParams.compressionLevel = w->o.zstd_level;
   return ZDICT_trainFromBuffer_fastCover(d, cap, all, w->samples,
                                          (unsigned)w->sample_count, fp);
