@@ -87,7 +87,8 @@ static const char usage_text[] =
     "    -d               debug: foreground, and print every FUSE request\n"
     "    -s               serve requests on one thread, whatever the tables\n"
     "    -o threads       serve requests on a pool of threads (libfuse's\n"
-    "                     -o max_threads=N and max_idle_threads=N bound it).\n"
+    "                     -o max_threads=N and max_idle_threads=N bound it;\n"
+    "                     without a pool they do nothing).\n"
     "                     The default is one thread when every TABLE is a\n"
     "                     file, and the pool when one is a URL, whose reads\n"
     "                     wait on the network. On one thread a request's\n"
@@ -222,10 +223,7 @@ static int parse_size(const char *option, const char *arg, uint64_t min,
  * changed, a request that failed after its retries). */
 static void log_library(const char *line) { sstfs_log("%s", line); }
 
-/* In the daemon, before the mount command returns: the decoder's code is
- * mapped once the first read comes (sst_reader_warm), and so is the code
- * of lookups and reads (sstfs_rehearse), unless a table is behind a URL:
- * a rehearsal would make requests for it. */
+/* Whether a table of the stack is behind a URL. */
 static int any_remote(const sstfs *fs) {
   for (size_t i = 0; i < fs->n; i++)
     if (sst_reader_fd(fs->readers[i]) < 0)
@@ -233,6 +231,10 @@ static int any_remote(const sstfs *fs) {
   return 0;
 }
 
+/* In the daemon, before the mount command returns: the decoder's code is
+ * mapped once the first read comes (sst_reader_warm), and so is the code
+ * of lookups and reads (sstfs_rehearse), unless a table is behind a URL:
+ * a rehearsal would make requests for it. */
 static void warm_readers(void *arg) {
   sstfs *fs = arg;
   for (size_t i = 0; i < fs->n; i++)
@@ -434,7 +436,9 @@ int main(int argc, char *argv[]) {
     goto out_signals;
   if (!opts.foreground)
     openlog("sstfs", LOG_PID, LOG_DAEMON);
-  if (!one_thread && !opts.foreground)
+  /* Threads start in the daemon: libfuse's pool, and the read-ahead
+   * thread of a table behind a URL. */
+  if ((!one_thread || any_remote(&fs)) && !opts.foreground)
     bind_thread_start();
   if (sstfs_daemonize(opts.foreground, warm_readers, &fs) != 0)
     goto out_unmount;

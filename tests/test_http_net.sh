@@ -303,8 +303,12 @@ t0=$EPOCHREALTIME
 cat "stalled/$FILE" >out 2>err &
 reader=$!
 # While that read waits, a listing is answered: a mount of a URL serves
-# requests on a pool of threads (a mount of files on one thread).
-sleep 0.5
+# requests on a pool of threads (a mount of files on one thread). The
+# proxy logs the stall when it begins.
+for ((i = 0; i < 100; i++)); do
+  [ "$(proxied stall "$from")" -ge 1 ] && break
+  sleep 0.05
+done
 t1=$EPOCHREALTIME
 ls stalled/d03 >ls.out
 ls_ms=$(ms_since "$t1")

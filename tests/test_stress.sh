@@ -3,9 +3,12 @@
 # once for a bounded time, every byte checked, and the daemon's memory
 # flat from the first pass to the end.
 #
-# Usage: bash tests/test_stress.sh BINDIR [SECONDS]
+# Usage: bash tests/test_stress.sh BINDIR [SECONDS [OPTION...]]
 #   BINDIR   holds sst and sstfs
 #   SECONDS  length of the random phase (default 20)
+#   OPTION   given to the daemon: -o threads runs the same load on
+#            libfuse's pool of threads (a mount of a file is served by one
+#            thread otherwise)
 #
 # A generated tree (a few thousand files of 0 to 64 KiB in nested
 # directories, a few of 1 to 4 MiB) is packed with `sst pack` and mounted
@@ -53,6 +56,7 @@ TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 BIN=${1:?usage: test_stress.sh BINDIR [SECONDS]}
 SECONDS_RANDOM=${2:-20}
+DAEMON_OPTS=("${@:3}")
 SECONDS_WARMUP=$SECONDS_RANDOM
 case $BIN in /*) ;; *) BIN=$PWD/$BIN ;; esac
 SST=$BIN/sst
@@ -160,7 +164,7 @@ else
   fg_daemon=(perl -e '$SIG{INT} = "DEFAULT"; exec @ARGV or exit 127'
     "$SSTFS" -f)
 fi
-"${fg_daemon[@]}" table.sst "$MNT" 2>daemon.log &
+"${fg_daemon[@]}" ${DAEMON_OPTS[@]+"${DAEMON_OPTS[@]}"} table.sst "$MNT" 2>daemon.log &
 daemon_pid=$!
 for ((i = 0; i < 200; i++)); do
   is_mounted "$MNT" && break
