@@ -143,14 +143,14 @@ unsigned default_jobs(void);
 /* The help text of --compress and --dedup, for commands that write. */
 #define COMPRESS_HELP(dflt, zstd_level, dedup_dflt, block_dflt)                \
   "    --compress zstd[:LEVEL]|none\n"                                         \
-  "        Compress values with zstd at LEVEL (1 to 19; zstd alone is\n"       \
-  "        level " zstd_level                                                  \
-  "), or store them as they are (none). Compressed, small\n"                   \
-  "        values are stored together in blocks (--value-block), each\n"       \
-  "        compressed as one (with a dictionary trained on them when it\n"     \
-  "        makes the table smaller), and larger ones in chunks of 128 KiB,\n"  \
-  "        so that a read decompresses one block or chunk. Uncompressed\n"     \
-  "        values are read in place, with no decoding.\n"                      \
+  "        Compress values with zstd at LEVEL (1 to 19), or store them\n"      \
+  "        as they are (none); zstd alone is level " zstd_level ".\n"          \
+  "        Compressed, small values are stored together in blocks\n"           \
+  "        (--value-block), each compressed as one (with a dictionary\n"       \
+  "        trained on them when it makes the table smaller), and larger\n"     \
+  "        ones in chunks of 128 KiB, so that a read decompresses one\n"       \
+  "        block or chunk. Uncompressed values are read in place, with\n"      \
+  "        no decoding.\n"                                                     \
   "        Default: " dflt ".\n"                                               \
   "    --dedup, --no-dedup\n"                                                  \
   "        Store identical values once (found by hash, confirmed byte for\n"   \

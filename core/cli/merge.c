@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "sstpath.h"
 
 enum {
   OPT_DROP = OPT_LONG_ONLY,
@@ -174,82 +175,104 @@ static int merge_entry(merger *m, const sst_entry *e) {
   return EXIT_OK;
 }
 
-const command_help cmd_merge_help = {
-    .synopsis = "    sst merge -o OUT [--drop-tombstones] [--block-keys N]\n"
-                "              [--compress C] [--dedup | --no-dedup]\n"
-                "              [--value-block SIZE] [-j N] [-q]\n"
-                "              TABLE...",
-    .text =
-        "DESCRIPTION\n"
-        "    Writes OUT with every key of the TABLEs, in one streaming pass\n"
-        "    (memory does not depend on the tables' sizes). When several\n"
-        "    tables hold a key, the entry of the table named last wins; a\n"
-        "    deletion (tombstone) in a later table hides the key's entries\n"
-        "    in earlier ones. Tombstones are kept in OUT, so that it can\n"
-        "    still be stacked over older tables, unless --drop-tombstones.\n"
-        "    Every value's checksum is checked on the way.\n"
-        "\n"
-        "    Entries keep their metadata (tables written by sst pack):\n"
-        "    type, mode, owner, time and extended attributes. The names of\n"
-        "    a hard-link group that reach OUT still share one copy of the\n"
-        "    content there, with the link count of the names OUT holds; a\n"
-        "    name left alone by the merge becomes a plain file. Tables with\n"
-        "    metadata are read twice: once for the keys, to count each\n"
-        "    group's names, then to write.\n"
-        "\n"
-        "OPTIONS\n"
-        "    -o, --output OUT\n"
-        "        The table to write: under a temporary name (OUT.tmp. and 8\n"
-        "        hex digits, locked while written), renamed when complete.\n"
-        "        A temporary left by a merge that was killed is removed by\n"
-        "        the next merge, build or pack of OUT.\n"
-        "    --drop-tombstones\n"
-        "        Leave deleted keys out altogether: right when the oldest\n"
-        "        table takes part, so nothing older is left to hide.\n"
-        "    --block-keys N\n"
-        "        Keys per key block in OUT (default 64).\n" COMPRESS_HELP(
-            "zstd (level 6) when an input table has compressed\n"
-            "        values, else none",
-            "6", "--dedup when an input table has compressed values",
-            "128K") "    -q, "
-                    "--quiet\n"
-                    "        No "
-                    "progress "
-                    "line and no "
-                    "summary.\n"
-                    "    -h, "
-                    "--help\n"
-                    "        Show "
-                    "this help.\n"
-                    "\n"
-                    "EXIT STATUS\n"
-                    "    0 if OUT "
-                    "was written, "
-                    "1 on an "
-                    "error (OUT "
-                    "is then left "
-                    "as it\n"
-                    "    was), 2 "
-                    "on a usage "
-                    "error.\n"
-                    "\n"
-                    "EXAMPLES\n"
-                    "    sst "
-                    "merge -o "
-                    "v3.sstable "
-                    "v1.sstable "
-                    "delta2."
-                    "sstable "
-                    "delta3."
-                    "sstable\n"
-                    "    sst "
-                    "merge "
-                    "--drop-"
-                    "tombstones "
-                    "-o "
-                    "all.sstable "
-                    "base.sstable "
-                    "d.sstable\n",
+const command_help cmd_merge_help =
+    {
+        .synopsis =
+            "    sst merge -o OUT [--drop-tombstones] [--block-keys N]\n"
+            "              [--compress C] [--dedup | --no-dedup]\n"
+            "              [--value-block SIZE] [-j N] [-q]\n"
+            "              TABLE...",
+        .text = "DESCRIPTION\n"
+                "    Writes OUT with every key of the TABLEs, in one streaming "
+                "pass\n"
+                "    (memory does not depend on the tables' sizes). When "
+                "several\n"
+                "    tables hold a key, the entry of the table named last "
+                "wins; a\n"
+                "    deletion (tombstone) in a later table hides the key's "
+                "entries\n"
+                "    in earlier ones. Tombstones are kept in OUT, so that it "
+                "can\n"
+                "    still be stacked over older tables, unless "
+                "--drop-tombstones.\n"
+                "    Every value's checksum is checked on the way.\n"
+                "\n"
+                "    Entries keep their metadata (tables written by sst "
+                "pack):\n"
+                "    type, mode, owner, time and extended attributes. The "
+                "names of\n"
+                "    a hard-link group that reach OUT still share one copy of "
+                "the\n"
+                "    content there, with the link count of the names OUT "
+                "holds; a\n"
+                "    name left alone by the merge becomes a plain file. Tables "
+                "with\n"
+                "    metadata are read twice: once for the keys, to count "
+                "each\n"
+                "    group's names, then to write.\n"
+                "\n"
+                "OPTIONS\n"
+                "    -o, --output OUT\n"
+                "        The table to write: under a temporary name (OUT.tmp. "
+                "and 8\n"
+                "        hex digits, locked while written), renamed when "
+                "complete.\n"
+                "        A temporary left by a merge that was killed is "
+                "removed by\n"
+                "        the next merge, build or pack of OUT.\n"
+                "    --drop-tombstones\n"
+                "        Leave deleted keys out altogether: right when the "
+                "oldest\n"
+                "        table takes part, so nothing older is left to hide.\n"
+                "    --block-keys N\n"
+                "        Keys per key block in OUT (default "
+                "64).\n" COMPRESS_HELP(
+                    "zstd when an input table has compressed values,\n"
+                    "        else none",
+                    "6, or 10\n        when the inputs are tables of trees "
+                    "(sst pack's)",
+                    "--dedup when an input table\n        has compressed "
+                    "values",
+                    "128K, or 256K when the\n        inputs are tables of "
+                    "trees") "    -q, "
+                             "--quiet\n"
+                             "        No "
+                             "progress "
+                             "line and no "
+                             "summary.\n"
+                             "    -h, "
+                             "--help\n"
+                             "        Show "
+                             "this help.\n"
+                             "\n"
+                             "EXIT STATUS\n"
+                             "    0 if OUT "
+                             "was written, "
+                             "1 on an "
+                             "error (OUT "
+                             "is then left "
+                             "as it\n"
+                             "    was), 2 "
+                             "on a usage "
+                             "error.\n"
+                             "\n"
+                             "EXAMPLES\n"
+                             "    sst "
+                             "merge -o "
+                             "v3.sstable "
+                             "v1.sstable "
+                             "delta2."
+                             "sstable "
+                             "delta3."
+                             "sstable\n"
+                             "    sst "
+                             "merge "
+                             "--drop-"
+                             "tombstones "
+                             "-o "
+                             "all.sstable "
+                             "base.sstable "
+                             "d.sstable\n",
 };
 
 int cmd_merge(const command *c, int argc, char **argv) {
@@ -267,7 +290,8 @@ int cmd_merge(const command *c, int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   const char *out = NULL;
   int drop = 0, quiet = 0, opt;
-  int compress_set = 0, dedup_set = 0;
+  int compress_set = 0, dedup_set = 0, block_set = 0;
+  const char *compress = NULL; /* read again once the inputs are known */
   sst_writer_options wo;
   sst_writer_options_init(&wo);
   wo.threads = default_jobs();
@@ -286,11 +310,13 @@ int cmd_merge(const command *c, int argc, char **argv) {
     case OPT_COMPRESS:
       if (parse_compress(c, optarg, SST_CLI_ZSTD_LEVEL, &wo) != 0)
         return EXIT_USAGE;
+      compress = optarg;
       compress_set = 1;
       break;
     case OPT_VALUE_BLOCK:
       if (parse_value_block(c, optarg, &wo) != 0)
         return EXIT_USAGE;
+      block_set = 1;
       break;
     case OPT_DEDUP:
     case OPT_NO_DEDUP:
@@ -339,6 +365,16 @@ int cmd_merge(const command *c, int argc, char **argv) {
       if (!dedup_set)
         wo.dedup = 1;
     }
+  }
+  /* Tables of trees (sst pack's, the staging commit's) merge into one
+   * written as they are: level 10 in 256 KiB value blocks. */
+  if (any_meta) {
+    if (wo.zstd_level != 0 && !compress_set)
+      wo.zstd_level = SST_TREE_ZSTD_LEVEL;
+    if (compress != NULL)
+      (void)parse_compress(c, compress, SST_TREE_ZSTD_LEVEL, &wo);
+    if (!block_set)
+      wo.value_block = SST_TREE_VALUE_BLOCK;
   }
   if ((rc = sst_iter_new_stack((const sst_reader *const *)readers, (size_t)n,
                                &it)) != 0 ||
