@@ -293,6 +293,10 @@ run "$SST" unpack m.sstable mout
 run rsync_diff src mout
 check "merge of one table keeps every metadata and link" eval \
   'status_is 0 && [ ! -s out ] && cmp -s src.links <(links_of mout)'
+# A table of a tree merges at sst pack's level and block size: merged
+# alone, it is written again byte for byte.
+check "merge of one table of a tree: sst pack's table, byte for byte" \
+  cmp m.sstable t.sstable
 mkdir over
 printf 'replaced\n' >over/placeholder
 mkdir over/links
