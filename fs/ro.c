@@ -243,6 +243,14 @@ static void thread_buf_done(void) { sst_thread_buf_done(SST_TBUF_REPLY); }
 
 /* A value stored compressed: the reader decompresses and checks the
  * block or chunks the read touches (each once, then from its cache). */
+/* Replies a failed read: a value found damaged is logged first. */
+static void reply_read_error(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
+                             const sst_entry *e, int rc) {
+  if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
+    value_failed(fs, ino, e, rc);
+  fuse_reply_err(req, sstfs_errno(rc));
+}
+
 static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
                        const sst_entry *e, size_t size, off_t off) {
   if (off < 0 || (uint64_t)off >= e->value_len) {
@@ -268,17 +276,13 @@ static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
     return;
   }
   if (rc != SST_ENOSPANS) {
-    if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
-      value_failed(fs, ino, e, rc);
-    fuse_reply_err(req, sstfs_errno(rc));
+    reply_read_error(fs, req, ino, e, rc);
     return;
   }
   char *buf = thread_buf(size ? size : 1);
   rc = buf ? sst_reader_read(r, e, (uint64_t)off, buf, size, &got) : ENOMEM;
-  if (rc == SST_ECHECKSUM || rc == SST_ECORRUPT)
-    value_failed(fs, ino, e, rc);
   if (rc)
-    fuse_reply_err(req, sstfs_errno(rc));
+    reply_read_error(fs, req, ino, e, rc);
   else
     fuse_reply_buf(req, buf, got);
   thread_buf_done();
