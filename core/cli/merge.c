@@ -272,7 +272,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
       {NULL, 0, NULL, 0}};
   const char *out = NULL;
   int drop = 0, quiet = 0, opt;
-  int compress_set = 0, dedup_set = 0, block_set = 0;
+  int dedup_set = 0, block_set = 0;
   const char *compress = NULL; /* read again once the inputs are known */
   sst_writer_options wo;
   sst_writer_options_init(&wo);
@@ -293,7 +293,6 @@ int cmd_merge(const command *c, int argc, char **argv) {
       if (parse_compress(c, optarg, SST_CLI_ZSTD_LEVEL, &wo) != 0)
         return EXIT_USAGE;
       compress = optarg;
-      compress_set = 1;
       break;
     case OPT_VALUE_BLOCK:
       if (parse_value_block(c, optarg, &wo) != 0)
@@ -342,7 +341,7 @@ int cmd_merge(const command *c, int argc, char **argv) {
     any_meta |= (info.features & SST_FEATURE_META) != 0;
     /* Compressed inputs make a compressed OUT unless told otherwise. */
     if (info.features & SST_FEATURE_VALUES) {
-      if (!compress_set)
+      if (compress == NULL)
         wo.zstd_level = SST_CLI_ZSTD_LEVEL;
       if (!dedup_set)
         wo.dedup = 1;
@@ -351,10 +350,10 @@ int cmd_merge(const command *c, int argc, char **argv) {
   /* Tables of trees (sst pack's, the staging commit's) merge into one
    * written as they are: level 10 in 256 KiB value blocks. */
   if (any_meta) {
-    if (wo.zstd_level != 0 && !compress_set)
-      wo.zstd_level = SST_TREE_ZSTD_LEVEL;
-    if (compress != NULL)
+    if (compress != NULL) /* zstd alone is the tree's level */
       (void)parse_compress(c, compress, SST_TREE_ZSTD_LEVEL, &wo);
+    else if (wo.zstd_level != 0)
+      wo.zstd_level = SST_TREE_ZSTD_LEVEL;
     if (!block_set)
       wo.value_block = SST_TREE_VALUE_BLOCK;
   }
