@@ -241,8 +241,6 @@ static char *thread_buf(size_t size) {
 }
 static void thread_buf_done(void) { sst_thread_buf_done(SST_TBUF_REPLY); }
 
-/* A value stored compressed: the reader decompresses and checks the
- * block or chunks the read touches (each once, then from its cache). */
 /* Replies a failed read: a value found damaged is logged first. */
 static void reply_read_error(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
                              const sst_entry *e, int rc) {
@@ -251,6 +249,8 @@ static void reply_read_error(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
   fuse_reply_err(req, sstfs_errno(rc));
 }
 
+/* A value stored compressed: the reader decompresses and checks the
+ * block or chunks the read touches (each once, then from its cache). */
 static void read_apart(sstfs *fs, fuse_req_t req, fuse_ino_t ino,
                        const sst_entry *e, size_t size, off_t off) {
   if (off < 0 || (uint64_t)off >= e->value_len) {
