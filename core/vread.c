@@ -178,13 +178,20 @@ int sst_vcache_new(sst_reader *r, uint64_t cap) {
   return 0;
 }
 
+/* Frees the spare buffers. */
+static void spares_free(struct sst_vcache *c) {
+  for (int i = 0; i < SPARES; i++) {
+    free(c->spares[i].p);
+    c->spares[i].p = NULL;
+  }
+}
+
 void sst_vcache_free(struct sst_vcache *c) {
   if (c == NULL)
     return;
   for (uint32_t i = 0; i < c->nslots; i++)
     free(c->slots[i].data);
-  for (int i = 0; i < SPARES; i++)
-    free(c->spares[i].p);
+  spares_free(c);
   free(c->slots);
   free(c->buckets);
   pthread_mutex_destroy(&c->mu);
@@ -769,10 +776,7 @@ void sst_reader_drop_cache(const sst_reader *r) {
     return;
   pthread_mutex_lock(&c->mu);
   evict_locked(c, 0, 1);
-  for (int i = 0; i < SPARES; i++) { /* and their memory with them */
-    free(c->spares[i].p);
-    c->spares[i].p = NULL;
-  }
+  spares_free(c); /* and their memory with them */
   pthread_mutex_unlock(&c->mu);
 }
 
