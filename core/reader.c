@@ -756,15 +756,26 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     __builtin_prefetch(r->data + h.block_off);
     __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
   }
+  /* The block's buffer is the thread's, not one allocated per lookup:
+   * large enough for the filter partition read through it, the block
+   * decompressed, and its stored bytes and checksum after that. */
   sst_block b = {0};
+  if (r->o.pread_blocks || h.raw_len) {
+    uint64_t need = h.raw_len;
+    if (r->o.pread_blocks) {
+      need += h.block_len + 4;
+      if (need < h.filter_len)
+        need = h.filter_len;
+    }
+    if (need > SIZE_MAX ||
+        (b.own = sst_thread_buf(SST_TBUF_BLOCK, (size_t)need)) == NULL)
+      return ENOMEM;
+    b.own_cap = (size_t)need;
+  }
   if (r->f.filter_probes) {
     const uint8_t *part;
     if (r->o.pread_blocks) {
       /* The partition goes through the block's buffer, read next. */
-      size_t cap = h.filter_len < 8192 ? 8192 : (size_t)h.filter_len;
-      if ((b.own = malloc(cap)) == NULL)
-        return ENOMEM;
-      b.own_cap = cap;
       if ((rc = read_keys(r, b.own, (size_t)h.filter_len, h.filter_off)))
         goto out;
       part = b.own;
@@ -799,7 +810,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     e->key_len = key_len;
   }
 out:
-  free(b.own);
+  sst_thread_buf_done(SST_TBUF_BLOCK);
   return rc;
 }
 
