@@ -482,10 +482,15 @@ static int piece_load(const sst_reader *r, const piece *pc, uint8_t **rawp,
   struct sst_vcache *c = r->vcache;
   size_t raw_cap = 0, stored_cap = 0;
   uint8_t *raw = buf_get(c, pc->raw_len, &raw_cap);
-  uint8_t *stored = pc->raw ? raw : buf_get(c, pc->stored, &stored_cap);
+  /* A compressed piece of a mapped table is decoded where it lies. */
+  const uint8_t *mapped =
+      !pc->raw && !r->o.pread_blocks ? r->data + pc->off : NULL;
+  uint8_t *copy =
+      pc->raw || mapped ? NULL : buf_get(c, pc->stored, &stored_cap);
+  const uint8_t *stored = pc->raw ? raw : mapped ? mapped : copy;
   int rc = raw && stored ? 0 : ENOMEM;
-  if (rc == 0)
-    rc = read_stored(r, pc->off, stored, pc->stored);
+  if (rc == 0 && !mapped)
+    rc = read_stored(r, pc->off, copy ? copy : raw, pc->stored);
   /* Only bytes that are what the writer stored reach the decoder. */
   if (rc == 0 && sst_checksum(stored, pc->stored) != pc->stored_sum)
     rc = SST_ECHECKSUM;
@@ -509,8 +514,8 @@ static int piece_load(const sst_reader *r, const piece *pc, uint8_t **rawp,
   }
   if (rc == 0 && sst_checksum(raw, pc->raw_len) != pc->checksum)
     rc = SST_ECHECKSUM;
-  if (stored != raw)
-    buf_put(c, stored, stored_cap);
+  if (copy != NULL)
+    buf_put(c, copy, stored_cap);
   if (rc) {
     buf_put(c, raw, raw_cap);
     return rc;
