@@ -221,6 +221,11 @@ typedef struct sst_writer_options {
 /* Fills *opts with the defaults above. */
 void sst_writer_options_init(sst_writer_options *opts);
 
+/* A compression setting as the tools take it (--compress, -o compress=):
+ * "none" (level 0), "zstd" (default_level) or "zstd:LEVEL" with LEVEL 1
+ * to 19. Sets *level and returns 0, or returns SST_EINVAL. */
+int sst_parse_compress(const char *arg, int default_level, int *level);
+
 /* Creates a writer for `path`. The table is written to a temporary file in
  * the same directory (path + ".tmp." + 8 hex digits) and renamed onto
  * `path` by sst_writer_finish(), so `path` never holds a partial table.

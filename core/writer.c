@@ -215,6 +215,26 @@ void sst_writer_options_init(sst_writer_options *o) {
   o->dictionary = 1;
 }
 
+int sst_parse_compress(const char *arg, int default_level, int *level) {
+  if (strcmp(arg, "none") == 0) {
+    *level = 0;
+    return 0;
+  }
+  if (strcmp(arg, "zstd") == 0) {
+    *level = default_level;
+    return 0;
+  }
+  if (strncmp(arg, "zstd:", 5) != 0 || arg[5] < '0' || arg[5] > '9')
+    return SST_EINVAL;
+  char *end;
+  errno = 0;
+  long n = strtol(arg + 5, &end, 10);
+  if (errno != 0 || *end != '\0' || n < 1 || n > 19)
+    return SST_EINVAL;
+  *level = (int)n;
+  return 0;
+}
+
 static int fail(sst_writer *w, int code, const char *what) {
   if (w->err == 0) {
     w->err = code;

@@ -344,27 +344,15 @@ static int sstfs_stage_run(int argc, char *argv[]) {
     S.nbase++;
   }
   S.conf.zstd_level = SST_TREE_ZSTD_LEVEL;
-  if (S.conf.compress != NULL) {
-    char *end = NULL;
-    long level = -1;
-    if (strcmp(S.conf.compress, "none") == 0)
-      level = 0;
-    else if (strcmp(S.conf.compress, "zstd") == 0)
-      level = SST_TREE_ZSTD_LEVEL;
-    else if (strncmp(S.conf.compress, "zstd:", 5) == 0) {
-      level = strtol(S.conf.compress + 5, &end, 10);
-      if (end == S.conf.compress + 5 || *end != '\0' || level < 1 || level > 19)
-        level = -1;
-    }
-    if (level < 0) {
-      fprintf(stderr,
-              "sstfs: -o compress=%s: not zstd, zstd:LEVEL (1 to 19) or "
-              "none\n",
-              S.conf.compress);
-      status = 2;
-      goto out_base;
-    }
-    S.conf.zstd_level = (int)level;
+  if (S.conf.compress != NULL &&
+      sst_parse_compress(S.conf.compress, SST_TREE_ZSTD_LEVEL,
+                         &S.conf.zstd_level) != 0) {
+    fprintf(stderr,
+            "sstfs: -o compress=%s: not zstd, zstd:LEVEL (1 to 19) or "
+            "none\n",
+            S.conf.compress);
+    status = 2;
+    goto out_base;
   }
   if (S.conf.delta && S.nbase == 0) {
     fprintf(stderr, "sstfs: -o delta needs --base\n");

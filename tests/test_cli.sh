@@ -64,6 +64,12 @@ check "unknown command exits 2" eval 'status_is 2 && err_has "unknown command"'
 run "$SST"
 check "no command exits 2" status_is 2
 
+for bad in zstd:0 zstd:20 lz4; do
+  run "$SST" build -o bad.sstable --compress "$bad" /dev/null
+  check "build --compress $bad: a usage error, no table" eval \
+    'status_is 2 && err_has "--compress: '"'$bad'"' is not zstd" && [ ! -e bad.sstable ]'
+done
+
 run "$SST" build --frobnicate x.csv
 check "unknown option exits 2" eval \
   'status_is 2 && err_has "--frobnicate" && err_has Usage'

@@ -1402,6 +1402,33 @@ START_TEST(bad_options_refused) {
 }
 END_TEST
 
+/* The compression settings the tools take, and the ones they refuse. */
+START_TEST(compress_settings) {
+  int level = -1;
+  ck_assert_int_eq(sst_parse_compress("none", 7, &level), 0);
+  ck_assert_int_eq(level, 0);
+  ck_assert_int_eq(sst_parse_compress("zstd", 7, &level), 0);
+  ck_assert_int_eq(level, 7);
+  ck_assert_int_eq(sst_parse_compress("zstd:1", 7, &level), 0);
+  ck_assert_int_eq(level, 1);
+  ck_assert_int_eq(sst_parse_compress("zstd:19", 7, &level), 0);
+  ck_assert_int_eq(level, 19);
+  static const char *const bad[] = {"",         "zstd:",
+                                    "zstd:0",   "zstd:20",
+                                    "zstd:3x",  "zstd: 3",
+                                    "zstd:+3",  "zstd:-1",
+                                    "zstd:03x", "zstd3",
+                                    "lz4",      "ZSTD",
+                                    "none:1",   "zstd:99999999999999999999"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    level = -1;
+    ck_assert_msg(sst_parse_compress(bad[i], 7, &level) == SST_EINVAL,
+                  "accepted '%s'", bad[i]);
+    ck_assert_int_eq(level, -1);
+  }
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("compress");
   TCase *tc = tcase_create("compress");
@@ -1411,6 +1438,7 @@ int main(void) {
   tcase_add_test(tc, shared_values_of_every_kind);
   tcase_add_loop_test(tc, copies_between_tables, 0, 2);
   tcase_add_test(tc, bad_options_refused);
+  tcase_add_test(tc, compress_settings);
   tcase_add_loop_test(tc, threads_give_the_same_table, 0, 2);
   tcase_add_test(tc, cache_under_pressure);
   tcase_add_test(tc, entries_after_pieces);

@@ -48,6 +48,13 @@ run "$SSTFS" t.sstable nodir
 check "read-only on a missing mount point: exit 1, one line" eval \
   'status_is 1 && err_has "mount point nodir: No such file or directory" && one_line'
 
+# ---- a bad compression setting
+run "$SSTFS" --stage o.sstable m -o compress=zstd:20 -o nouring
+check "--stage -o compress=zstd:20: exit 2, says what it takes" eval \
+  'status_is 2 && err_has "compress=zstd:20: not zstd, zstd:LEVEL (1 to 19) or none" &&
+   ! is_mounted "$WORK/m"'
+check "--stage -o compress=zstd:20: nothing left" nothing_left "file m t.sstable "
+
 # ---- /dev/fuse missing
 if command -v unshare >/dev/null && [ "$(id -u)" -eq 0 ]; then
   run unshare -m sh -c 'mount -t tmpfs none /dev && exec "$0" --stage o.sstable m -o nouring' "$SSTFS"

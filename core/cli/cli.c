@@ -207,23 +207,8 @@ unsigned default_jobs(void) {
 
 int parse_compress(const command *c, const char *arg, int zstd_level,
                    sst_writer_options *o) {
-  if (strcmp(arg, "none") == 0) {
-    o->zstd_level = 0;
+  if (sst_parse_compress(arg, zstd_level, &o->zstd_level) == 0)
     return 0;
-  }
-  if (strcmp(arg, "zstd") == 0) {
-    o->zstd_level = zstd_level;
-    return 0;
-  }
-  if (strncmp(arg, "zstd:", 5) == 0) {
-    char *end;
-    errno = 0;
-    long n = strtol(arg + 5, &end, 10);
-    if (errno == 0 && end != arg + 5 && *end == '\0' && n >= 1 && n <= 19) {
-      o->zstd_level = (int)n;
-      return 0;
-    }
-  }
   return usage_error(c,
                      "--compress: '%s' is not zstd, zstd:LEVEL (1 to 19) or "
                      "none",
