@@ -64,6 +64,16 @@ check "unknown command exits 2" eval 'status_is 2 && err_has "unknown command"'
 run "$SST"
 check "no command exits 2" status_is 2
 
+# -q: nothing on stderr but the count of bad lines skipped.
+printf 'a,1\nb,2\n' >q.csv
+run "$SST" build -q -o q.sstable q.csv
+check "build -q: a table and nothing on stderr" eval \
+  'status_is 0 && [ ! -s err ] && [ -s q.sstable ]'
+printf 'a,1\nnodelimiter\nb,2\n' >q.csv
+run "$SST" build -q --skip-bad -o q.sstable q.csv
+check "build -q --skip-bad: one line, the count of bad lines" eval \
+  'status_is 0 && [ "$(cat err)" = "sst build: 1 bad lines skipped" ]'
+
 for bad in zstd:0 zstd:20 lz4; do
   run "$SST" build -o bad.sstable --compress "$bad" /dev/null
   check "build --compress $bad: a usage error, no table" eval \

@@ -22,6 +22,7 @@ typedef struct build_opts {
   sst_sorter_options sorter;
   sst_writer_options writer;
   const char *output;
+  int quiet;
 } build_opts;
 
 typedef struct build_progress {
@@ -261,7 +262,7 @@ static void build_summary(const command *c, const build_opts *o,
 static int build_run(const command *c, build_opts *o, char **inputs,
                      int n_inputs) {
   build_progress pg = {0};
-  progress_start(&pg.line, 1);
+  progress_start(&pg.line, !o->quiet);
   build_sink k = {.o = o};
   sst_error err = {0};
   int rc = sst_writer_open(o->output, &o->writer, &k.stream, &err);
@@ -282,10 +283,33 @@ static int build_run(const command *c, build_opts *o, char **inputs,
   sst_writer_free(k.stream); /* removes the streamed part's table */
   free(k.pending);
   progress_clear(&pg.line);
-  if (status == EXIT_OK)
+  if (status == EXIT_OK && !o->quiet)
     build_summary(c, o, &pg, keys);
+  else if (status == EXIT_OK && pg.skipped > 0)
+    fprintf(stderr, "sst %s: %" PRIu64 " bad lines skipped\n", c->name,
+            pg.skipped);
   return status;
 }
+
+/* The options after --compress and the rest of build's help. */
+#define BUILD_HELP_TAIL                                                        \
+  "    -q, --quiet\n"                                                          \
+  "        Show no progress line and no summary; the number of bad lines\n"    \
+  "        skipped, if any, and errors are still reported.\n"                  \
+  "    -h, --help\n"                                                           \
+  "        Show this help.\n"                                                  \
+  "\n"                                                                         \
+  "EXIT STATUS\n"                                                              \
+  "    0 if the table was written, 1 on an error (such as a malformed\n"       \
+  "    line, reported as NAME:LINE), 2 on a usage error.\n"                    \
+  "\n"                                                                         \
+  "EXAMPLES\n"                                                                 \
+  "    sst build data.csv                     # writes data.sstable\n"         \
+  "    sst build -d '\\t' -o users.sstable users.tsv\n"                        \
+  "    zcat big.csv.gz | sst build --memory 1G -o big.sstable\n"               \
+  "    LC_ALL=C sort -s -t, -k1,1 big.csv | sst build -o big.sstable\n"        \
+  "    sst build --sort-threads 1 --memory 64M -o t.sstable t.csv\n"           \
+  "    sst dump --escape a.sstable | sst build --escape -o b.sstable\n"
 
 const command_help cmd_build_help = {
     .synopsis =
@@ -293,7 +317,7 @@ const command_help cmd_build_help = {
         "              [--memory BYTES] [--sort-threads N] [--temp-dir DIR]\n"
         "              [--block-keys N] [--no-filter] [--compress C]\n"
         "              [--dedup | --no-dedup] [--value-block SIZE] [-j N]\n"
-        "              [INPUT...]",
+        "              [-q] [INPUT...]",
     .text =
         "DESCRIPTION\n"
         "    Reads records, one a line, KEY DELIM VALUE, from each INPUT in\n"
@@ -329,6 +353,7 @@ const command_help cmd_build_help = {
         "    While stderr is a terminal a progress line is shown. At the end\n"
         "    a summary goes to stderr: records read, unique keys written,\n"
         "    bad lines skipped, megabytes read, seconds and the table's name.\n"
+        "    -q shows neither.\n"
         "\n"
         "OPTIONS\n"
         "    -d, --delimiter DELIM\n"
@@ -372,43 +397,9 @@ const command_help cmd_build_help = {
             "6", "--no-dedup",
             "16K (a lookup decompresses little;\n"
             "        with the dictionary, records compress about as well as\n"
-            "        in 128K blocks)") "    -h, --help\n"
-                                       "        Show this help.\n"
-                                       "\n"
-                                       "EXIT STATUS\n"
-                                       "    0 if the table was written, 1 on "
-                                       "an "
-                                       "error (such "
-                                       "as a malformed\n"
-                                       "    line, reported as NAME:LINE), 2 on "
-                                       "a "
-                                       "usage "
-                                       "error.\n"
-                                       "\n"
-                                       "EXAMPLES\n"
-                                       "    sst build data.csv                 "
-                                       "  "
-                                       "  # writes "
-                                       "data.sstable\n"
-                                       "    sst build -d '\\t' -o "
-                                       "users.sstable "
-                                       "users.tsv\n"
-                                       "    zcat big.csv.gz | sst build "
-                                       "--memory "
-                                       "1G -o "
-                                       "big.sstable\n"
-                                       "    LC_ALL=C sort -s -t, -k1,1 big.csv "
-                                       "| "
-                                       "sst build "
-                                       "-o "
-                                       "big.sstable\n"
-                                       "    sst build --sort-threads 1 "
-                                       "--memory "
-                                       "64M -o "
-                                       "t.sstable t.csv\n"
-                                       "    sst dump --escape a.sstable | sst "
-                                       "build "
-                                       "--escape -o b.sstable\n",
+            "        in 128K blocks; 4K makes a lookup that misses the\n"
+            "        cache about twice as fast, for a table 2 to 11%\n"
+            "        larger)") BUILD_HELP_TAIL,
 };
 
 enum {
@@ -442,12 +433,13 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
       {"dedup", no_argument, NULL, OPT_DEDUP},
       {"no-dedup", no_argument, NULL, OPT_NO_DEDUP},
       {"jobs", required_argument, NULL, 'j'},
+      {"quiet", no_argument, NULL, 'q'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *delim = NULL;
   int opt, rc = 0;
   while (rc == 0 &&
-         (opt = getopt_long(argc, argv, ":d:o:j:h", longopts, NULL)) != -1) {
+         (opt = getopt_long(argc, argv, ":d:o:j:qh", longopts, NULL)) != -1) {
     switch (opt) {
     case 'd':
       delim = optarg;
@@ -489,6 +481,9 @@ static int build_parse(const command *c, int argc, char **argv, build_opts *o,
     case 'j':
       rc = parse_jobs(c, optarg, &o->writer);
       break;
+    case 'q':
+      o->quiet = 1;
+      break;
     case 'h':
       *help = 1;
       return 0;
@@ -509,6 +504,7 @@ int cmd_build(const command *c, int argc, char **argv) {
   o.writer.threads = default_jobs();
   o.writer.value_block = BUILD_VALUE_BLOCK;
   o.output = NULL;
+  o.quiet = 0;
   int help = 0;
   int rc = build_parse(c, argc, argv, &o, &help);
   if (rc != 0 || help) {
