@@ -689,6 +689,26 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
   return 0;
 }
 
+/* Gives b the thread's block buffer (SST_TBUF_BLOCK), not one allocated
+ * per call: large enough for block h decompressed and, read with pread,
+ * its stored bytes and checksum after that, or the filter partition read
+ * through it. The caller ends the use with sst_thread_buf_done. */
+static int block_buf(const sst_reader *r, const sst_handle *h, sst_block *b) {
+  if (!r->o.pread_blocks && !h->raw_len)
+    return 0; /* read in place */
+  uint64_t need = h->raw_len;
+  if (r->o.pread_blocks) {
+    need += h->block_len + 4;
+    if (need < h->filter_len)
+      need = h->filter_len;
+  }
+  if (need > SIZE_MAX ||
+      (b->own = sst_thread_buf(SST_TBUF_BLOCK, (size_t)need)) == NULL)
+    return ENOMEM;
+  b->own_cap = (size_t)need;
+  return 0;
+}
+
 int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
   if (!(e->flags & SST_FLAG_META) || e->meta.xattr_len == 0)
     return 0;
@@ -704,13 +724,15 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
     sst_handle h;
     sst_table_cached_handle(r, (uint64_t)bi, &h);
     sst_block b = {0};
-    int rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0);
+    int rc = block_buf(r, &h, &b);
+    if (rc == 0)
+      rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0);
     if (rc == 0 &&
         (off - h.pos > b.entries_len || len > b.entries_len - (off - h.pos)))
       rc = SST_ECORRUPT;
     if (rc == 0)
       memcpy(buf, b.data + (off - h.pos), (size_t)len);
-    free(b.own);
+    sst_thread_buf_done(SST_TBUF_BLOCK);
     return rc;
   }
   if (r->o.pread_blocks)
@@ -756,22 +778,9 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     __builtin_prefetch(r->data + h.block_off);
     __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
   }
-  /* The block's buffer is the thread's, not one allocated per lookup:
-   * large enough for the filter partition read through it, the block
-   * decompressed, and its stored bytes and checksum after that. */
   sst_block b = {0};
-  if (r->o.pread_blocks || h.raw_len) {
-    uint64_t need = h.raw_len;
-    if (r->o.pread_blocks) {
-      need += h.block_len + 4;
-      if (need < h.filter_len)
-        need = h.filter_len;
-    }
-    if (need > SIZE_MAX ||
-        (b.own = sst_thread_buf(SST_TBUF_BLOCK, (size_t)need)) == NULL)
-      return ENOMEM;
-    b.own_cap = (size_t)need;
-  }
+  if ((rc = block_buf(r, &h, &b)))
+    return rc;
   if (r->f.filter_probes) {
     const uint8_t *part;
     if (r->o.pread_blocks) {

@@ -49,7 +49,7 @@ int sst_pread_all(int fd, void *buf, size_t len, uint64_t off);
 enum sst_thread_buf_kind {
   SST_TBUF_VALUE, /* sst_reader_value of a value stored apart */
   SST_TBUF_REPLY, /* the daemon's reply to a listing or a read */
-  SST_TBUF_BLOCK, /* sst_reader_find's key block */
+  SST_TBUF_BLOCK, /* the key block of a lookup or of xattrs */
   SST_TBUF_KINDS
 };
 /* The calling thread's buffer of that kind, at least size bytes (its
