@@ -691,15 +691,18 @@ int sst_table_entry(const sst_reader *r, const sst_handle *h,
 
 /* Gives b the thread's block buffer (SST_TBUF_BLOCK), not one allocated
  * per call: large enough for block h decompressed and, read with pread,
- * its stored bytes and checksum after that, or the filter partition read
- * through it. The caller ends the use with sst_thread_buf_done. */
-static int block_buf(const sst_reader *r, const sst_handle *h, sst_block *b) {
+ * its stored bytes and checksum after that, or (with filter, in a table
+ * that has filters) the filter partition read through it. The caller
+ * ends the use with sst_thread_buf_done. */
+static int block_buf(const sst_reader *r, const sst_handle *h, int filter,
+                     sst_block *b) {
   if (!r->o.pread_blocks && !h->raw_len)
     return 0; /* read in place */
   uint64_t need = h->raw_len;
   if (r->o.pread_blocks) {
     need += h->block_len + 4;
-    if (need < h->filter_len)
+    /* filter_len means nothing in a table without filters. */
+    if (filter && r->f.filter_probes && need < h->filter_len)
       need = h->filter_len;
   }
   if (need > SIZE_MAX ||
@@ -724,7 +727,7 @@ int sst_reader_xattrs(const sst_reader *r, const sst_entry *e, uint8_t *buf) {
     sst_handle h;
     sst_table_cached_handle(r, (uint64_t)bi, &h);
     sst_block b = {0};
-    int rc = block_buf(r, &h, &b);
+    int rc = block_buf(r, &h, 0, &b);
     if (rc == 0)
       rc = sst_table_block(r, (uint64_t)bi, &h, &b, 0);
     if (rc == 0 &&
@@ -779,7 +782,7 @@ int sst_reader_find(const sst_reader *r, const void *key, size_t key_len,
     __builtin_prefetch(r->data + h.block_off + h.block_len - 4);
   }
   sst_block b = {0};
-  if ((rc = block_buf(r, &h, &b)))
+  if ((rc = block_buf(r, &h, 1, &b)))
     return rc;
   if (r->f.filter_probes) {
     const uint8_t *part;
