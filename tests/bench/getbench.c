@@ -104,9 +104,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   char *end;
+  errno = 0;
   unsigned long long gets = strtoull(argv[2], &end, 10);
-  if (*end != '\0' || gets < BATCHES) {
-    fprintf(stderr, "getbench: GETS: at least %d\n", BATCHES);
+  if (argv[2][0] < '0' || argv[2][0] > '9' || *end != '\0' || errno != 0 ||
+      gets < BATCHES || gets > SIZE_MAX / sizeof(size_t)) {
+    fprintf(stderr, "getbench: GETS: a count of at least %d\n", BATCHES);
     return 2;
   }
   sst_reader *r;
