@@ -6,6 +6,8 @@
 #  - a mount point that is a regular file, or missing: exit 1 with one
 #    line naming it and the real reason, no usage text, no staging area or
 #    OUT.lock left (read-only mounts likewise exit 1);
+#  - a compression setting it does not take (-o compress=zstd:20): exit
+#    2, saying what it takes, nothing mounted or left;
 #  - /dev/fuse that cannot be opened (a mount namespace without it): exit 1,
 #    no staging area left;
 #  - a dead mount (its daemon killed): a new mount there says to run
