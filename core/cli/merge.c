@@ -175,6 +175,21 @@ static int merge_entry(merger *m, const sst_entry *e) {
   return EXIT_OK;
 }
 
+/* The options after --compress and the rest of merge's help. */
+#define MERGE_HELP_TAIL                                                        \
+  "    -q, --quiet\n"                                                          \
+  "        No progress line and no summary.\n"                                 \
+  "    -h, --help\n"                                                           \
+  "        Show this help.\n"                                                  \
+  "\n"                                                                         \
+  "EXIT STATUS\n"                                                              \
+  "    0 if OUT was written, 1 on an error (OUT is then left as it\n"          \
+  "    was), 2 on a usage error.\n"                                            \
+  "\n"                                                                         \
+  "EXAMPLES\n"                                                                 \
+  "    sst merge -o v3.sstable v1.sstable delta2.sstable delta3.sstable\n"     \
+  "    sst merge --drop-tombstones -o all.sstable base.sstable d.sstable\n"
+
 const command_help cmd_merge_help = {
     .synopsis = "    sst merge -o OUT [--drop-tombstones] [--block-keys N]\n"
                 "              [--compress C] [--dedup | --no-dedup]\n"
@@ -216,45 +231,7 @@ const command_help cmd_merge_help = {
             "--dedup when an input table\n"
             "        has compressed values",
             "128K, or 256K when the\n"
-            "        inputs are tables of trees") "    -q, "
-                                                  "--quiet\n"
-                                                  "        No "
-                                                  "progress "
-                                                  "line and no "
-                                                  "summary.\n"
-                                                  "    -h, "
-                                                  "--help\n"
-                                                  "        Show "
-                                                  "this help.\n"
-                                                  "\n"
-                                                  "EXIT STATUS\n"
-                                                  "    0 if OUT "
-                                                  "was written, "
-                                                  "1 on an "
-                                                  "error (OUT "
-                                                  "is then left "
-                                                  "as it\n"
-                                                  "    was), 2 "
-                                                  "on a usage "
-                                                  "error.\n"
-                                                  "\n"
-                                                  "EXAMPLES\n"
-                                                  "    sst "
-                                                  "merge -o "
-                                                  "v3.sstable "
-                                                  "v1.sstable "
-                                                  "delta2."
-                                                  "sstable "
-                                                  "delta3."
-                                                  "sstable\n"
-                                                  "    sst "
-                                                  "merge "
-                                                  "--drop-"
-                                                  "tombstones "
-                                                  "-o "
-                                                  "all.sstable "
-                                                  "base.sstable "
-                                                  "d.sstable\n",
+            "        inputs are tables of trees") MERGE_HELP_TAIL,
 };
 
 int cmd_merge(const command *c, int argc, char **argv) {

@@ -211,6 +211,30 @@ static int pack_run(packer *p) {
   return status;
 }
 
+/* The options after --compress and the rest of pack's help. */
+#define PACK_HELP_TAIL                                                         \
+  "    --block-keys N\n"                                                       \
+  "        Keys per index entry: a key block holds at most N keys\n"           \
+  "        (default 64).\n"                                                    \
+  "    --no-filter\n"                                                          \
+  "        Write no Bloom filter.\n"                                           \
+  "    -q, --quiet\n"                                                          \
+  "        Show no progress line and no summary. Skipped entries and\n"        \
+  "        errors are still reported.\n"                                       \
+  "    -h, --help\n"                                                           \
+  "        Show this help.\n"                                                  \
+  "\n"                                                                         \
+  "EXIT STATUS\n"                                                              \
+  "    0 if the table was written, 1 on an error (named with its\n"            \
+  "    path), 2 on a usage error.\n"                                           \
+  "\n"                                                                         \
+  "EXAMPLES\n"                                                                 \
+  "    sst pack site/ site.sstable\n"                                          \
+  "    sst pack --strict -q photos photos.sstable\n"                           \
+  "    sst pack --no-metadata data/ data.sstable   # plain keys\n"             \
+  "    sst pack src/ t.sstable && sst unpack t.sstable copy/ &&\n"             \
+  "        rsync -a -H -X -n -i -c src/ copy/      # prints nothing\n"
+
 const command_help cmd_pack_help = {
     .synopsis =
         "    sst pack [--no-metadata] [--flat] [--strict] [--block-keys N]\n"
@@ -298,34 +322,7 @@ const command_help cmd_pack_help = {
             "zstd (level 10): with 256K blocks, a tree of source files\n"
             "        packs smaller than mksquashfs -comp zstd makes it, and\n"
             "        several times as fast (docs/BENCHMARKS.md)",
-            "10", "--dedup",
-            "256K") "    --block-keys N\n"
-                    "        Keys per index entry: a key block holds at "
-                    "most N keys\n"
-                    "        (default 64).\n"
-                    "    --no-filter\n"
-                    "        Write no Bloom filter.\n"
-                    "    -q, --quiet\n"
-                    "        Show no progress line and no summary. Skipped "
-                    "entries and\n"
-                    "        errors are still reported.\n"
-                    "    -h, --help\n"
-                    "        Show this help.\n"
-                    "\n"
-                    "EXIT STATUS\n"
-                    "    0 if the table was written, 1 on an error (named "
-                    "with its\n"
-                    "    path), 2 on a usage error.\n"
-                    "\n"
-                    "EXAMPLES\n"
-                    "    sst pack site/ site.sstable\n"
-                    "    sst pack --strict -q photos photos.sstable\n"
-                    "    sst pack --no-metadata data/ data.sstable   # "
-                    "plain keys\n"
-                    "    sst pack src/ t.sstable && sst unpack t.sstable "
-                    "copy/ &&\n"
-                    "        rsync -a -H -X -n -i -c src/ copy/      # "
-                    "prints nothing\n",
+            "10", "--dedup", "256K") PACK_HELP_TAIL,
 };
 
 enum {
