@@ -1,7 +1,8 @@
 # scripts/bench-lib.sh — what the benchmark scripts share (scripts/bench,
 # bench-stage, bench-merge, bench-core): messages and arguments, the
 # Release build in build-bench/, timing, figures and their medians,
-# mounting and waiting, the machine's description, and cleanup at exit.
+# mounting and waiting, seeded records, the machine's description, and
+# cleanup at exit.
 #
 # Sourced, not run: the script sets bench_name (its name in messages) and
 # usage_lines (the lines of its header comment that --help prints), then
@@ -277,6 +278,32 @@ ratio() { quotient "$(med "$1")" "$(med "$2")"; }
 
 # fmt VALUE FORMAT: VALUE printed with FORMAT.
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN {printf f, v}'; }
+
+# ---- records ------------------------------------------------------------------
+
+# records_csv N: N key,value lines (bench-core's step 5, bench-blocks):
+# user/NNNNNNNNNN/item keys in order, ids rising by 1 to 4 as in
+# bench_rand.h's generator; values of 84 characters of a 64-letter
+# alphabet, 11 pieces of 8 drawn at random (seeded) from 65536 random
+# pieces, so that RocksDB's default Snappy finds next to nothing to
+# compress; 106 bytes a line.
+records_csv() {
+  awk -v n="$1" 'BEGIN {
+    srand(17)
+    a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for (i = 0; i < 65536; i++) {
+      p = ""
+      for (j = 0; j < 8; j++) p = p substr(a, 1 + int(rand() * 64), 1)
+      piece[i] = p
+    }
+    for (i = 0; i < n; i++) {
+      id += 1 + (i * 7) % 4
+      v = ""
+      for (j = 0; j < 11; j++) v = v piece[int(rand() * 65536)]
+      printf "user/%010d/item,%s\n", id, substr(v, 1, 84)
+    }
+  }'
+}
 
 # ---- the machine --------------------------------------------------------------
 
