@@ -54,7 +54,7 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-BIN=${1:?usage: test_stress.sh BINDIR [SECONDS]}
+BIN=${1:?usage: test_stress.sh BINDIR [SECONDS [OPTION...]]}
 SECONDS_RANDOM=${2:-20}
 DAEMON_OPTS=("${@:3}")
 SECONDS_WARMUP=$SECONDS_RANDOM
